@@ -1,0 +1,268 @@
+// Package config holds duplex's settings: one plain struct, loaded once at
+// start-up from flags and the environment, then validated.
+//
+// A Config is a value: after Load returns it is never mutated, so it may be
+// read from any goroutine.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration of one duplex process.
+type Config struct {
+	// Host is the interface to listen on; empty or 0.0.0.0 means all.
+	Host string
+	// Port is the TCP port for HTTP and WebSocket traffic.
+	Port int
+	// ShutdownTimeout bounds the whole graceful shutdown.
+	ShutdownTimeout time.Duration
+
+	// MaxConnections caps open WebSocket connections across all routes.
+	MaxConnections int
+	// AllowedOrigins lists extra browser origins (scheme://host[:port]) that
+	// may open WebSockets, besides the page's own host. "*" allows any.
+	AllowedOrigins []string
+
+	// WS holds the per-connection WebSocket limits.
+	WS WebSocket
+
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string
+	// LogFormat is json or text.
+	LogFormat string
+}
+
+// WebSocket holds the limits applied to every WebSocket connection.
+type WebSocket struct {
+	// MaxMessageBytes is the largest message a client may send; larger
+	// messages close the connection with 1009.
+	MaxMessageBytes int64
+	// PingInterval is how often the server pings an idle client.
+	PingInterval time.Duration
+	// PongTimeout is how long after a ping the client has to answer before
+	// the connection is considered dead.
+	PongTimeout time.Duration
+	// WriteTimeout bounds every single write to a client.
+	WriteTimeout time.Duration
+	// SendQueueBytes caps the bytes queued for one client; past it the
+	// slow-consumer policy applies.
+	SendQueueBytes int
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Host:            "0.0.0.0",
+		Port:            8088,
+		ShutdownTimeout: 10 * time.Second,
+		MaxConnections:  10000,
+		WS: WebSocket{
+			MaxMessageBytes: 64 << 10,
+			PingInterval:    25 * time.Second,
+			PongTimeout:     10 * time.Second,
+			WriteTimeout:    10 * time.Second,
+			SendQueueBytes:  1 << 20,
+		},
+		LogLevel:  "info",
+		LogFormat: "json",
+	}
+}
+
+// Addr is the listen address in host:port form.
+func (c Config) Addr() string {
+	return fmt.Sprintf("%s:%d", c.Host, c.Port)
+}
+
+// setting binds one field to its environment variable and flag.
+type setting struct {
+	env   string
+	flag  string
+	usage string
+	get   func(c *Config) string
+	set   func(c *Config, v string) error
+}
+
+func settings() []setting {
+	return []setting{
+		{"HOST", "host", "interface to listen on",
+			func(c *Config) string { return c.Host },
+			func(c *Config, v string) error { c.Host = v; return nil }},
+		{"PORT", "port", "TCP port to listen on",
+			func(c *Config) string { return strconv.Itoa(c.Port) },
+			func(c *Config, v string) error { return parseInt(v, &c.Port) }},
+		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "deadline for graceful shutdown",
+			func(c *Config) string { return c.ShutdownTimeout.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownTimeout) }},
+		{"MAX_CONNECTIONS", "max-connections", "cap on open WebSocket connections",
+			func(c *Config) string { return strconv.Itoa(c.MaxConnections) },
+			func(c *Config, v string) error { return parseInt(v, &c.MaxConnections) }},
+		{"ALLOWED_ORIGINS", "allowed-origins", "comma-separated extra browser origins allowed to open WebSockets (* for any)",
+			func(c *Config) string { return strings.Join(c.AllowedOrigins, ",") },
+			func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
+		{"WS_MAX_MESSAGE_BYTES", "ws-max-message-bytes", "largest inbound WebSocket message",
+			func(c *Config) string { return strconv.FormatInt(c.WS.MaxMessageBytes, 10) },
+			func(c *Config, v string) error {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return errors.New("not an integer")
+				}
+				c.WS.MaxMessageBytes = n
+				return nil
+			}},
+		{"WS_PING_INTERVAL", "ws-ping-interval", "how often idle clients are pinged",
+			func(c *Config) string { return c.WS.PingInterval.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.WS.PingInterval) }},
+		{"WS_PONG_TIMEOUT", "ws-pong-timeout", "how long a client has to answer a ping",
+			func(c *Config) string { return c.WS.PongTimeout.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.WS.PongTimeout) }},
+		{"WS_WRITE_TIMEOUT", "ws-write-timeout", "deadline for each write to a client",
+			func(c *Config) string { return c.WS.WriteTimeout.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.WS.WriteTimeout) }},
+		{"WS_SEND_QUEUE_BYTES", "ws-send-queue-bytes", "bytes queued per client before the slow-consumer policy applies",
+			func(c *Config) string { return strconv.Itoa(c.WS.SendQueueBytes) },
+			func(c *Config, v string) error { return parseInt(v, &c.WS.SendQueueBytes) }},
+		{"LOG_LEVEL", "log-level", "debug, info, warn or error",
+			func(c *Config) string { return c.LogLevel },
+			func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil }},
+		{"LOG_FORMAT", "log-format", "json or text",
+			func(c *Config) string { return c.LogFormat },
+			func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	}
+}
+
+// Load builds the configuration from defaults, then the environment (read
+// through getenv), then command-line flags, and validates the result.
+// Flags win over the environment. Help output goes to usageOut.
+func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
+	cfg := Default()
+	all := settings()
+
+	for _, s := range all {
+		if v := getenv(s.env); v != "" {
+			if err := s.set(&cfg, v); err != nil {
+				return Config{}, fmt.Errorf("%s=%q: %w", s.env, v, err)
+			}
+		}
+	}
+
+	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	for _, s := range all {
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.get(ptr(Default()))), func(v string) error {
+			return s.set(&cfg, v)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, env, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, args...)...))
+		}
+	}
+	check(c.Port >= 1 && c.Port <= 65535, "PORT", "must be 1..65535, got %d", c.Port)
+	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
+	check(c.MaxConnections >= 1, "MAX_CONNECTIONS", "must be at least 1, got %d", c.MaxConnections)
+	check(c.WS.MaxMessageBytes >= 125 && c.WS.MaxMessageBytes <= 64<<20,
+		"WS_MAX_MESSAGE_BYTES", "must be 125..67108864, got %d", c.WS.MaxMessageBytes)
+	check(c.WS.PingInterval >= 100*time.Millisecond, "WS_PING_INTERVAL", "must be at least 100ms, got %s", c.WS.PingInterval)
+	check(c.WS.PongTimeout >= 100*time.Millisecond, "WS_PONG_TIMEOUT", "must be at least 100ms, got %s", c.WS.PongTimeout)
+	check(c.WS.WriteTimeout >= 100*time.Millisecond, "WS_WRITE_TIMEOUT", "must be at least 100ms, got %s", c.WS.WriteTimeout)
+	check(int64(c.WS.SendQueueBytes) >= c.WS.MaxMessageBytes, "WS_SEND_QUEUE_BYTES",
+		"must be at least WS_MAX_MESSAGE_BYTES (%d), got %d", c.WS.MaxMessageBytes, c.WS.SendQueueBytes)
+	check(oneOf(c.LogLevel, "debug", "info", "warn", "error"), "LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	check(oneOf(c.LogFormat, "json", "text"), "LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
+	for _, o := range c.AllowedOrigins {
+		if err := validateOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q: %w", o, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Effective lists every setting as ENV=value, in a stable order, for the
+// start-up log.
+func (c Config) Effective() []string {
+	var out []string
+	for _, s := range settings() {
+		out = append(out, s.env+"="+s.get(&c))
+	}
+	return out
+}
+
+func validateOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("scheme must be http or https")
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return errors.New("must be scheme://host[:port] with nothing else")
+	}
+	return nil
+}
+
+func parseInt(v string, dst *int) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*dst = n
+	return nil
+}
+
+func parseDuration(v string, dst *time.Duration) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not a duration such as 10s or 500ms")
+	}
+	*dst = d
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, strings.TrimSuffix(p, "/"))
+		}
+	}
+	return out
+}
+
+func oneOf(v string, options ...string) bool {
+	for _, o := range options {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,31 @@
+package wsconn
+
+import "time"
+
+// Limits bounds what one connection may cost the server. A Limits value is
+// copied into each session and never changed afterwards.
+type Limits struct {
+	// MaxMessageBytes is the largest inbound message; a larger one closes
+	// the connection with 1009 (the library sends it).
+	MaxMessageBytes int64
+	// PingInterval is how often the writer pings the client.
+	PingInterval time.Duration
+	// PongTimeout is how long past a ping interval the reader waits for any
+	// sign of life before it gives the connection up.
+	PongTimeout time.Duration
+	// WriteTimeout is the deadline set before every single write.
+	WriteTimeout time.Duration
+	// SendQueueBytes caps the bytes waiting in one session's send queue.
+	SendQueueBytes int
+}
+
+// closeGrace is how long the server waits for the client's answer to its
+// close frame before it drops the TCP connection. Short, because a client
+// that ignores a close frame gets nothing by being waited for.
+const closeGrace = 2 * time.Second
+
+// readDeadline is when the reader gives up on a silent client: one ping
+// interval plus the time the client has to answer that ping.
+func (l Limits) readDeadline(now time.Time) time.Time {
+	return now.Add(l.PingInterval + l.PongTimeout)
+}

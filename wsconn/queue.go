@@ -1,0 +1,55 @@
+package wsconn
+
+import "sync"
+
+// outMessage is one data message waiting for the writer.
+type outMessage struct {
+	kind int // websocket.TextMessage or websocket.BinaryMessage
+	data []byte
+}
+
+// sendQueue is a FIFO of outbound messages capped by their total payload
+// bytes, so one slow client costs at most that much memory. Any goroutine
+// may push; only the session's writer takes. wake has room for one signal,
+// so a push never blocks and the writer never misses one.
+type sendQueue struct {
+	mu       sync.Mutex
+	items    []outMessage
+	bytes    int
+	maxBytes int
+	wake     chan struct{}
+}
+
+func newSendQueue(maxBytes int) *sendQueue {
+	return &sendQueue{maxBytes: maxBytes, wake: make(chan struct{}, 1)}
+}
+
+// push appends m unless that would take the queue over its byte cap, in
+// which case it reports false and leaves the queue as it was.
+func (q *sendQueue) push(m outMessage) bool {
+	q.mu.Lock()
+	if q.bytes+len(m.data) > q.maxBytes {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, m)
+	q.bytes += len(m.data)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// takeAll removes every queued message and returns them in order. The
+// caller passes back the slice it got last time (emptied), so in the
+// steady state the two slices swap and nothing is allocated.
+func (q *sendQueue) takeAll(spare []outMessage) []outMessage {
+	q.mu.Lock()
+	out := q.items
+	q.items = spare[:0]
+	q.bytes = 0
+	q.mu.Unlock()
+	return out
+}

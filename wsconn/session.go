@@ -1,0 +1,278 @@
+package wsconn
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fasthttp/websocket"
+)
+
+// Errors returned by Session.Send.
+var (
+	// ErrClosed: the session is closing; the message was not queued.
+	ErrClosed = errors.New("wsconn: session closed")
+	// ErrSlowConsumer: the client's send queue was full, so the session is
+	// being closed with CloseTryAgainLater and the message was not queued.
+	ErrSlowConsumer = errors.New("wsconn: slow consumer, send queue full")
+)
+
+// MessageHandler is called by a session's reader for each complete data
+// message, in order, on the reader's goroutine. data is the caller's to
+// keep. To answer, call s.Send; a handler must not block for long, since
+// the next message is not read until it returns.
+type MessageHandler func(s *Session, kind int, data []byte)
+
+// Session is one WebSocket connection while its handler runs.
+//
+// Concurrency: Send, Close and ID may be called from any goroutine. The
+// session's own reader (the handler goroutine) and writer goroutine are the
+// only ones that touch the socket, and both have ended before the handler
+// returns, so no write can outlive the connection.
+type Session struct {
+	id   uint64
+	conn *websocket.Conn
+	lim  Limits
+	obs  Observer
+	log  *slog.Logger
+
+	queue *sendQueue
+
+	closeOnce   sync.Once
+	closeReq    chan struct{} // closed once a close frame is due
+	closeCode   int           // written once before closeReq is closed
+	closeReason string
+
+	// released is set when the handler is about to return; after that the
+	// pooled conn may belong to another client and must not be touched.
+	mu       sync.Mutex
+	released bool
+}
+
+func newSession(id uint64, conn *websocket.Conn, lim Limits, obs Observer, log *slog.Logger) *Session {
+	return &Session{
+		id:       id,
+		conn:     conn,
+		lim:      lim,
+		obs:      obs,
+		log:      log,
+		queue:    newSendQueue(lim.SendQueueBytes),
+		closeReq: make(chan struct{}),
+	}
+}
+
+// ID identifies the session for the life of the process; IDs are never
+// reused, so they are safe as map keys where *websocket.Conn is not.
+func (s *Session) ID() uint64 { return s.id }
+
+// Send queues one data message (websocket.TextMessage or BinaryMessage)
+// for the writer and returns at once. data must not be modified afterwards.
+// If the queue is over its byte cap, the slow-consumer policy applies: the
+// session is closed with 1013 and ErrSlowConsumer is returned.
+func (s *Session) Send(kind int, data []byte) error {
+	if s.closing() {
+		return ErrClosed
+	}
+	if !s.queue.push(outMessage{kind: kind, data: data}) {
+		s.Close(CloseTryAgainLater, "slow consumer: send queue full")
+		return ErrSlowConsumer
+	}
+	return nil
+}
+
+// Close asks the writer to flush what is queued, then send a close frame
+// with code and reason, and the reader to wait briefly for the client's
+// answer. Only the first call has any effect. It does not block.
+func (s *Session) Close(code int, reason string) {
+	s.closeOnce.Do(func() {
+		s.closeCode, s.closeReason = code, reason
+		close(s.closeReq)
+		// Wake the reader too: it may be blocked on a silent client. Socket
+		// deadlines may be set from any goroutine.
+		s.withConn(func(c *websocket.Conn) { _ = c.SetReadDeadline(time.Now().Add(closeGrace)) })
+	})
+}
+
+func (s *Session) closing() bool {
+	select {
+	case <-s.closeReq:
+		return true
+	default:
+		return false
+	}
+}
+
+// forceClose drops the TCP connection at once, for when a client ignored
+// the close frame past the shutdown deadline. Safe from any goroutine.
+func (s *Session) forceClose() {
+	s.withConn(func(c *websocket.Conn) { _ = c.NetConn().Close() })
+}
+
+// withConn runs f on the socket unless the handler has already returned.
+func (s *Session) withConn(f func(*websocket.Conn)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.released {
+		f(s.conn)
+	}
+}
+
+// run is the whole life of the session, on the handler goroutine: it starts
+// the writer, reads until the connection ends, and joins the writer.
+func (s *Session) run(handle MessageHandler) {
+	s.conn.SetReadLimit(s.lim.MaxMessageBytes)
+	_ = s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
+	s.conn.SetPongHandler(func(string) error {
+		if s.closing() {
+			return nil // keep the close grace deadline
+		}
+		return s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
+	})
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+
+	s.readLoop(handle)
+	// The reader is done, so nothing more will be answered; let the writer
+	// finish (it sends the close frame if one is due) and wait for it.
+	s.Close(0, "")
+	<-writerDone
+
+	s.mu.Lock()
+	s.released = true
+	s.mu.Unlock()
+}
+
+// readLoop reads messages until the connection fails or closes. Protocol
+// violations the library detects (1002, 1009) are answered by the library
+// itself; invalid UTF-8 is ours to catch.
+func (s *Session) readLoop(handle MessageHandler) {
+	for {
+		kind, data, err := s.conn.ReadMessage()
+		if err != nil {
+			s.noteReadError(err)
+			return
+		}
+		if s.closing() {
+			continue // draining until the client answers our close frame
+		}
+		_ = s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
+		s.obs.MessageIn(len(data))
+		if kind == websocket.TextMessage && !utf8.Valid(data) {
+			s.Close(CloseInvalidPayload, "invalid UTF-8 in text message")
+			continue
+		}
+		if !s.dispatch(handle, kind, data) {
+			s.Close(CloseInternalError, "internal error")
+		}
+	}
+}
+
+// dispatch calls the handler, turning a panic into a logged error so that
+// one bad message cannot take the server down.
+func (s *Session) dispatch(handle MessageHandler, kind int, data []byte) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("message handler panicked", "session", s.id, "panic", r)
+			ok = false
+		}
+	}()
+	handle(s, kind, data)
+	return true
+}
+
+// noteReadError records the close code the library sent on our behalf, if
+// any. The library gives protocol errors no type of their own: every read
+// error it makes up itself starts with "websocket: ".
+func (s *Session) noteReadError(err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		// The client closed; the library echoed its close frame.
+	case errors.Is(err, websocket.ErrReadLimit):
+		s.obs.CloseSent(CloseMessageTooBig)
+	case isNetworkError(err):
+		// Gone, timed out, or dropped: nobody to send a close frame to.
+	case strings.HasPrefix(err.Error(), "websocket: "):
+		s.obs.CloseSent(CloseProtocolError)
+	}
+	s.log.Debug("session read ended", "session", s.id, "err", err)
+}
+
+func isNetworkError(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// writeLoop is the only goroutine that writes data to the socket. It
+// drains the queue, pings on an interval, and on a close request flushes
+// what is queued before it sends the close frame.
+func (s *Session) writeLoop() {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session writer panicked", "session", s.id, "panic", r)
+			s.forceClose()
+		}
+	}()
+	ping := time.NewTicker(s.lim.PingInterval)
+	defer ping.Stop()
+	var batch []outMessage
+	for {
+		select {
+		case <-s.queue.wake:
+			var err error
+			if batch, err = s.flush(batch); err != nil {
+				s.failWrite(err)
+				return
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.lim.WriteTimeout)); err != nil {
+				s.failWrite(err)
+				return
+			}
+		case <-s.closeReq:
+			if s.closeCode == 0 {
+				return // the reader ended; the connection is already gone
+			}
+			if _, err := s.flush(batch); err != nil {
+				s.failWrite(err)
+				return
+			}
+			msg := websocket.FormatCloseMessage(s.closeCode, s.closeReason)
+			if err := s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.lim.WriteTimeout)); err == nil {
+				s.obs.CloseSent(s.closeCode)
+			}
+			return
+		}
+	}
+}
+
+// flush writes every queued message, each with its own write deadline.
+func (s *Session) flush(spare []outMessage) ([]outMessage, error) {
+	batch := s.queue.takeAll(spare)
+	for i, m := range batch {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
+		if err := s.conn.WriteMessage(m.kind, m.data); err != nil {
+			return batch, err
+		}
+		s.obs.MessageOut(len(m.data))
+		batch[i] = outMessage{} // let the payload be collected
+	}
+	return batch, nil
+}
+
+// failWrite ends a session whose socket can no longer be written to: the
+// reader is woken by closing the socket.
+func (s *Session) failWrite(err error) {
+	s.log.Debug("session write failed", "session", s.id, "err", err)
+	s.forceClose()
+}
