@@ -102,12 +102,20 @@ func (a *App) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops the server in order: readiness goes false, the listener
+// Shutdown stops the server in order: readiness goes false (and stays so
+// for the drain delay, while the listener still answers), the listener
 // closes, every WebSocket is sent 1001 after its queued messages, and
 // whatever is still open when ctx ends is dropped. The HTTP server's own
 // shutdown does not see hijacked WebSocket connections, hence the registry.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
+	if d := a.cfg.ShutdownDrainDelay; d > 0 {
+		a.log.Info("draining: readiness is false", "delay", d.String())
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
 	if err := a.fiber.ShutdownWithContext(ctx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}

@@ -24,6 +24,9 @@ type Config struct {
 	Port int
 	// ShutdownTimeout bounds the whole graceful shutdown.
 	ShutdownTimeout time.Duration
+	// ShutdownDrainDelay is how long /readyz answers 503 before the
+	// listener closes, so load balancers stop sending new clients first.
+	ShutdownDrainDelay time.Duration
 
 	// MaxConnections caps open WebSocket connections across all routes.
 	MaxConnections int
@@ -101,6 +104,9 @@ func settings() []setting {
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "deadline for graceful shutdown",
 			func(c *Config) string { return c.ShutdownTimeout.String() },
 			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownTimeout) }},
+		{"SHUTDOWN_DRAIN_DELAY", "shutdown-drain-delay", "how long /readyz fails before the listener closes at shutdown",
+			func(c *Config) string { return c.ShutdownDrainDelay.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownDrainDelay) }},
 		{"MAX_CONNECTIONS", "max-connections", "cap on open WebSocket connections",
 			func(c *Config) string { return strconv.Itoa(c.MaxConnections) },
 			func(c *Config, v string) error { return parseInt(v, &c.MaxConnections) }},
@@ -183,6 +189,8 @@ func (c Config) Validate() error {
 	}
 	check(c.Port >= 1 && c.Port <= 65535, "PORT", "must be 1..65535, got %d", c.Port)
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
+	check(c.ShutdownDrainDelay >= 0 && c.ShutdownDrainDelay < c.ShutdownTimeout, "SHUTDOWN_DRAIN_DELAY",
+		"must be at least 0 and less than SHUTDOWN_TIMEOUT (%s), got %s", c.ShutdownTimeout, c.ShutdownDrainDelay)
 	check(c.MaxConnections >= 1, "MAX_CONNECTIONS", "must be at least 1, got %d", c.MaxConnections)
 	check(c.WS.MaxMessageBytes >= 125 && c.WS.MaxMessageBytes <= 64<<20,
 		"WS_MAX_MESSAGE_BYTES", "must be 125..67108864, got %d", c.WS.MaxMessageBytes)

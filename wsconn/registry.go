@@ -36,6 +36,7 @@ type Registry struct {
 	sessions map[uint64]*Session
 	shutdown bool
 	emptied  chan struct{} // closed when shutdown has begun and no session is left
+	emptyOne sync.Once
 }
 
 // NewRegistry makes a registry that admits at most max sessions at once.
@@ -110,19 +111,20 @@ func (r *Registry) remove(s *Session) {
 	delete(r.sessions, s.id)
 	r.obs.ConnClosed()
 	if r.shutdown && len(r.sessions) == 0 {
-		close(r.emptied)
+		r.emptyOne.Do(func() { close(r.emptied) })
 	}
 }
 
 // Shutdown refuses new sessions, asks every open one to close with
 // code 1001 (each flushes its queue first), and waits until all are gone
 // or ctx ends. Sessions still open then are force-closed, and
-// ErrShutdownTimeout is returned once they are gone. Call it once.
+// ErrShutdownTimeout is returned once they are gone. Calling it again
+// waits again.
 func (r *Registry) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.shutdown = true
 	if len(r.sessions) == 0 {
-		close(r.emptied)
+		r.emptyOne.Do(func() { close(r.emptied) })
 	}
 	open := r.snapshot()
 	r.mu.Unlock()

@@ -107,10 +107,16 @@ func (s *Session) closing() bool {
 	}
 }
 
-// forceClose drops the TCP connection at once, for when a client ignored
-// the close frame past the shutdown deadline. Safe from any goroutine.
+// forceClose makes every pending and future read and write on the socket
+// fail at once, which ends the session; the server then drops the TCP
+// connection as the handler returns. It does not close the socket itself:
+// a hijacked fasthttp connection ignores Close. Safe from any goroutine.
 func (s *Session) forceClose() {
-	s.withConn(func(c *websocket.Conn) { _ = c.NetConn().Close() })
+	s.withConn(func(c *websocket.Conn) {
+		past := time.Unix(1, 0)
+		_ = c.NetConn().SetReadDeadline(past)
+		_ = c.NetConn().SetWriteDeadline(past)
+	})
 }
 
 // withConn runs f on the socket unless the handler has already returned.

@@ -1,0 +1,97 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// dialWithOrigin tries an upgrade with the given Origin header and returns
+// the HTTP status and body of the answer.
+func dialWithOrigin(t *testing.T, s *testServer, origin string) (int, string) {
+	t.Helper()
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	c, resp, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), h)
+	if err == nil {
+		c.Close()
+		return resp.StatusCode, ""
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestOriginCheck(t *testing.T) {
+	s := startServer(t, map[string]string{"ALLOWED_ORIGINS": "https://app.example.com, http://localhost:3000"})
+	cases := []struct {
+		origin string
+		want   int
+	}{
+		{"", 101},                        // not a browser
+		{"http://" + s.addr, 101},        // the page's own host
+		{"https://app.example.com", 101}, // listed
+		{"http://localhost:3000", 101},   // listed
+		{"https://evil.example", 403},
+		{"https://app.example.com.evil.example", 403},
+		{"http://localhost:3001", 403},
+		{"null", 403},
+	}
+	for _, tc := range cases {
+		status, body := dialWithOrigin(t, s, tc.origin)
+		if status != tc.want {
+			t.Errorf("Origin %q: HTTP %d, want %d", tc.origin, status, tc.want)
+		}
+		if tc.want == 403 && !strings.Contains(body, "origin not allowed") {
+			t.Errorf("Origin %q: body %q does not say why", tc.origin, body)
+		}
+	}
+	metric := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="origin"}`)
+	if metric != 4 {
+		t.Errorf("refused-for-origin metric = %v, want 4", metric)
+	}
+}
+
+func TestOriginWildcardMustBeSpelledOut(t *testing.T) {
+	strict := startServer(t, nil)
+	if status, _ := dialWithOrigin(t, strict, "https://anywhere.example"); status != 403 {
+		t.Fatalf("default config let a foreign origin in: HTTP %d", status)
+	}
+	open := startServer(t, map[string]string{"ALLOWED_ORIGINS": "*"})
+	if status, _ := dialWithOrigin(t, open, "https://anywhere.example"); status != 101 {
+		t.Fatalf("ALLOWED_ORIGINS=* refused an origin: HTTP %d", status)
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	s := startServer(t, map[string]string{"MAX_CONNECTIONS": "2"})
+	first := s.dial(t, "/ws")
+	second := s.dial(t, "/ws")
+	waitFor(t, "two connections", 2*time.Second, func() bool { return s.app.Connections() == 2 })
+
+	_, resp, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), nil)
+	if err == nil {
+		t.Fatal("third connection was accepted over the cap")
+	}
+	if resp == nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the cap: %v, want 503 with Retry-After", resp)
+	}
+
+	// The server is unaffected, and a slot freed is a slot usable again.
+	assertEchoes(t, first)
+	first.Close()
+	waitFor(t, "a free slot", 2*time.Second, func() bool { return s.app.Connections() == 1 })
+	assertEchoes(t, s.dial(t, "/ws"))
+	assertEchoes(t, second)
+	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="capacity"}`); got != 1 {
+		t.Fatalf("refused-for-capacity metric = %v, want 1", got)
+	}
+}

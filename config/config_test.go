@@ -1,0 +1,105 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr() != "0.0.0.0:8088" {
+		t.Errorf("Addr = %q, want all interfaces on 8088", cfg.Addr())
+	}
+	if cfg.WS.MaxMessageBytes != 64<<10 || cfg.MaxConnections != 10000 || len(cfg.AllowedOrigins) != 0 {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestEnvironmentThenFlags(t *testing.T) {
+	e := env(map[string]string{
+		"PORT":                 "9000",
+		"WS_MAX_MESSAGE_BYTES": "1024",
+		"ALLOWED_ORIGINS":      " https://a.example ,http://b.example:8080/ ",
+		"WS_PING_INTERVAL":     "5s",
+	})
+	cfg, err := Load([]string{"-port", "9100", "-max-connections", "7"}, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 9100 {
+		t.Errorf("flag did not win over env: Port = %d", cfg.Port)
+	}
+	if cfg.MaxConnections != 7 || cfg.WS.MaxMessageBytes != 1024 || cfg.WS.PingInterval != 5*time.Second {
+		t.Errorf("got %+v", cfg)
+	}
+	want := []string{"https://a.example", "http://b.example:8080"}
+	if !reflect.DeepEqual(cfg.AllowedOrigins, want) {
+		t.Errorf("AllowedOrigins = %q, want %q", cfg.AllowedOrigins, want)
+	}
+}
+
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"PORT": "0"}, nil, "PORT"},
+		{map[string]string{"PORT": "abc"}, nil, "PORT"},
+		{nil, []string{"-port", "70000"}, "PORT"},
+		{map[string]string{"WS_MAX_MESSAGE_BYTES": "12"}, nil, "WS_MAX_MESSAGE_BYTES"},
+		{map[string]string{"WS_PING_INTERVAL": "soon"}, nil, "WS_PING_INTERVAL"},
+		{map[string]string{"MAX_CONNECTIONS": "-1"}, nil, "MAX_CONNECTIONS"},
+		{map[string]string{"ALLOWED_ORIGINS": "evil.example"}, nil, "ALLOWED_ORIGINS"},
+		{map[string]string{"ALLOWED_ORIGINS": "https://a.example/path"}, nil, "ALLOWED_ORIGINS"},
+		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "20s"}, nil, "SHUTDOWN_DRAIN_DELAY"},
+		{map[string]string{"WS_SEND_QUEUE_BYTES": "100"}, nil, "WS_SEND_QUEUE_BYTES"},
+		{map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{nil, []string{"extra"}, "unexpected argument"},
+	}
+	for _, tc := range cases {
+		_, err := Load(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("env %v args %v: err = %v, want it to name %s", tc.env, tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestAllErrorsReportedAtOnce(t *testing.T) {
+	_, err := Load(nil, env(map[string]string{"PORT": "0", "MAX_CONNECTIONS": "0"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PORT") || !strings.Contains(err.Error(), "MAX_CONNECTIONS") {
+		t.Fatalf("err = %v, want both settings named", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := Load([]string{"-h"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, name := range []string{"-port", "PORT", "ALLOWED_ORIGINS", `"8088"`} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("help does not mention %s:\n%s", name, out.String())
+		}
+	}
+}
+
+func TestEffectiveListsEverySetting(t *testing.T) {
+	got := strings.Join(Default().Effective(), " ")
+	for _, s := range settings() {
+		if !strings.Contains(got, s.env+"=") {
+			t.Errorf("Effective() lacks %s", s.env)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package wsconn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+)
+
+var testLimits = Limits{
+	MaxMessageBytes: 1 << 16,
+	PingInterval:    time.Minute,
+	PongTimeout:     time.Minute,
+	WriteTimeout:    2 * time.Second,
+	SendQueueBytes:  1 << 20,
+}
+
+// serve runs reg behind a bare fasthttp server on a loopback port and
+// returns its ws:// URL. Everything is stopped when the test ends.
+func serve(t *testing.T, reg *Registry, lim Limits, handle MessageHandler) string {
+	t.Helper()
+	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c, lim, handle) })
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = reg.Shutdown(ctx)
+		_ = srv.Shutdown()
+		<-done
+	})
+	return "ws://" + ln.Addr().String()
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readUntilClose counts data messages until the server's close frame.
+func readUntilClose(t *testing.T, c *websocket.Conn) (messages int, code int) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			messages++
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("after %d messages: no close frame: %v", messages, err)
+		}
+		return messages, ce.Code
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sessions hands the test each session the server starts.
+func sessions(reg *Registry, lim Limits, t *testing.T) (string, chan *Session) {
+	got := make(chan *Session, 16)
+	url := serve(t, reg, lim, func(s *Session, _ int, data []byte) {
+		if string(data) == "hello" {
+			got <- s
+		}
+	})
+	return url, got
+}
+
+func TestShutdownFlushesQueuedMessagesBeforeGoingAway(t *testing.T) {
+	reg := NewRegistry(10, nil, nil)
+	url, got := sessions(reg, testLimits, t)
+	c := dial(t, url)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	const queued = 200
+	for i := 0; i < queued; i++ {
+		if err := s.Send(websocket.TextMessage, []byte("queued before shutdown")); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- reg.Shutdown(context.Background()) }()
+	n, code := readUntilClose(t, c)
+	if n != queued || code != CloseGoingAway {
+		t.Fatalf("got %d messages then close %d, want %d then 1001", n, code, queued)
+	}
+	if err := <-errs; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if err := s.Send(websocket.TextMessage, []byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send after close: %v, want ErrClosed", err)
+	}
+}
+
+func TestSlowConsumerIsClosedWithTryAgainLater(t *testing.T) {
+	lim := testLimits
+	lim.SendQueueBytes = 64 << 10
+	reg := NewRegistry(10, nil, nil)
+	url, got := sessions(reg, lim, t)
+
+	slow := dial(t, url)
+	if err := slow.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	slowSession := <-got
+	fast := dial(t, url)
+	if err := fast.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	fastSession := <-got
+
+	// The slow client reads nothing while up to 64 MiB is pushed at it:
+	// far more than the queue and the socket buffers hold.
+	chunk := bytes.Repeat([]byte("x"), 16<<10)
+	var err error
+	for i := 0; i < 4096 && err == nil; i++ {
+		err = slowSession.Send(websocket.BinaryMessage, chunk)
+	}
+	if !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("overfilled queue: err = %v, want ErrSlowConsumer", err)
+	}
+	// The other client is not held up by the slow one.
+	if err := fastSession.Send(websocket.TextMessage, []byte("through")); err != nil {
+		t.Fatal(err)
+	}
+	_ = fast.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, data, err := fast.ReadMessage(); err != nil || string(data) != "through" {
+		t.Fatalf("fast client: %q %v", data, err)
+	}
+	// The slow client gets what was queued, then the close code.
+	_, code := readUntilClose(t, slow)
+	if code != CloseTryAgainLater {
+		t.Fatalf("slow consumer closed with %d, want 1013", code)
+	}
+	waitUntil(t, "the slow session to end", func() bool { return reg.Len() == 1 })
+}
+
+func TestWriteDeadlineDropsClientThatStopsReading(t *testing.T) {
+	lim := testLimits
+	lim.WriteTimeout = 200 * time.Millisecond
+	lim.SendQueueBytes = 64 << 20
+	reg := NewRegistry(10, nil, nil)
+	url, got := sessions(reg, lim, t)
+	c := dial(t, url)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for i := 0; i < 512; i++ { // 32 MiB: more than loopback buffers take
+		if s.Send(websocket.BinaryMessage, chunk) != nil {
+			break
+		}
+	}
+	waitUntil(t, "the stuck session to be dropped", func() bool { return reg.Len() == 0 })
+}
+
+func TestHandlerPanicClosesWithInternalError(t *testing.T) {
+	reg := NewRegistry(10, nil, nil)
+	url := serve(t, reg, testLimits, func(s *Session, _ int, data []byte) {
+		if string(data) == "boom" {
+			panic("secret internal detail")
+		}
+		_ = s.Send(websocket.TextMessage, data)
+	})
+	victim := dial(t, url)
+	other := dial(t, url)
+	if err := victim.WriteMessage(websocket.TextMessage, []byte("boom")); err != nil {
+		t.Fatal(err)
+	}
+	_ = victim.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, _, err := victim.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseInternalError || ce.Text != "internal error" {
+		t.Fatalf("after panic: %v, want close 1011 \"internal error\"", err)
+	}
+	if err := other.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, data, err := other.ReadMessage(); err != nil || string(data) != "still here" {
+		t.Fatalf("other client: %q %v", data, err)
+	}
+}
+
+func TestServeRefusesOverCapWithTryAgainLater(t *testing.T) {
+	// Admitting is checked before the upgrade, but two upgrades can race
+	// past it; Serve is the hard cap and closes the loser with 1013.
+	reg := NewRegistry(1, nil, nil)
+	url := serve(t, reg, testLimits, func(*Session, int, []byte) {})
+	dial(t, url)
+	waitUntil(t, "one session", func() bool { return reg.Len() == 1 })
+	second := dial(t, url)
+	_, code := readUntilClose(t, second)
+	if code != CloseTryAgainLater {
+		t.Fatalf("over cap: close %d, want 1013", code)
+	}
+	if ok, reason := reg.Admitting(); ok || reason != "capacity" {
+		t.Fatalf("Admitting() = %v %q at the cap", ok, reason)
+	}
+}
+
+func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
+	reg := NewRegistry(100, nil, nil)
+	var served atomic.Int64
+	url := serve(t, reg, testLimits, func(s *Session, kind int, data []byte) {
+		served.Add(1)
+		_ = s.Send(kind, data)
+	})
+	// Warm up pools and the server's accept loop before counting.
+	c := dial(t, url)
+	c.Close()
+	waitUntil(t, "warm-up session to end", func() bool { return reg.Len() == 0 })
+	before := runtime.NumGoroutine()
+
+	for i := 0; i < 1000; i++ {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		if i%2 == 0 { // half talk first, half just leave
+			_ = c.WriteMessage(websocket.TextMessage, []byte("hi"))
+			_, _, _ = c.ReadMessage()
+		}
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+		c.Close()
+	}
+	waitUntil(t, "all sessions to end", func() bool { return reg.Len() == 0 })
+	waitUntil(t, "goroutines to settle", func() bool { return runtime.NumGoroutine() <= before+5 })
+	if served.Load() != 500 {
+		t.Fatalf("served %d messages, want 500", served.Load())
+	}
+}
