@@ -1,0 +1,97 @@
+package app
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/duplex/duplex/config"
+)
+
+func TestPageKeepsTheTutorialDOM(t *testing.T) {
+	s := startServer(t, nil)
+	status, hdr, body := s.get(t, "/")
+	if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %d %s", status, hdr.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`id="result"`, `<form id="form"`, `id="m"`, `placeholder="请输入您的昵称"`, `>发送</button>`,
+		`<html lang="zh-CN">`, `/static/js/echo.js`, `/static/css/site.css`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	if hdr.Get("X-Content-Type-Options") != "nosniff" || hdr.Get("X-Frame-Options") == "" || hdr.Get("X-Request-Id") == "" {
+		t.Errorf("missing security or request-id headers: %v", hdr)
+	}
+
+	status, hdr, body = s.get(t, "/static/js/echo.js")
+	if status != 200 || !strings.Contains(hdr.Get("Content-Type"), "javascript") || !strings.Contains(body, "已连接上!") {
+		t.Fatalf("echo.js: %d %s", status, hdr.Get("Content-Type"))
+	}
+	// The script builds its URL from location, never a fixed address.
+	if strings.Contains(body, "ws://") || strings.Contains(body, "localhost") {
+		t.Error("echo.js hard-codes an address")
+	}
+	if status, _, _ := s.get(t, "/static/css/site.css"); status != 200 {
+		t.Fatalf("site.css: %d", status)
+	}
+}
+
+func TestErrorsLeakNothing(t *testing.T) {
+	cfg, _ := config.Load(nil, func(string) string { return "" }, io.Discard)
+	var logs bytes.Buffer
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(&logs, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.fiber.Get("/boom", func(*fiber.Ctx) error { panic("secret-db-password") })
+	a.fiber.Get("/fail", func(*fiber.Ctx) error { return io.ErrUnexpectedEOF })
+
+	for _, path := range []string{"/boom", "/fail"} {
+		resp, err := a.fiber.Test(httptest.NewRequest("GET", path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 500 || string(body) != `{"error":"internal server error"}` {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	// The detail goes to the log, for the operator.
+	if !strings.Contains(logs.String(), "secret-db-password") {
+		t.Error("panic value not logged")
+	}
+	resp, _ := a.fiber.Test(httptest.NewRequest("GET", "/nope", nil))
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != 404 || !strings.Contains(string(body), "error") {
+		t.Errorf("/nope: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestAccessLogSkipsProbes(t *testing.T) {
+	cfg, _ := config.Load(nil, func(string) string { return "" }, io.Discard)
+	var logs bytes.Buffer
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(&logs, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/healthz", "/livez", "/readyz", "/metrics", "/"} {
+		if _, err := a.fiber.Test(httptest.NewRequest("GET", path, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"request"`) || !strings.Contains(lines[0], `"path":"/"`) ||
+		!strings.Contains(lines[0], `"status":200`) || !strings.Contains(lines[0], `"request_id":"`) {
+		t.Fatalf("access log = %q, want one structured line for /", lines)
+	}
+}
