@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -93,5 +95,33 @@ func TestConnectionCap(t *testing.T) {
 	assertEchoes(t, second)
 	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="capacity"}`); got != 1 {
 		t.Fatalf("refused-for-capacity metric = %v, want 1", got)
+	}
+}
+
+func TestMalformedHandshake(t *testing.T) {
+	s := startServer(t, nil)
+	for name, extra := range map[string]string{
+		"no key":        "Sec-WebSocket-Version: 13\r\n",
+		"wrong version": "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+	} {
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := "GET /ws HTTP/1.1\r\nHost: " + s.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + extra + "\r\n"
+		_, _ = conn.Write([]byte(req))
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: HTTP %d, want 400", name, resp.StatusCode)
+		}
+		conn.Close()
+	}
+	assertEchoes(t, s.dial(t, "/ws"))
+	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="bad_handshake"}`); got != 2 {
+		t.Errorf("bad_handshake metric = %v, want 2", got)
 	}
 }
