@@ -48,12 +48,7 @@ func TestPageKeepsTheTutorialDOM(t *testing.T) {
 }
 
 func TestErrorsLeakNothing(t *testing.T) {
-	cfg, _ := config.Load(nil, func(string) string { return "" }, io.Discard)
-	var logs bytes.Buffer
-	a, err := New(cfg, slog.New(slog.NewJSONHandler(&logs, nil)), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, logs := newUnstartedApp(t)
 	a.fiber.Get("/boom", func(*fiber.Ctx) error { panic("secret-db-password") })
 	a.fiber.Get("/fail", func(*fiber.Ctx) error { return io.ErrUnexpectedEOF })
 
@@ -78,12 +73,7 @@ func TestErrorsLeakNothing(t *testing.T) {
 }
 
 func TestAccessLogSkipsProbes(t *testing.T) {
-	cfg, _ := config.Load(nil, func(string) string { return "" }, io.Discard)
-	var logs bytes.Buffer
-	a, err := New(cfg, slog.New(slog.NewJSONHandler(&logs, nil)), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, logs := newUnstartedApp(t)
 	for _, path := range []string{"/healthz", "/livez", "/readyz", "/metrics", "/"} {
 		if _, err := a.fiber.Test(httptest.NewRequest("GET", path, nil)); err != nil {
 			t.Fatal(err)
@@ -94,4 +84,20 @@ func TestAccessLogSkipsProbes(t *testing.T) {
 		!strings.Contains(lines[0], `"status":200`) || !strings.Contains(lines[0], `"request_id":"`) {
 		t.Fatalf("access log = %q, want one structured line for /", lines)
 	}
+}
+
+// newUnstartedApp builds the app with default settings for fiber.Test,
+// with its log captured.
+func newUnstartedApp(t *testing.T) (*App, *bytes.Buffer) {
+	t.Helper()
+	cfg, err := config.Load(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, logs
 }
