@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -12,13 +13,18 @@ import (
 // healthcheck probes the local server's /healthz and fails unless it
 // answers 200, so a container HEALTHCHECK needs no curl in the image.
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	// Probe where the server listens: its HOST unless that is a wildcard.
+	host := getenv("HOST")
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
 	port := getenv("PORT")
 	if port == "" {
 		port = "8088"
 	}
 	fs := flag.NewFlagSet("duplex healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:"+port+"/healthz", "URL to probe")
+	url := fs.String("url", "http://"+net.JoinHostPort(host, port)+"/healthz", "URL to probe")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -24,5 +26,25 @@ func TestHealthcheckFailsWithoutServer(t *testing.T) {
 		func(string) string { return "" }, &strings.Builder{}, &strings.Builder{})
 	if exitCode(err) != 1 {
 		t.Fatalf("healthcheck against nothing: %v (exit %d), want exit 1", err, exitCode(err))
+	}
+}
+
+func TestHealthcheckProbesTheConfiguredHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skip("no 127.0.0.2 on this machine:", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	env := map[string]string{"HOST": "127.0.0.2", "PORT": port}
+	err = run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, &strings.Builder{}, &strings.Builder{})
+	if err != nil {
+		t.Fatalf("healthcheck of a server on HOST: %v", err)
 	}
 }

@@ -76,8 +76,11 @@ func (a *App) routes(version string) {
 
 	// "/" serves the page, and the echo socket too, so the tutorial's own
 	// client (new WebSocket("ws://host:8088")) works unchanged.
-	a.fiber.Get("/", guard, echo, handlers.Index)
+	a.fiber.Get("/", guard, echo, handlers.Page("index", "WebSocket 回声演示"))
 	a.fiber.Get("/ws", guard, echo, handlers.UpgradeRequired(a.metrics))
+	a.fiber.Get("/chat", handlers.Page("chat", "聊天室"))
+	a.fiber.Get("/live", handlers.Page("live", "直播弹幕"))
+	a.fiber.Get("/push", handlers.Page("push", "消息推送"))
 
 	health := handlers.Health{
 		Version:     version,

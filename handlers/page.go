@@ -1,10 +1,12 @@
 // Package handlers holds the HTTP and WebSocket handlers. They are thin:
-// the connection logic lives in wsconn.
+// the connection logic lives in wsconn and the channels in realtime.
 package handlers
 
 import "github.com/gofiber/fiber/v2"
 
-// Index renders the tutorial's echo page.
-func Index(c *fiber.Ctx) error {
-	return c.Render("index", fiber.Map{"Title": "WebSocket 回声演示"}, "layouts/main")
+// Page renders the template name (from views/) inside the main layout.
+func Page(name, title string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		return c.Render(name, fiber.Map{"Title": title}, "layouts/main")
+	}
 }

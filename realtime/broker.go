@@ -1,0 +1,80 @@
+package realtime
+
+import (
+	"context"
+	"time"
+)
+
+// BrokerHandler receives what a Broker delivers to this node: publications
+// and join/leave events for channels the node subscribed to.
+//
+// Concurrency: the broker calls it from its own goroutines. For any one
+// channel the calls are sequential and publications arrive in offset
+// order; calls for different channels may run in parallel. The handler
+// must not block (the Hub's only enqueues) and must not call back into the
+// broker for the same channel.
+type BrokerHandler interface {
+	HandlePublication(channel string, pub Publication)
+	HandleJoin(channel string, info ClientInfo)
+	HandleLeave(channel string, info ClientInfo)
+}
+
+// PublishOptions carry the namespace's history settings to the broker.
+type PublishOptions struct {
+	// HistorySize is how many publications to keep (0: none, but the
+	// offset still advances).
+	HistorySize int
+	// HistoryTTL is how long each kept publication lives.
+	HistoryTTL time.Duration
+}
+
+// HistoryRequest selects publications from a channel's stream.
+type HistoryRequest struct {
+	// Since, when set, asks for the publications after that position (the
+	// recovery case); when nil, for the latest ones. An empty Since.Epoch
+	// matches any epoch (the HTTP API's ?since=offset).
+	Since *StreamPosition
+	// Limit caps the publications returned (0: none, only the position;
+	// <0: all kept). With Since, the oldest after it come first; without,
+	// the newest Limit, still in offset order.
+	Limit int
+}
+
+// HistoryResult is a channel's current position and the selected
+// publications in offset order.
+type HistoryResult struct {
+	Position     StreamPosition
+	Publications []Publication
+	// Recovered is meaningful only with Since: true when the epoch matches
+	// and every publication after Since is still kept and was returned
+	// (so the gap is closed exactly); false when the gap is older than
+	// what is kept, exceeds Limit, or the epoch differs.
+	Recovered bool
+}
+
+// Broker is the boundary between the Hub and whatever carries
+// publications between nodes and keeps history: MemoryBroker for one
+// node, NATS for several (issue 4). It assigns each publication of a
+// channel the next offset of that channel's stream.
+//
+// Concurrency: every method may be called from any goroutine. SetHandler
+// is called once, before any other method.
+type Broker interface {
+	// SetHandler sets where this node's publications and events go.
+	SetHandler(h BrokerHandler)
+	// Publish appends data (compact JSON) to the channel's stream and
+	// delivers it to every node subscribed to the channel (this one
+	// included), returning its position.
+	Publish(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error)
+	// PublishJoin and PublishLeave deliver a presence event to every
+	// subscribed node, in order with the channel's publications.
+	PublishJoin(ctx context.Context, channel string, info ClientInfo) error
+	PublishLeave(ctx context.Context, channel string, info ClientInfo) error
+	// Subscribe registers this node's interest in a channel; the Hub calls
+	// it when the first local subscriber arrives. Unsubscribe is called
+	// when the last one leaves. Calls for one channel never overlap.
+	Subscribe(ctx context.Context, channel string) error
+	Unsubscribe(ctx context.Context, channel string) error
+	// History returns the channel's position and kept publications.
+	History(ctx context.Context, channel string, req HistoryRequest) (HistoryResult, error)
+}

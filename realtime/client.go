@@ -1,0 +1,420 @@
+package realtime
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"golang.org/x/time/rate"
+
+	"github.com/duplex/duplex/realtime/protocol"
+)
+
+// ClosePolicyViolation (1008) is the close code a transport sends when
+// HandleFrame asks it to close for sustained abuse.
+const ClosePolicyViolation = 1008
+
+// DefaultMaxSubscriptions is the default cap on one connection's subscriptions.
+const DefaultMaxSubscriptions = 128
+
+// ClientLimits bound one connection's use of the protocol. A value is
+// copied into each Client.
+type ClientLimits struct {
+	// MaxSubscriptions caps the channels one connection is subscribed to;
+	// beyond it subscribe answers limit_exceeded. Default 128.
+	MaxSubscriptions int
+	// MaxPublishBytes caps the data of one client publication; beyond it
+	// publish answers limit_exceeded. Default 16 KiB.
+	MaxPublishBytes int
+	// CommandRate and CommandBurst limit all commands of one connection
+	// (token bucket); beyond it every command answers rate_limited.
+	// Defaults 50/s, burst 100. Publications are further limited per
+	// namespace (NamespaceOptions.PublishRate).
+	CommandRate  float64
+	CommandBurst int
+	// AbuseRate and AbuseBurst decide when rate-limit violations become
+	// abuse: each rate_limited answer takes a token from this bucket, and
+	// when none is left HandleFrame asks for a close with 1008. Defaults
+	// 1/s, burst 10: ten violations in a row, or more than one a second
+	// sustained, close the connection.
+	AbuseRate  float64
+	AbuseBurst int
+}
+
+// DefaultClientLimits returns the defaults documented on ClientLimits.
+func DefaultClientLimits() ClientLimits {
+	return ClientLimits{
+		MaxSubscriptions: DefaultMaxSubscriptions,
+		MaxPublishBytes:  16 << 10,
+		CommandRate:      50, CommandBurst: 100,
+		AbuseRate: 1, AbuseBurst: 10,
+	}
+}
+
+func (l ClientLimits) withDefaults() ClientLimits {
+	d := DefaultClientLimits()
+	if l.MaxSubscriptions <= 0 {
+		l.MaxSubscriptions = d.MaxSubscriptions
+	}
+	if l.MaxPublishBytes <= 0 {
+		l.MaxPublishBytes = d.MaxPublishBytes
+	}
+	if l.CommandRate <= 0 {
+		l.CommandRate, l.CommandBurst = d.CommandRate, d.CommandBurst
+	}
+	if l.CommandBurst <= 0 {
+		l.CommandBurst = 1
+	}
+	if l.AbuseRate <= 0 {
+		l.AbuseRate, l.AbuseBurst = d.AbuseRate, d.AbuseBurst
+	}
+	if l.AbuseBurst <= 0 {
+		l.AbuseBurst = 1
+	}
+	return l
+}
+
+// Action tells the transport what to do after HandleFrame.
+type Action struct {
+	// Close asks the transport to close the connection with Code and
+	// Reason (after flushing what is queued), then call Client.Close.
+	Close  bool
+	Code   int
+	Reason string
+}
+
+// Client is the protocol state machine of one connection, independent of
+// the transport: the transport calls HandleFrame for every text frame it
+// reads and Close when the connection ends. Every reply goes out through
+// the connection's Subscriber.Enqueue, so replies and pushes share one
+// ordered queue.
+//
+// Concurrency: all methods are safe for concurrent use, but HandleFrame
+// is meant to be called by the connection's reader only; calls are
+// serialized. Close may be called from any goroutine, once or more.
+type Client struct {
+	hub *Hub
+	sub Subscriber
+	lim ClientLimits
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu          sync.Mutex
+	ident       Identity
+	info        ClientInfo
+	subs        map[string]*Subscription
+	dropOldest  int // subscriptions whose namespace drops oldest
+	cmdLimiter  *rate.Limiter
+	pubLimiters map[string]*rate.Limiter // by namespace
+	abuse       *rate.Limiter
+	abusive     bool
+	closed      bool
+}
+
+// NewClient makes the state machine for one connection. identity comes
+// from the transport (a verified ?token= or a guest ?name=); a guest
+// without a name is called "guest-<id>".
+func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits) *Client {
+	limits = limits.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		hub: hub, sub: sub, lim: limits, ctx: ctx, cancel: cancel,
+		subs:        make(map[string]*Subscription),
+		cmdLimiter:  rate.NewLimiter(rate.Limit(limits.CommandRate), limits.CommandBurst),
+		pubLimiters: make(map[string]*rate.Limiter),
+		abuse:       rate.NewLimiter(rate.Limit(limits.AbuseRate), limits.AbuseBurst),
+	}
+	c.setIdentity(identity)
+	return c
+}
+
+func (c *Client) setIdentity(id Identity) {
+	if id.Name == "" {
+		prefix := "guest-"
+		if !id.Guest() {
+			prefix = "user-"
+		}
+		id.Name = prefix + clientID(c.sub)
+	}
+	c.ident = id
+	c.info = ClientInfo{Client: clientID(c.sub), User: id.User, Name: id.Name}
+}
+
+// Info is how this client appears to others (presence, publications).
+func (c *Client) Info() ClientInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
+}
+
+// Channels lists the client's subscriptions, sorted.
+func (c *Client) Channels() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.subs))
+	for name := range c.subs {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// HandleFrame handles one text frame of one or more '\n'-separated
+// commands, in order, enqueueing a reply for each. Bad input gets an error
+// reply and the connection survives; the returned Action asks for a close
+// only when rate-limit violations continue (code 1008). data is not kept.
+func (c *Client) HandleFrame(data []byte) Action {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return Action{}
+	}
+	if !c.abusive {
+		protocol.SplitLines(data, func(line []byte) bool {
+			c.handle(line)
+			return !c.abusive
+		})
+	}
+	if c.abusive {
+		return Action{Close: true, Code: ClosePolicyViolation, Reason: "rate limit exceeded repeatedly"}
+	}
+	return Action{}
+}
+
+// Close ends every subscription (pushing leave events where the namespace
+// wants them). Later frames are ignored. It is idempotent.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	for name, s := range c.subs {
+		c.hub.Unsubscribe(c.ctx, s)
+		delete(c.subs, name)
+	}
+	c.cancel()
+}
+
+// replyPolicy: a connection that holds a drop-oldest subscription must not
+// be disconnected just because a reply found its queue full of droppable
+// pushes.
+func (c *Client) replyPolicy() SlowPolicy {
+	if c.dropOldest > 0 {
+		return PolicyDropOldest
+	}
+	return PolicyDisconnect
+}
+
+func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, c.replyPolicy()) }
+
+func (c *Client) fail(id uint64, err error) {
+	pe, ok := err.(*Error)
+	if !ok {
+		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
+		c.hub.log.Error("unexpected error in client command", "client", c.info.Client, "err", err)
+	}
+	if pe.Code == protocol.CodeRateLimited && !c.abuse.Allow() {
+		c.abusive = true
+	}
+	c.reply(protocol.EncodeError(id, pe))
+}
+
+func (c *Client) handle(line []byte) {
+	cmd, perr := protocol.DecodeCommand(line)
+	if !c.cmdLimiter.Allow() {
+		c.fail(cmd.ID, protocol.Errorf(protocol.CodeRateLimited, "too many commands, slow down"))
+		return
+	}
+	if perr != nil {
+		c.fail(cmd.ID, perr)
+		return
+	}
+	// A panic in a backend (broker, presence store) costs this command an
+	// internal error, not the connection or the process.
+	defer func() {
+		if r := recover(); r != nil {
+			c.hub.log.Error("panic in client command", "op", cmd.Op, "client", c.info.Client, "panic", r)
+			c.reply(protocol.EncodeError(cmd.ID, protocol.Errorf(protocol.CodeInternal, "internal error")))
+		}
+	}()
+	var (
+		result any
+		err    error
+	)
+	switch cmd.Op {
+	case protocol.OpPing:
+		result = protocol.Empty{}
+	case protocol.OpConnect:
+		result, err = c.connect(cmd)
+	case protocol.OpSubscribe:
+		// The reply is enqueued by subscribe itself, before any push.
+		if err = c.subscribe(cmd); err == nil {
+			return
+		}
+	case protocol.OpUnsubscribe:
+		result, err = c.unsubscribe(cmd)
+	case protocol.OpPublish:
+		result, err = c.publish(cmd)
+	case protocol.OpPresence:
+		result, err = c.presence(cmd)
+	case protocol.OpHistory:
+		result, err = c.history(cmd)
+	default: // DecodeCommand returns only known ops
+		err = protocol.Errorf(protocol.CodeBadRequest, "unknown op")
+	}
+	if err != nil {
+		c.fail(cmd.ID, err)
+		return
+	}
+	c.reply(protocol.EncodeResult(cmd.ID, result))
+}
+
+func (c *Client) connect(cmd protocol.Command) (any, error) {
+	if len(c.subs) > 0 {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "connect must come before any subscribe")
+	}
+	switch {
+	case cmd.Token != "":
+		if c.hub.verify == nil {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized, "tokens are not accepted: the server has no TOKEN_SECRET")
+		}
+		id, err := c.hub.verify(cmd.Token)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized, "invalid token: %v", err)
+		}
+		c.setIdentity(id)
+	case cmd.Name != "":
+		name, err := CleanName(cmd.Name)
+		if err != nil {
+			return nil, err
+		}
+		c.setIdentity(Identity{User: c.ident.User, Name: name})
+	}
+	return protocol.ConnectResult{Client: c.info.Client, User: c.info.User, Name: c.info.Name}, nil
+}
+
+// access checks that this identity may read channel (subscribe, presence,
+// history).
+func (c *Client) access(ch Channel, o NamespaceOptions) error {
+	if !o.UserChannel {
+		return nil
+	}
+	if c.ident.Guest() {
+		return protocol.Errorf(protocol.CodeUnauthorized, "sign in (token) to use user channels")
+	}
+	if ch.Rest != c.ident.User {
+		return protocol.Errorf(protocol.CodeForbidden, "user channel of another user")
+	}
+	return nil
+}
+
+func (c *Client) subscribe(cmd protocol.Command) error {
+	ch, o, err := c.hub.ns.Lookup(cmd.Channel)
+	if err != nil {
+		return err
+	}
+	if err := c.access(ch, o); err != nil {
+		return err
+	}
+	if _, ok := c.subs[ch.Name]; ok {
+		return protocol.Errorf(protocol.CodeBadRequest, "already subscribed to %s", ch.Name)
+	}
+	if len(c.subs) >= c.lim.MaxSubscriptions {
+		return protocol.Errorf(protocol.CodeLimitExceeded, "at most %d subscriptions per connection", c.lim.MaxSubscriptions)
+	}
+	if o.SlowPolicy == PolicyDropOldest {
+		c.dropOldest++ // before the reply is enqueued
+	}
+	s, _, err := c.hub.Subscribe(c.ctx, c.sub, ch.Name, SubscribeOptions{
+		Info:    c.info,
+		Recover: cmd.Recover,
+		OnReady: func(res SubscribeResult) {
+			r := protocol.SubscribeResult{Offset: res.Position.Offset, Epoch: res.Position.Epoch}
+			if cmd.Recover != nil {
+				recovered := res.Recovered
+				r.Recovered = &recovered
+				r.Publications = res.Publications
+			}
+			c.reply(protocol.EncodeResult(cmd.ID, r))
+		},
+	})
+	if err != nil {
+		if o.SlowPolicy == PolicyDropOldest {
+			c.dropOldest--
+		}
+		return err
+	}
+	c.subs[ch.Name] = s
+	return nil
+}
+
+func (c *Client) unsubscribe(cmd protocol.Command) (any, error) {
+	ch, err := ParseChannel(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := c.subs[ch.Name]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "not subscribed to %s", ch.Name)
+	}
+	delete(c.subs, ch.Name)
+	if s.opts.SlowPolicy == PolicyDropOldest {
+		c.dropOldest--
+	}
+	c.hub.Unsubscribe(c.ctx, s)
+	return protocol.Empty{}, nil
+}
+
+func (c *Client) publish(cmd protocol.Command) (any, error) {
+	ch, o, err := c.hub.ns.Lookup(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if !o.ClientPublish {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "only the server publishes in namespace %q", ch.Namespace)
+	}
+	if len(cmd.Data) > c.lim.MaxPublishBytes {
+		return nil, protocol.Errorf(protocol.CodeLimitExceeded, "data larger than %d bytes", c.lim.MaxPublishBytes)
+	}
+	if o.PublishRate > 0 {
+		l := c.pubLimiters[ch.Namespace]
+		if l == nil {
+			l = rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst)
+			c.pubLimiters[ch.Namespace] = l
+		}
+		if !l.Allow() {
+			return nil, protocol.Errorf(protocol.CodeRateLimited, "at most %g messages per second in %q", o.PublishRate, ch.Namespace)
+		}
+	}
+	info := c.info
+	pos, err := c.hub.publish(c.ctx, ch.Name, o, cmd.Data, &info)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.PublishResult{Offset: pos.Offset, Epoch: pos.Epoch}, nil
+}
+
+func (c *Client) presence(cmd protocol.Command) (any, error) {
+	ch, o, err := c.hub.ns.Lookup(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.access(ch, o); err != nil {
+		return nil, err
+	}
+	return c.hub.Presence(c.ctx, ch.Name)
+}
+
+func (c *Client) history(cmd protocol.Command) (any, error) {
+	ch, o, err := c.hub.ns.Lookup(cmd.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.access(ch, o); err != nil {
+		return nil, err
+	}
+	return c.hub.History(c.ctx, ch.Name, cmd.Since, cmd.Limit)
+}

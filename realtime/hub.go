@@ -1,0 +1,566 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/duplex/duplex/realtime/protocol"
+)
+
+// hubShards is the number of channel-map shards.
+const hubShards = 64
+
+// DefaultMaxRecover caps the publications one subscribe may recover.
+const DefaultMaxRecover = 300
+
+// TokenVerifier checks a client's token and returns the identity it carries. It must
+// be safe for concurrent use. See TokenVerifierHS256.
+type TokenVerifier func(token string) (Identity, error)
+
+// HubConfig configures a Hub. Zero fields get defaults.
+type HubConfig struct {
+	// Namespaces defaults to DefaultNamespaces().
+	Namespaces Namespaces
+	// Broker defaults to a new MemoryBroker.
+	Broker Broker
+	// Presence defaults to a new MemoryPresence.
+	Presence PresenceStore
+	// VerifyToken authenticates connect commands with a token; when nil,
+	// such commands are answered unauthorized.
+	VerifyToken TokenVerifier
+	// MaxRecover caps the publications recovered by one subscribe
+	// (default DefaultMaxRecover); a longer gap gives recovered=false.
+	MaxRecover int
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// Hub is the local fan-out of one node: which connections are subscribed
+// to which channels here, and delivery of what the broker brings.
+//
+// Concurrency: every exported method may be called from any goroutine.
+// Channels are kept in 64 shards (by hash of name) under RWMutexes held
+// only for map access. Each channel keeps an immutable snapshot of its
+// subscribers; a publication is encoded once and the same bytes are
+// handed to every subscriber of the snapshot with no lock held. Per
+// channel, deliveries happen in offset order because the broker calls the
+// handler sequentially per channel.
+type Hub struct {
+	ns         Namespaces
+	broker     Broker
+	presence   PresenceStore
+	verify     TokenVerifier
+	maxRecover int
+	log        *slog.Logger
+
+	seed   maphash.Seed
+	shards [hubShards]hubShard
+
+	stats hubStats
+}
+
+type hubShard struct {
+	mu       sync.RWMutex
+	channels map[string]*hubChannel
+}
+
+// hubChannel is one channel with local subscribers. mu guards subs,
+// removed and brokerSubscribed, and orders membership changes with the
+// broker's Subscribe/Unsubscribe; deliveries read snap without locking.
+type hubChannel struct {
+	name string
+
+	mu               sync.Mutex
+	subs             map[*Subscription]struct{}
+	removed          bool // dropped from the shard map; look again
+	brokerSubscribed bool
+
+	dirty atomic.Bool // subs changed since snap was built
+	snap  atomic.Pointer[[]*Subscription]
+	count atomic.Int64
+}
+
+type hubStats struct {
+	publications atomic.Uint64
+	deliveries   atomic.Uint64
+	dropped      atomic.Uint64
+	refused      atomic.Uint64
+}
+
+// HubStats are counters since the hub was made, for metrics.
+type HubStats struct {
+	// Publications is the number of publications fanned out locally.
+	Publications uint64
+	// Deliveries is the number of frames enqueued to subscribers.
+	Deliveries uint64
+	// Dropped is the number of frames dropped by drop-oldest queues.
+	Dropped uint64
+	// Refused is the number of enqueues refused (full queue under the
+	// disconnect policy, or a closing connection).
+	Refused uint64
+}
+
+var _ BrokerHandler = (*Hub)(nil)
+
+// NewHub makes a hub and registers it as cfg.Broker's handler.
+func NewHub(cfg HubConfig) (*Hub, error) {
+	if cfg.Namespaces == nil {
+		cfg.Namespaces = DefaultNamespaces()
+	}
+	if err := cfg.Namespaces.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Broker == nil {
+		cfg.Broker = NewMemoryBroker()
+	}
+	if cfg.Presence == nil {
+		cfg.Presence = NewMemoryPresence()
+	}
+	if cfg.MaxRecover <= 0 {
+		cfg.MaxRecover = DefaultMaxRecover
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		ns: cfg.Namespaces, broker: cfg.Broker, presence: cfg.Presence,
+		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger,
+		seed: maphash.MakeSeed(),
+	}
+	for i := range h.shards {
+		h.shards[i].channels = make(map[string]*hubChannel)
+	}
+	h.broker.SetHandler(h)
+	return h, nil
+}
+
+// Namespaces returns the hub's namespaces (do not modify).
+func (h *Hub) Namespaces() Namespaces { return h.ns }
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() HubStats {
+	return HubStats{
+		Publications: h.stats.publications.Load(),
+		Deliveries:   h.stats.deliveries.Load(),
+		Dropped:      h.stats.dropped.Load(),
+		Refused:      h.stats.refused.Load(),
+	}
+}
+
+func (h *Hub) shard(name string) *hubShard {
+	return &h.shards[maphash.String(h.seed, name)%hubShards]
+}
+
+func (h *Hub) lookup(name string) *hubChannel {
+	sh := h.shard(name)
+	sh.mu.RLock()
+	hc := sh.channels[name]
+	sh.mu.RUnlock()
+	return hc
+}
+
+func (h *Hub) getOrCreate(name string) *hubChannel {
+	if hc := h.lookup(name); hc != nil {
+		return hc
+	}
+	sh := h.shard(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	hc := sh.channels[name]
+	if hc == nil {
+		hc = &hubChannel{name: name, subs: make(map[*Subscription]struct{})}
+		hc.snap.Store(&[]*Subscription{})
+		sh.channels[name] = hc
+	}
+	return hc
+}
+
+// forget drops hc from its shard. Called with hc.mu held.
+func (h *Hub) forget(hc *hubChannel) {
+	hc.removed = true
+	sh := h.shard(hc.name)
+	sh.mu.Lock()
+	if sh.channels[hc.name] == hc {
+		delete(sh.channels, hc.name)
+	}
+	sh.mu.Unlock()
+}
+
+// snapshot returns the current subscribers, rebuilding the immutable
+// slice if membership changed since it was last built. Rebuilding once
+// per publication (not per subscribe) makes subscribe storms cheap.
+func (hc *hubChannel) snapshot() []*Subscription {
+	if hc.dirty.Load() {
+		hc.mu.Lock()
+		if hc.dirty.Load() {
+			list := make([]*Subscription, 0, len(hc.subs))
+			for s := range hc.subs {
+				list = append(list, s)
+			}
+			hc.snap.Store(&list)
+			hc.dirty.Store(false)
+		}
+		hc.mu.Unlock()
+	}
+	return *hc.snap.Load()
+}
+
+// send enqueues one frame to one subscriber and, when a drop-oldest queue
+// dropped frames to make room, tells the client how many with
+// {"missed":n} (which may itself drop more; a few rounds at most).
+func (h *Hub) send(sub Subscriber, frame []byte, policy SlowPolicy) bool {
+	dropped, ok := sub.Enqueue(frame, policy)
+	if !ok {
+		h.stats.refused.Add(1)
+	}
+	for i := 0; dropped > 0 && i < 3; i++ {
+		h.stats.dropped.Add(uint64(dropped))
+		dropped, _ = sub.Enqueue(protocol.EncodeMissed(dropped), PolicyDropOldest)
+	}
+	return ok
+}
+
+func (h *Hub) fanout(name string, offset uint64, frame []byte) {
+	hc := h.lookup(name)
+	if hc == nil {
+		return
+	}
+	var n uint64
+	for _, s := range hc.snapshot() {
+		if s.deliver(offset, frame) {
+			n++
+		}
+	}
+	h.stats.deliveries.Add(n)
+}
+
+// HandlePublication implements BrokerHandler: it encodes pub once and
+// hands the bytes to every local subscriber of channel.
+func (h *Hub) HandlePublication(channel string, pub Publication) {
+	h.stats.publications.Add(1)
+	h.fanout(channel, pub.Offset, protocol.EncodePublication(channel, pub))
+}
+
+// HandleJoin implements BrokerHandler.
+func (h *Hub) HandleJoin(channel string, info ClientInfo) {
+	h.fanout(channel, 0, protocol.EncodeJoin(channel, info))
+}
+
+// HandleLeave implements BrokerHandler.
+func (h *Hub) HandleLeave(channel string, info ClientInfo) {
+	h.fanout(channel, 0, protocol.EncodeLeave(channel, info))
+}
+
+// SubscribeOptions are the details of one Hub.Subscribe.
+type SubscribeOptions struct {
+	// Info is the subscriber's identity for presence and join/leave;
+	// Info.Client must be unique per connection (Client uses the
+	// Subscriber's ID).
+	Info ClientInfo
+	// Recover, when set, asks for the publications after this position.
+	Recover *StreamPosition
+	// OnReady, when set, is called once the subscription is registered and
+	// its result known, before any push of the channel reaches the
+	// subscriber: enqueue the subscribe reply here so it comes first.
+	OnReady func(SubscribeResult)
+}
+
+// SubscribeResult is the outcome of Hub.Subscribe.
+type SubscribeResult struct {
+	// Position is the channel's position at subscribe time: every
+	// publication after it will be delivered.
+	Position StreamPosition
+	// Recovered is true when Recover was asked and every publication after
+	// it is in Publications (in offset order). When false, Publications is
+	// empty and the client must reload.
+	Recovered    bool
+	Publications []Publication
+}
+
+// Subscribe adds sub to channel. The first local subscriber of a channel
+// subscribes the node to it at the broker. Permission checks are the
+// caller's (Client does them); the hub checks only the name.
+//
+// Errors: bad_channel (name or namespace), unavailable (broker/presence).
+func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opts SubscribeOptions) (*Subscription, SubscribeResult, error) {
+	ch, nsOpts, err := h.ns.Lookup(channel)
+	if err != nil {
+		return nil, SubscribeResult{}, err
+	}
+	s := &Subscription{hub: h, ch: ch, opts: nsOpts, sub: sub, info: opts.Info}
+	s.active.Store(true)
+	s.buffering.Store(true)
+
+	for {
+		hc := h.getOrCreate(ch.Name)
+		hc.mu.Lock()
+		if hc.removed {
+			hc.mu.Unlock()
+			continue
+		}
+		if !hc.brokerSubscribed {
+			if err := h.broker.Subscribe(ctx, ch.Name); err != nil {
+				if len(hc.subs) == 0 {
+					h.forget(hc)
+				}
+				hc.mu.Unlock()
+				return nil, SubscribeResult{}, unavailable("subscribe", err)
+			}
+			hc.brokerSubscribed = true
+		}
+		hc.subs[s] = struct{}{}
+		hc.count.Add(1)
+		hc.dirty.Store(true)
+		s.hc = hc
+		hc.mu.Unlock()
+		break
+	}
+
+	// The subscription is in place: from here every new publication is
+	// parked in s. The position read now splits what the reply covers
+	// from what the pushes will.
+	req := HistoryRequest{Since: opts.Recover}
+	if opts.Recover != nil {
+		req.Limit = h.maxRecover
+	}
+	hist, err := h.broker.History(ctx, ch.Name, req)
+	if err != nil {
+		h.unsubscribe(ctx, s, false)
+		return nil, SubscribeResult{}, unavailable("history", err)
+	}
+	if nsOpts.Presence != PresenceOff {
+		if err := h.presence.Add(ctx, ch.Name, opts.Info); err != nil {
+			h.unsubscribe(ctx, s, false)
+			return nil, SubscribeResult{}, unavailable("presence", err)
+		}
+	}
+	res := SubscribeResult{Position: hist.Position}
+	if opts.Recover != nil && hist.Recovered {
+		res.Recovered = true
+		res.Publications = hist.Publications
+	}
+	if opts.OnReady != nil {
+		opts.OnReady(res)
+	}
+	s.start(hist.Position.Offset)
+	if nsOpts.JoinLeave {
+		if err := h.broker.PublishJoin(ctx, ch.Name, opts.Info); err != nil {
+			h.log.Warn("publishing join failed", "channel", ch.Name, "err", err)
+		}
+	}
+	return s, res, nil
+}
+
+// Unsubscribe ends s: no more deliveries (a publication already being
+// fanned out may still arrive), presence removed, leave pushed where the
+// namespace wants it. The last local subscriber unsubscribes the node at
+// the broker. Calling it again does nothing.
+func (h *Hub) Unsubscribe(ctx context.Context, s *Subscription) {
+	h.unsubscribe(ctx, s, true)
+}
+
+func (h *Hub) unsubscribe(ctx context.Context, s *Subscription, started bool) {
+	if s == nil || !s.ended.CompareAndSwap(false, true) {
+		return
+	}
+	s.active.Store(false)
+	hc := s.hc
+	hc.mu.Lock()
+	delete(hc.subs, s)
+	hc.count.Add(-1)
+	hc.dirty.Store(true)
+	if len(hc.subs) == 0 {
+		if hc.brokerSubscribed {
+			if err := h.broker.Unsubscribe(ctx, hc.name); err != nil {
+				h.log.Warn("broker unsubscribe failed", "channel", hc.name, "err", err)
+			}
+			hc.brokerSubscribed = false
+		}
+		h.forget(hc)
+	}
+	hc.mu.Unlock()
+	s.mu.Lock()
+	s.buf = nil
+	s.mu.Unlock()
+
+	if s.opts.Presence != PresenceOff {
+		if err := h.presence.Remove(ctx, s.ch.Name, s.info.Client); err != nil {
+			h.log.Warn("presence remove failed", "channel", s.ch.Name, "err", err)
+		}
+	}
+	if started && s.opts.JoinLeave {
+		if err := h.broker.PublishLeave(ctx, s.ch.Name, s.info); err != nil {
+			h.log.Warn("publishing leave failed", "channel", s.ch.Name, "err", err)
+		}
+	}
+}
+
+// Publish publishes data (any JSON value; it is compacted) to channel as
+// the server, whatever the namespace's ClientPublish says, and returns the
+// new stream position. info may be nil.
+//
+// Errors: bad_channel, bad_request (data not JSON), unavailable.
+func (h *Hub) Publish(ctx context.Context, channel string, data []byte, info *ClientInfo) (StreamPosition, error) {
+	_, nsOpts, err := h.ns.Lookup(channel)
+	if err != nil {
+		return StreamPosition{}, err
+	}
+	compact, err := compactJSON(data)
+	if err != nil {
+		return StreamPosition{}, err
+	}
+	return h.publish(ctx, channel, nsOpts, compact, info)
+}
+
+// publish sends already compacted data.
+func (h *Hub) publish(ctx context.Context, channel string, nsOpts NamespaceOptions, data []byte, info *ClientInfo) (StreamPosition, error) {
+	pos, err := h.broker.Publish(ctx, channel, data, info, PublishOptions{HistorySize: nsOpts.HistorySize, HistoryTTL: nsOpts.HistoryTTL})
+	if err != nil {
+		return StreamPosition{}, unavailable("publish", err)
+	}
+	return pos, nil
+}
+
+// Broadcast publishes the same data to several channels. Every name is
+// checked before anything is published; on a broker failure the positions
+// of the channels already published are returned with the error.
+func (h *Hub) Broadcast(ctx context.Context, channels []string, data []byte, info *ClientInfo) ([]StreamPosition, error) {
+	if len(channels) == 0 {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "no channels")
+	}
+	opts := make([]NamespaceOptions, len(channels))
+	for i, name := range channels {
+		_, o, err := h.ns.Lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		opts[i] = o
+	}
+	compact, err := compactJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]StreamPosition, 0, len(channels))
+	for i, name := range channels {
+		pos, err := h.publish(ctx, name, opts[i], compact, info)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, pos)
+	}
+	return out, nil
+}
+
+// ChannelInfo is one active channel and its local subscriber count.
+type ChannelInfo struct {
+	Channel     string `json:"channel"`
+	Subscribers int    `json:"subscribers"`
+}
+
+// Channels lists the channels with local subscribers, sorted by name.
+func (h *Hub) Channels() []ChannelInfo {
+	var out []ChannelInfo
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for name, hc := range sh.channels {
+			if n := hc.count.Load(); n > 0 {
+				out = append(out, ChannelInfo{Channel: name, Subscribers: int(n)})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b ChannelInfo) int {
+		if a.Channel < b.Channel {
+			return -1
+		}
+		if a.Channel > b.Channel {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Subscribers is the number of local subscribers of channel.
+func (h *Hub) Subscribers(channel string) int {
+	if hc := h.lookup(channel); hc != nil {
+		return int(hc.count.Load())
+	}
+	return 0
+}
+
+// Presence returns who is in channel (all nodes). The server always gets
+// the member list where one is kept; namespaces with count-only presence
+// return only Count.
+//
+// Errors: bad_channel, not_found (presence off), unavailable.
+func (h *Hub) Presence(ctx context.Context, channel string) (protocol.PresenceResult, error) {
+	_, o, err := h.ns.Lookup(channel)
+	if err != nil {
+		return protocol.PresenceResult{}, err
+	}
+	switch o.Presence {
+	case PresenceOff:
+		return protocol.PresenceResult{}, protocol.Errorf(protocol.CodeNotFound, "presence is off in this namespace")
+	case PresenceCount:
+		n, err := h.presence.Count(ctx, channel)
+		if err != nil {
+			return protocol.PresenceResult{}, unavailable("presence", err)
+		}
+		return protocol.PresenceResult{Count: n}, nil
+	}
+	m, err := h.presence.Get(ctx, channel)
+	if err != nil {
+		return protocol.PresenceResult{}, unavailable("presence", err)
+	}
+	return protocol.PresenceResult{Count: len(m), Clients: m}, nil
+}
+
+// History returns up to limit kept publications of channel in offset
+// order: the latest ones, or with since the ones after it (since.Epoch may
+// be empty to match any epoch). limit <= 0 or above the namespace's
+// history size means the history size.
+//
+// Errors: bad_channel, not_found (history off, or since no longer kept or
+// of another epoch), unavailable.
+func (h *Hub) History(ctx context.Context, channel string, since *StreamPosition, limit int) (protocol.HistoryResult, error) {
+	_, o, err := h.ns.Lookup(channel)
+	if err != nil {
+		return protocol.HistoryResult{}, err
+	}
+	if o.HistorySize == 0 {
+		return protocol.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is off in this namespace")
+	}
+	if limit <= 0 || limit > o.HistorySize {
+		limit = o.HistorySize
+	}
+	res, err := h.broker.History(ctx, channel, HistoryRequest{Since: since, Limit: limit})
+	if err != nil {
+		return protocol.HistoryResult{}, unavailable("history", err)
+	}
+	if since != nil && !res.Recovered && len(res.Publications) == 0 {
+		return protocol.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "position is no longer in history (reload)")
+	}
+	pubs := res.Publications
+	if pubs == nil {
+		pubs = []Publication{}
+	}
+	return protocol.HistoryResult{Publications: pubs, Offset: res.Position.Offset, Epoch: res.Position.Epoch}, nil
+}
+
+func unavailable(what string, err error) error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &Error{Code: protocol.CodeUnavailable, Message: what + " failed: " + err.Error()}
+}
+
+func clientID(sub Subscriber) string { return strconv.FormatUint(sub.ID(), 10) }

@@ -1,0 +1,140 @@
+package realtime
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/duplex/duplex/realtime/protocol"
+)
+
+// PresenceMode says what a namespace keeps about who is subscribed.
+type PresenceMode uint8
+
+const (
+	// PresenceOff keeps nothing; the presence op answers not_found.
+	PresenceOff PresenceMode = iota
+	// PresenceCount keeps an online count only (clients see no member list).
+	PresenceCount
+	// PresenceMembers keeps the member list (client id → info).
+	PresenceMembers
+)
+
+// NamespaceOptions are the rules of one namespace. A value is immutable
+// once handed to NewHub and may be read from any goroutine.
+type NamespaceOptions struct {
+	// HistorySize is how many recent publications a channel keeps for
+	// history and recovery; 0 turns history off.
+	HistorySize int
+	// HistoryTTL is how long a publication stays in history; required when
+	// HistorySize > 0.
+	HistoryTTL time.Duration
+	// Presence selects what is kept about subscribers.
+	Presence PresenceMode
+	// JoinLeave pushes join and leave events to subscribers. It needs
+	// Presence == PresenceMembers.
+	JoinLeave bool
+	// ClientPublish lets clients publish; otherwise only the server does.
+	ClientPublish bool
+	// PublishRate and PublishBurst limit client publications per
+	// connection in this namespace (token bucket); rate 0 means no limit.
+	PublishRate  float64
+	PublishBurst int
+	// UserChannel restricts subscribing (and presence/history) to the
+	// authenticated user whose id is the channel's rest ("user:42").
+	UserChannel bool
+	// SlowPolicy applies when a subscriber's queue is full.
+	SlowPolicy SlowPolicy
+}
+
+// Namespaces maps a namespace name to its options. A channel whose
+// namespace is not in the map is rejected with bad_channel. The config
+// package fills one (starting from DefaultNamespaces); the hub never
+// modifies it, so it may be shared once built.
+type Namespaces map[string]NamespaceOptions
+
+// DefaultNamespaces returns the four built-in namespaces of issue 3:
+//   - chat: history 100 / 10 min, member presence with join/leave, client
+//     publish at 10/s burst 20, disconnect slow consumers;
+//   - live: online count only, no join/leave, no history, client publish at
+//     3/s burst 5, drop-oldest for slow consumers;
+//   - user: only the user with that id subscribes; only the server publishes;
+//   - push: anyone subscribes; only the server publishes.
+func DefaultNamespaces() Namespaces {
+	return Namespaces{
+		"chat": {
+			HistorySize: 100, HistoryTTL: 10 * time.Minute,
+			Presence: PresenceMembers, JoinLeave: true,
+			ClientPublish: true, PublishRate: 10, PublishBurst: 20,
+			SlowPolicy: PolicyDisconnect,
+		},
+		"live": {
+			Presence:      PresenceCount,
+			ClientPublish: true, PublishRate: 3, PublishBurst: 5,
+			SlowPolicy: PolicyDropOldest,
+		},
+		"user": {
+			HistorySize: 20, HistoryTTL: 10 * time.Minute,
+			UserChannel: true,
+			SlowPolicy:  PolicyDisconnect,
+		},
+		"push": {
+			HistorySize: 20, HistoryTTL: 10 * time.Minute,
+			SlowPolicy: PolicyDisconnect,
+		},
+	}
+}
+
+// Validate reports the first inconsistent option, naming the namespace.
+func (n Namespaces) Validate() error {
+	names := make([]string, 0, len(n))
+	for name := range n {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := n[name]
+		switch {
+		case !validNamespaceName(name):
+			return fmt.Errorf("namespace %q: name must be 1-%d bytes of a-z 0-9 _ -", name, maxNamespaceLength)
+		case o.HistorySize < 0:
+			return fmt.Errorf("namespace %q: history size must be >= 0", name)
+		case o.HistorySize > 0 && o.HistoryTTL <= 0:
+			return fmt.Errorf("namespace %q: history needs a TTL > 0", name)
+		case o.JoinLeave && o.Presence != PresenceMembers:
+			return fmt.Errorf("namespace %q: join/leave needs member presence", name)
+		case o.PublishRate < 0:
+			return fmt.Errorf("namespace %q: publish rate must be >= 0", name)
+		case o.PublishRate > 0 && o.PublishBurst < 1:
+			return fmt.Errorf("namespace %q: publish burst must be >= 1 when a rate is set", name)
+		case o.SlowPolicy != PolicyDisconnect && o.SlowPolicy != PolicyDropOldest:
+			return fmt.Errorf("namespace %q: unknown slow-consumer policy %d", name, o.SlowPolicy)
+		}
+	}
+	return nil
+}
+
+// Lookup parses a channel name and finds its namespace. Errors are *Error
+// with code bad_channel.
+func (n Namespaces) Lookup(name string) (Channel, NamespaceOptions, error) {
+	ch, err := ParseChannel(name)
+	if err != nil {
+		return Channel{}, NamespaceOptions{}, err
+	}
+	o, ok := n[ch.Namespace]
+	if !ok {
+		return Channel{}, NamespaceOptions{}, protocol.Errorf(protocol.CodeBadChannel, "unknown namespace %q", ch.Namespace)
+	}
+	return ch, o, nil
+}
+
+// ParseSlowPolicy parses "disconnect" or "drop-oldest" (for config).
+func ParseSlowPolicy(s string) (SlowPolicy, error) {
+	switch s {
+	case "disconnect":
+		return PolicyDisconnect, nil
+	case "drop-oldest":
+		return PolicyDropOldest, nil
+	}
+	return 0, fmt.Errorf("unknown slow-consumer policy %q (want disconnect or drop-oldest)", s)
+}

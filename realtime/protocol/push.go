@@ -1,0 +1,80 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// EncodePublication encodes the push for one publication:
+// {"channel":"chat:lobby","offset":42,"data":{...},"info":{...}}.
+// pub.Data must be compact valid JSON (as DecodeCommand and the hub
+// guarantee); the result has no raw newline.
+func EncodePublication(channel string, pub Publication) []byte {
+	ch, _ := json.Marshal(channel)
+	b := make([]byte, 0, len(ch)+len(pub.Data)+96)
+	b = append(b, `{"channel":`...)
+	b = append(b, ch...)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, pub.Offset, 10)
+	b = append(b, `,"data":`...)
+	b = append(b, pub.Data...)
+	if pub.Info != nil {
+		info, _ := json.Marshal(pub.Info)
+		b = append(b, `,"info":`...)
+		b = append(b, info...)
+	}
+	return append(b, '}')
+}
+
+// EncodeJoin encodes {"channel":"...","join":{client info}}.
+func EncodeJoin(channel string, info ClientInfo) []byte { return encodeEvent(channel, "join", info) }
+
+// EncodeLeave encodes {"channel":"...","leave":{client info}}.
+func EncodeLeave(channel string, info ClientInfo) []byte { return encodeEvent(channel, "leave", info) }
+
+func encodeEvent(channel, kind string, info ClientInfo) []byte {
+	ch, _ := json.Marshal(channel)
+	in, _ := json.Marshal(info)
+	b := make([]byte, 0, len(ch)+len(in)+24)
+	b = append(b, `{"channel":`...)
+	b = append(b, ch...)
+	b = append(b, `,"`...)
+	b = append(b, kind...)
+	b = append(b, `":`...)
+	b = append(b, in...)
+	return append(b, '}')
+}
+
+// EncodeMissed encodes {"missed":n}: the connection's send queue was full
+// and n queued messages (of any channel) were dropped. Offsets in later
+// publications show which channels have gaps.
+func EncodeMissed(n int) []byte {
+	b := make([]byte, 0, 24)
+	b = append(b, `{"missed":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '}')
+}
+
+// ServerMessage is any one message the server sends, decoded loosely: a
+// reply (ID set, with Result or Error), a publication (Channel and Data),
+// a join or leave (Channel and Join or Leave), or a missed notice. Go
+// clients, the load tool and tests use it.
+type ServerMessage struct {
+	ID      uint64          `json:"id,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+	Channel string          `json:"channel,omitempty"`
+	Offset  uint64          `json:"offset,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Info    *ClientInfo     `json:"info,omitempty"`
+	Join    *ClientInfo     `json:"join,omitempty"`
+	Leave   *ClientInfo     `json:"leave,omitempty"`
+	Missed  int             `json:"missed,omitempty"`
+}
+
+// DecodeServerMessage decodes one line sent by the server.
+func DecodeServerMessage(line []byte) (ServerMessage, error) {
+	var m ServerMessage
+	err := json.Unmarshal(line, &m)
+	return m, err
+}

@@ -1,0 +1,27 @@
+package protocol
+
+import "encoding/json"
+
+// Position is a place in a channel's stream: the offset of the last
+// publication seen and the epoch of the stream it belongs to. When the
+// stream is lost and restarted (for example with a new in-memory broker)
+// its epoch changes, so an old position can be recognised as unusable.
+type Position struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+// ClientInfo describes who published a message or joined a channel.
+// User is empty for guests.
+type ClientInfo struct {
+	Client string `json:"client,omitempty"`
+	User   string `json:"user,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// Publication is one message in a channel. Data is compact JSON.
+type Publication struct {
+	Offset uint64          `json:"offset"`
+	Data   json.RawMessage `json:"data"`
+	Info   *ClientInfo     `json:"info,omitempty"`
+}

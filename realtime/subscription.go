@@ -1,0 +1,83 @@
+package realtime
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Subscription is one subscriber's membership of one channel, made by
+// Hub.Subscribe and ended by Hub.Unsubscribe.
+//
+// Concurrency: publishers deliver to it from their goroutines while it is
+// live; its methods are safe for concurrent use.
+type Subscription struct {
+	hub  *Hub
+	hc   *hubChannel
+	ch   Channel
+	opts NamespaceOptions
+	sub  Subscriber
+	info ClientInfo
+
+	active atomic.Bool // cleared on Unsubscribe: deliveries stop
+	ended  atomic.Bool // Unsubscribe ran (idempotency)
+
+	// While buffering, deliveries are parked in buf instead of being
+	// enqueued, so the subscribe reply (with its position and recovered
+	// publications) goes out first. start flushes buf and clears buffering.
+	buffering atomic.Bool
+	mu        sync.Mutex
+	buf       []parkedFrame
+	// floor is the position the subscribe reply covered: a publication at
+	// or below it (numbered before the reply, delivered after) is skipped.
+	// Written once in start, before buffering is cleared.
+	floor uint64
+}
+
+type parkedFrame struct {
+	offset uint64 // 0 for join/leave events
+	frame  []byte
+}
+
+// Channel is the subscribed channel.
+func (s *Subscription) Channel() Channel { return s.ch }
+
+// Options are the channel's namespace options.
+func (s *Subscription) Options() NamespaceOptions { return s.opts }
+
+// deliver hands one encoded frame to the subscriber, or parks it while the
+// subscription is starting. Called for one channel by one goroutine at a
+// time (the broker's ordering guarantee), so frames stay in order.
+func (s *Subscription) deliver(offset uint64, frame []byte) (delivered bool) {
+	if !s.active.Load() {
+		return false
+	}
+	if s.buffering.Load() {
+		s.mu.Lock()
+		if s.buffering.Load() {
+			s.buf = append(s.buf, parkedFrame{offset, frame})
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
+	}
+	if offset != 0 && offset <= s.floor {
+		return false
+	}
+	return s.hub.send(s.sub, frame, s.opts.SlowPolicy)
+}
+
+// start flushes the parked frames that come after pos (publications at or
+// before pos are already covered by the subscribe reply) and switches to
+// direct delivery.
+func (s *Subscription) start(pos uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.floor = pos
+	for _, p := range s.buf {
+		if p.offset == 0 || p.offset > pos {
+			s.hub.send(s.sub, p.frame, s.opts.SlowPolicy)
+		}
+	}
+	s.buf = nil
+	s.buffering.Store(false)
+}
