@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"github.com/fasthttp/websocket"
+	fiberws "github.com/gofiber/contrib/websocket"
 
 	"github.com/duplex/duplex/wsconn"
 )
@@ -20,17 +21,24 @@ func EchoReply(msg []byte) []byte {
 	return append(out, msg...)
 }
 
-// Echo is the /ws message handler: a non-empty text message gets the
+// Echo serves one /ws connection: a non-empty text message gets the
 // tutorial's reply, an empty one gets nothing, and a binary message comes
-// back verbatim. It runs on each session's reader goroutine.
-func Echo(s *wsconn.Session, kind int, data []byte) {
+// back verbatim.
+func Echo(_ *fiberws.Conn, s *wsconn.Session) wsconn.Handler { return echoHandler{s} }
+
+// echoHandler runs on its session's reader goroutine.
+type echoHandler struct{ s *wsconn.Session }
+
+func (h echoHandler) HandleMessage(kind int, data []byte) {
 	switch kind {
 	case websocket.TextMessage:
 		if len(data) == 0 {
 			return
 		}
-		_ = s.Send(websocket.TextMessage, EchoReply(data))
+		_ = h.s.Send(websocket.TextMessage, EchoReply(data))
 	case websocket.BinaryMessage:
-		_ = s.Send(websocket.BinaryMessage, data)
+		_ = h.s.Send(websocket.BinaryMessage, data)
 	}
 }
+
+func (echoHandler) Closed() {}

@@ -52,12 +52,16 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 	}
 }
 
+// Opener makes the handler of one upgraded connection. c gives access to
+// the request's query and Locals; it must not be kept past the call.
+type Opener func(c *fiberws.Conn, s *wsconn.Session) wsconn.Handler
+
 // WebSocket upgrades the request and runs the connection through reg with
-// handle; a request that is not an upgrade goes on to the next handler.
-// Origins are checked by UpgradeGuard before this runs.
-func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, handle wsconn.MessageHandler, refused RefusalCounter, log *slog.Logger) fiber.Handler {
+// the handler open makes; a request that is not an upgrade goes on to the
+// next handler. Origins are checked by UpgradeGuard before this runs.
+func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused RefusalCounter, log *slog.Logger) fiber.Handler {
 	upgrade := fiberws.New(func(c *fiberws.Conn) {
-		reg.Serve(c.Conn, lim, handle)
+		reg.Serve(c.Conn, lim, func(s *wsconn.Session) wsconn.Handler { return open(c, s) })
 	}, fiberws.Config{
 		Filter:  fiberws.IsWebSocketUpgrade, // true means upgrade
 		Origins: []string{"*"},              // UpgradeGuard has checked already

@@ -17,6 +17,11 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// SendQueueBytes caps the bytes waiting in one session's send queue.
 	SendQueueBytes int
+	// MaxBatch is how many queued text messages the writer may join, with
+	// newlines, into one frame: one write for many messages. 0 or 1 sends
+	// each message as its own frame, which echo needs; a protocol whose
+	// messages never contain a raw newline (JSON lines) can batch.
+	MaxBatch int
 }
 
 // closeGrace is how long the server waits for the client's answer to its

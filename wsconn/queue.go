@@ -42,6 +42,35 @@ func (q *sendQueue) push(m outMessage) bool {
 	return true
 }
 
+// pushDropOldest appends m, first dropping the oldest queued messages
+// until it fits under the byte cap, and reports how many it dropped. It
+// fails only when m alone is larger than the cap.
+func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok bool) {
+	if len(m.data) > q.maxBytes {
+		return 0, false
+	}
+	q.mu.Lock()
+	for q.bytes+len(m.data) > q.maxBytes {
+		q.bytes -= len(q.items[dropped].data)
+		q.items[dropped] = outMessage{}
+		dropped++
+	}
+	if dropped > 0 {
+		// Shift rather than reslice, so the backing array does not creep.
+		n := copy(q.items, q.items[dropped:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+	}
+	q.items = append(q.items, m)
+	q.bytes += len(m.data)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return dropped, true
+}
+
 // takeAll removes every queued message and returns them in order. The
 // caller passes back the slice it got last time (emptied), so in the
 // steady state the two slices swap and nothing is allocated.

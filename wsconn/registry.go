@@ -73,11 +73,11 @@ func (r *Registry) Admitting() (ok bool, reason string) {
 	return true, ""
 }
 
-// Serve runs one upgraded connection to its end, calling handle for each
-// message. It must be called on the WebSocket handler's goroutine and
-// returns only when the session's writer has stopped, so the caller may
-// return and let the connection be reused.
-func (r *Registry) Serve(conn *websocket.Conn, lim Limits, handle MessageHandler) {
+// Serve runs one upgraded connection to its end, with the Handler that
+// open makes for it once it is registered. It must be called on the
+// WebSocket handler's goroutine and returns only when the session's writer
+// has stopped, so the caller may return and let the connection be reused.
+func (r *Registry) Serve(conn *websocket.Conn, lim Limits, open OpenFunc) {
 	s := newSession(r.nextID.Add(1), conn, lim, r.obs, r.log)
 	if code, reason, ok := r.add(s); !ok {
 		// Lost the race for the last slot, or shutdown began meanwhile.
@@ -88,7 +88,7 @@ func (r *Registry) Serve(conn *websocket.Conn, lim Limits, handle MessageHandler
 		return
 	}
 	defer r.remove(s)
-	s.run(handle)
+	s.run(open(s))
 }
 
 func (r *Registry) add(s *Session) (code int, reason string, ok bool) {

@@ -22,11 +22,20 @@ var (
 	ErrSlowConsumer = errors.New("wsconn: slow consumer, send queue full")
 )
 
-// MessageHandler is called by a session's reader for each complete data
-// message, in order, on the reader's goroutine. data is the caller's to
-// keep. To answer, call s.Send; a handler must not block for long, since
+// Handler serves the messages of one session. Both methods are called on
+// the session's reader goroutine, one at a time: HandleMessage for each
+// complete data message, in order (data is the handler's to keep), and
+// Closed once, when reading has stopped and before the writer is joined,
+// so the handler can withdraw the session from wherever it was published.
+// To answer, call Session.Send; a handler must not block for long, since
 // the next message is not read until it returns.
-type MessageHandler func(s *Session, kind int, data []byte)
+type Handler interface {
+	HandleMessage(kind int, data []byte)
+	Closed()
+}
+
+// OpenFunc makes the Handler of a new session, once it is registered.
+type OpenFunc func(s *Session) Handler
 
 // Session is one WebSocket connection while its handler runs.
 //
@@ -85,6 +94,21 @@ func (s *Session) Send(kind int, data []byte) error {
 	return nil
 }
 
+// SendDropOldest queues one data message like Send, but when the queue is
+// full it drops the oldest queued messages to make room instead of closing
+// the session, and reports how many it dropped. It fails with
+// ErrSlowConsumer only if data alone is larger than the queue's cap.
+func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error) {
+	if s.closing() {
+		return 0, ErrClosed
+	}
+	dropped, ok := s.queue.pushDropOldest(outMessage{kind: kind, data: data})
+	if !ok {
+		return 0, ErrSlowConsumer
+	}
+	return dropped, nil
+}
+
 // Close asks the writer to flush what is queued, then send a close frame
 // with code and reason, and the reader to wait briefly for the client's
 // answer. Only the first call has any effect. It does not block.
@@ -130,7 +154,7 @@ func (s *Session) withConn(f func(*websocket.Conn)) {
 
 // run is the whole life of the session, on the handler goroutine: it starts
 // the writer, reads until the connection ends, and joins the writer.
-func (s *Session) run(handle MessageHandler) {
+func (s *Session) run(h Handler) {
 	s.conn.SetReadLimit(s.lim.MaxMessageBytes)
 	_ = s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
 	s.conn.SetPongHandler(func(string) error {
@@ -146,7 +170,8 @@ func (s *Session) run(handle MessageHandler) {
 		s.writeLoop()
 	}()
 
-	s.readLoop(handle)
+	s.readLoop(h)
+	s.closed(h)
 	// The reader is done, so nothing more will be answered; let the writer
 	// finish (it sends the close frame if one is due) and wait for it.
 	s.Close(0, "")
@@ -160,7 +185,7 @@ func (s *Session) run(handle MessageHandler) {
 // readLoop reads messages until the connection fails or closes. Protocol
 // violations the library detects (1002, 1009) are answered by the library
 // itself; invalid UTF-8 is ours to catch.
-func (s *Session) readLoop(handle MessageHandler) {
+func (s *Session) readLoop(h Handler) {
 	for {
 		kind, data, err := s.conn.ReadMessage()
 		if err != nil {
@@ -176,7 +201,7 @@ func (s *Session) readLoop(handle MessageHandler) {
 			s.Close(CloseInvalidPayload, "invalid UTF-8 in text message")
 			continue
 		}
-		if !s.dispatch(handle, kind, data) {
+		if !s.dispatch(h, kind, data) {
 			s.Close(CloseInternalError, "internal error")
 		}
 	}
@@ -184,15 +209,26 @@ func (s *Session) readLoop(handle MessageHandler) {
 
 // dispatch calls the handler, turning a panic into a logged error so that
 // one bad message cannot take the server down.
-func (s *Session) dispatch(handle MessageHandler, kind int, data []byte) (ok bool) {
+func (s *Session) dispatch(h Handler, kind int, data []byte) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("message handler panicked", "session", s.id, "panic", r)
 			ok = false
 		}
 	}()
-	handle(s, kind, data)
+	h.HandleMessage(kind, data)
 	return true
+}
+
+// closed tells the handler the session has stopped reading; a panic there
+// is logged, and the session still ends cleanly.
+func (s *Session) closed(h Handler) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session close handler panicked", "session", s.id, "panic", r)
+		}
+	}()
+	h.Closed()
 }
 
 // noteReadError records the close code the library sent on our behalf, if
@@ -262,18 +298,58 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// flush writes every queued message, each with its own write deadline.
+// flush writes every queued message, each frame with its own deadline.
+// Runs of text messages are joined into one frame when MaxBatch allows.
 func (s *Session) flush(spare []outMessage) ([]outMessage, error) {
 	batch := s.queue.takeAll(spare)
-	for i, m := range batch {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
-		if err := s.conn.WriteMessage(m.kind, m.data); err != nil {
+	for i := 0; i < len(batch); {
+		n := 1
+		if s.lim.MaxBatch > 1 && batch[i].kind == websocket.TextMessage {
+			for n < s.lim.MaxBatch && i+n < len(batch) && batch[i+n].kind == websocket.TextMessage {
+				n++
+			}
+		}
+		if err := s.writeFrame(batch[i : i+n]); err != nil {
 			return batch, err
 		}
-		s.obs.MessageOut(len(m.data))
-		batch[i] = outMessage{} // let the payload be collected
+		clear(batch[i : i+n]) // let the payloads be collected
+		i += n
 	}
 	return batch, nil
+}
+
+var newline = []byte{'\n'}
+
+// writeFrame sends msgs as one frame: the message itself, or text messages
+// joined by newlines.
+func (s *Session) writeFrame(msgs []outMessage) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
+	if len(msgs) == 1 {
+		if err := s.conn.WriteMessage(msgs[0].kind, msgs[0].data); err != nil {
+			return err
+		}
+		s.obs.MessageOut(len(msgs[0].data))
+		return nil
+	}
+	w, err := s.conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	for j, m := range msgs {
+		if j > 0 {
+			_, _ = w.Write(newline)
+		}
+		if _, err := w.Write(m.data); err != nil {
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		s.obs.MessageOut(len(m.data))
+	}
+	return nil
 }
 
 // failWrite ends a session whose socket can no longer be written to: the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,29 +24,21 @@ var testLimits = Limits{
 	SendQueueBytes:  1 << 20,
 }
 
-// serve runs reg behind a bare fasthttp server on a loopback port and
-// returns its ws:// URL. Everything is stopped when the test ends.
-func serve(t *testing.T, reg *Registry, lim Limits, handle MessageHandler) string {
+// serve runs reg behind a bare fasthttp server on a loopback port, with
+// handle for every message, and returns its ws:// URL.
+func serve(t *testing.T, reg *Registry, lim Limits, handle func(s *Session, kind int, data []byte)) string {
 	t.Helper()
-	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c, lim, handle) })
-	}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = reg.Shutdown(ctx)
-		_ = srv.Shutdown()
-		<-done
-	})
-	return "ws://" + ln.Addr().String()
+	return openWith(t, reg, lim, func(s *Session) Handler { return funcHandler{s, handle} })
 }
+
+// funcHandler adapts a plain function to Handler.
+type funcHandler struct {
+	s *Session
+	f func(s *Session, kind int, data []byte)
+}
+
+func (h funcHandler) HandleMessage(kind int, data []byte) { h.f(h.s, kind, data) }
+func (funcHandler) Closed()                               {}
 
 func dial(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
@@ -261,5 +255,100 @@ func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
 	waitUntil(t, "goroutines to settle", func() bool { return runtime.NumGoroutine() <= before+5 })
 	if served.Load() != 500 {
 		t.Fatalf("served %d messages, want 500", served.Load())
+	}
+}
+
+// openWith runs reg behind a bare fasthttp server on a loopback port, with
+// handlers made by open, and returns its ws:// URL. Everything is stopped
+// when the test ends.
+func openWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) string {
+	t.Helper()
+	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c, lim, open) })
+	}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = reg.Shutdown(ctx)
+		_ = srv.Shutdown()
+		<-done
+	})
+	return "ws://" + ln.Addr().String()
+}
+
+func TestTextMessagesAreBatchedIntoFrames(t *testing.T) {
+	lim := testLimits
+	lim.MaxBatch = 8
+	reg := NewRegistry(10, nil, nil)
+	// Queued before the writer starts, so it finds all 20 at once.
+	url := openWith(t, reg, lim, func(s *Session) Handler {
+		for i := 0; i < 20; i++ {
+			_ = s.Send(websocket.TextMessage, []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		}
+		return funcHandler{s, func(*Session, int, []byte) {}}
+	})
+	c := dial(t, url)
+	var frames []int
+	next := 0
+	for next < 20 {
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		kind, data, err := c.ReadMessage()
+		if err != nil || kind != websocket.TextMessage {
+			t.Fatalf("read: kind %d err %v", kind, err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for _, l := range lines {
+			if want := fmt.Sprintf(`{"n":%d}`, next); l != want {
+				t.Fatalf("message %q, want %q", l, want)
+			}
+			next++
+		}
+		frames = append(frames, len(lines))
+	}
+	if fmt.Sprint(frames) != "[8 8 4]" {
+		t.Fatalf("messages per frame = %v, want [8 8 4]", frames)
+	}
+}
+
+func TestDropOldestNeverDisconnects(t *testing.T) {
+	lim := testLimits
+	lim.SendQueueBytes = 4 << 10
+	reg := NewRegistry(10, nil, nil)
+	var dropped atomic.Int64
+	url := openWith(t, reg, lim, func(s *Session) Handler {
+		// Far more than the queue holds, before the writer can drain any.
+		for i := 0; i < 1000; i++ {
+			n, err := s.SendDropOldest(websocket.TextMessage, []byte(fmt.Sprintf("%04d%s", i, strings.Repeat(".", 60))))
+			if err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+			dropped.Add(int64(n))
+		}
+		return funcHandler{s, func(*Session, int, []byte) {}}
+	})
+	c := dial(t, url)
+	var last string
+	received := 0
+	for !strings.HasPrefix(last, "0999") {
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", received, err)
+		}
+		last = string(data)
+		received++
+	}
+	if dropped.Load() == 0 || int64(received)+dropped.Load() != 1000 {
+		t.Fatalf("received %d, dropped %d: want some dropped and none lost uncounted", received, dropped.Load())
+	}
+	if reg.Len() != 1 {
+		t.Fatal("drop-oldest closed the connection")
 	}
 }
