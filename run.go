@@ -34,12 +34,14 @@ func exitCode(err error) int {
 	}
 }
 
-// run dispatches the subcommand: none (serve), healthcheck or version.
+// run dispatches the subcommand: none or serve, healthcheck, token or version.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "healthcheck":
 			return healthcheck(ctx, args[1:], getenv, stderr)
+		case "token":
+			return token(args[1:], getenv, stdout, stderr)
 		case "version":
 			_, err := fmt.Fprintln(stdout, version)
 			return err

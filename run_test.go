@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/duplex/duplex/realtime"
 )
 
 func TestInvalidConfigExitsWithTwo(t *testing.T) {
@@ -46,5 +48,27 @@ func TestHealthcheckProbesTheConfiguredHost(t *testing.T) {
 	err = run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, &strings.Builder{}, &strings.Builder{})
 	if err != nil {
 		t.Fatalf("healthcheck of a server on HOST: %v", err)
+	}
+}
+
+func TestTokenSubcommandMintsAVerifiableToken(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	env := func(k string) string {
+		if k == "TOKEN_SECRET" {
+			return secret
+		}
+		return ""
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"token", "--user", "42", "--name", "李旺"}, env, &out, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := realtime.VerifyToken([]byte(secret), strings.TrimSpace(out.String()))
+	if err != nil || id.User != "42" || id.Name != "李旺" {
+		t.Fatalf("minted token verifies as %+v, %v", id, err)
+	}
+	err = run(context.Background(), []string{"token", "--user", "42"}, func(string) string { return "" }, &out, &strings.Builder{})
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "TOKEN_SECRET") {
+		t.Fatalf("without a secret: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/duplex/duplex/handlers"
 	"github.com/duplex/duplex/metrics"
 	"github.com/duplex/duplex/public"
+	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/views"
 	"github.com/duplex/duplex/wsconn"
 )
@@ -34,7 +35,19 @@ type App struct {
 	registry *wsconn.Registry
 	metrics  *metrics.Metrics
 	ready    atomic.Bool
+
+	hub       *realtime.Hub
+	verify    realtime.TokenVerifier // nil when TOKEN_SECRET is unset
+	stopSweep func()                 // stops the memory broker's expiry sweeper
 }
+
+// brokerSweepInterval is how often expired history and idle channels are
+// dropped from the memory broker.
+const brokerSweepInterval = 30 * time.Second
+
+// realtimeBatch is how many queued messages a /realtime writer joins into
+// one frame (the protocol's messages are JSON lines).
+const realtimeBatch = 16
 
 // New builds the server. It fails if a template does not parse, so a
 // broken page is found at start-up rather than on the first request.
@@ -46,6 +59,22 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 
 	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
 	a.registry = wsconn.NewRegistry(cfg.MaxConnections, a.metrics, log)
+	if cfg.TokenSecret != "" {
+		verify, err := realtime.TokenVerifierHS256([]byte(cfg.TokenSecret))
+		if err != nil {
+			return nil, fmt.Errorf("token verifier: %w", err)
+		}
+		a.verify = verify
+	}
+	broker := realtime.NewMemoryBroker()
+	hub, err := realtime.NewHub(realtime.HubConfig{
+		Namespaces: cfg.Namespaces, Broker: broker, VerifyToken: a.verify, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("realtime hub: %w", err)
+	}
+	a.hub = hub
+	a.stopSweep = broker.StartSweeper(brokerSweepInterval)
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
@@ -78,6 +107,21 @@ func (a *App) routes(version string) {
 	// client (new WebSocket("ws://host:8088")) works unchanged.
 	a.fiber.Get("/", guard, echo, handlers.Page("index", "WebSocket 回声演示"))
 	a.fiber.Get("/ws", guard, echo, handlers.UpgradeRequired(a.metrics))
+	rtLim := lim
+	rtLim.MaxBatch = realtimeBatch
+	rt := handlers.WebSocket(a.registry, rtLim,
+		handlers.Realtime(a.hub, realtime.ClientLimits{MaxSubscriptions: a.cfg.MaxSubscriptions}), a.metrics, a.log)
+	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
+
+	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
+	apiGroup := a.fiber.Group("/api", handlers.APIAuth(a.cfg.APIKey))
+	apiGroup.Post("/publish", api.Publish)
+	apiGroup.Post("/broadcast", api.Broadcast)
+	apiGroup.Get("/channels", api.Channels)
+	apiGroup.Get("/presence/:channel", api.Presence)
+	apiGroup.Get("/history/:channel", api.History)
+	apiGroup.Post("/token", api.Token)
+
 	a.fiber.Get("/chat", handlers.Page("chat", "聊天室"))
 	a.fiber.Get("/live", handlers.Page("live", "直播弹幕"))
 	a.fiber.Get("/push", handlers.Page("push", "消息推送"))
@@ -123,6 +167,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Warn("http shutdown", "err", err)
 	}
 	err := a.registry.Shutdown(ctx)
+	// Every session has unsubscribed by now; nothing uses the broker.
+	a.stopSweep()
 	if errors.Is(err, wsconn.ErrShutdownTimeout) {
 		a.log.Warn("some clients did not close in time and were dropped")
 		return nil

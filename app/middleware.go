@@ -9,6 +9,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/helmet"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+
+	"github.com/duplex/duplex/handlers"
 )
 
 // contentSecurityPolicy allows the pages' own scripts, styles and socket
@@ -44,11 +46,8 @@ func accessLog(log *slog.Logger) fiber.Handler {
 		start := time.Now()
 		err := c.Next()
 		status := c.Response().StatusCode()
-		var fe *fiber.Error
-		if errors.As(err, &fe) {
-			status = fe.Code
-		} else if err != nil {
-			status = fiber.StatusInternalServerError
+		if err != nil {
+			status, _ = clientError(err)
 		}
 		log.Info("request",
 			"method", c.Method(), "path", c.Path(), "status", status,
@@ -58,20 +57,31 @@ func accessLog(log *slog.Logger) fiber.Handler {
 	}
 }
 
-// errorHandler answers every failed request with JSON. Only messages of
-// *fiber.Error, which handlers write for clients, are shown; anything else,
-// panics included, becomes a bare 500 so no internals leak.
+// errorHandler answers every failed request with JSON. Only errors that
+// handlers wrote for clients (*fiber.Error, *handlers.CodedError) show
+// their message; anything else, panics included, becomes a bare 500 and
+// goes to the log, so no internals leak.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		code, msg := fiber.StatusInternalServerError, "internal server error"
-		var fe *fiber.Error
-		if errors.As(err, &fe) {
-			code, msg = fe.Code, fe.Message
-		} else {
+		status, body := clientError(err)
+		if status == fiber.StatusInternalServerError {
 			log.Error("request failed", "err", err, "path", c.Path(), "request_id", requestID(c))
 		}
-		return c.Status(code).JSON(fiber.Map{"error": msg})
+		return c.Status(status).JSON(body)
 	}
+}
+
+// clientError is the status and JSON body a client gets for err.
+func clientError(err error) (int, fiber.Map) {
+	var fe *fiber.Error
+	var ce *handlers.CodedError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Status, fiber.Map{"error": ce.Message, "code": ce.Code}
+	case errors.As(err, &fe) && fe.Code != fiber.StatusInternalServerError:
+		return fe.Code, fiber.Map{"error": fe.Message}
+	}
+	return fiber.StatusInternalServerError, fiber.Map{"error": "internal server error"}
 }
 
 func requestID(c *fiber.Ctx) string {

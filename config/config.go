@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/duplex/duplex/realtime"
 )
 
 // Config is the effective configuration of one duplex process.
@@ -36,6 +38,18 @@ type Config struct {
 
 	// WS holds the per-connection WebSocket limits.
 	WS WebSocket
+
+	// APIKey guards the HTTP push API; empty turns the API off (503).
+	APIKey string
+	// TokenSecret signs and verifies HS256 client tokens; empty means only
+	// guests can connect.
+	TokenSecret string
+	// TokenTTL is how long minted tokens stay valid.
+	TokenTTL time.Duration
+	// MaxSubscriptions caps the channels one connection may subscribe to.
+	MaxSubscriptions int
+	// Namespaces holds each channel namespace's rules.
+	Namespaces realtime.Namespaces
 
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
@@ -74,8 +88,11 @@ func Default() Config {
 			WriteTimeout:    10 * time.Second,
 			SendQueueBytes:  1 << 20,
 		},
-		LogLevel:  "info",
-		LogFormat: "json",
+		TokenTTL:         24 * time.Hour,
+		MaxSubscriptions: realtime.DefaultMaxSubscriptions,
+		Namespaces:       realtime.DefaultNamespaces(),
+		LogLevel:         "info",
+		LogFormat:        "json",
 	}
 }
 
@@ -84,35 +101,37 @@ func (c Config) Addr() string {
 	return fmt.Sprintf("%s:%d", c.Host, c.Port)
 }
 
-// setting binds one field to its environment variable and flag.
+// setting binds one field to its environment variable and flag. A secret
+// setting is never printed.
 type setting struct {
-	env   string
-	flag  string
-	usage string
-	get   func(c *Config) string
-	set   func(c *Config, v string) error
+	env    string
+	flag   string
+	usage  string
+	get    func(c *Config) string
+	set    func(c *Config, v string) error
+	secret bool
 }
 
 func settings() []setting {
 	return []setting{
 		{"HOST", "host", "interface to listen on",
 			func(c *Config) string { return c.Host },
-			func(c *Config, v string) error { c.Host = v; return nil }},
+			func(c *Config, v string) error { c.Host = v; return nil }, false},
 		{"PORT", "port", "TCP port to listen on",
 			func(c *Config) string { return strconv.Itoa(c.Port) },
-			func(c *Config, v string) error { return parseInt(v, &c.Port) }},
+			func(c *Config, v string) error { return parseInt(v, &c.Port) }, false},
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", "deadline for graceful shutdown",
 			func(c *Config) string { return c.ShutdownTimeout.String() },
-			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownTimeout) }},
+			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownTimeout) }, false},
 		{"SHUTDOWN_DRAIN_DELAY", "shutdown-drain-delay", "how long /readyz fails before the listener closes at shutdown",
 			func(c *Config) string { return c.ShutdownDrainDelay.String() },
-			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownDrainDelay) }},
+			func(c *Config, v string) error { return parseDuration(v, &c.ShutdownDrainDelay) }, false},
 		{"MAX_CONNECTIONS", "max-connections", "cap on open WebSocket connections",
 			func(c *Config) string { return strconv.Itoa(c.MaxConnections) },
-			func(c *Config, v string) error { return parseInt(v, &c.MaxConnections) }},
+			func(c *Config, v string) error { return parseInt(v, &c.MaxConnections) }, false},
 		{"ALLOWED_ORIGINS", "allowed-origins", "comma-separated extra browser origins allowed to open WebSockets (* for any)",
 			func(c *Config) string { return strings.Join(c.AllowedOrigins, ",") },
-			func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }},
+			func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }, false},
 		{"WS_MAX_MESSAGE_BYTES", "ws-max-message-bytes", "largest inbound WebSocket message",
 			func(c *Config) string { return strconv.FormatInt(c.WS.MaxMessageBytes, 10) },
 			func(c *Config, v string) error {
@@ -122,25 +141,44 @@ func settings() []setting {
 				}
 				c.WS.MaxMessageBytes = n
 				return nil
-			}},
+			}, false},
 		{"WS_PING_INTERVAL", "ws-ping-interval", "how often idle clients are pinged",
 			func(c *Config) string { return c.WS.PingInterval.String() },
-			func(c *Config, v string) error { return parseDuration(v, &c.WS.PingInterval) }},
+			func(c *Config, v string) error { return parseDuration(v, &c.WS.PingInterval) }, false},
 		{"WS_PONG_TIMEOUT", "ws-pong-timeout", "how long a client has to answer a ping",
 			func(c *Config) string { return c.WS.PongTimeout.String() },
-			func(c *Config, v string) error { return parseDuration(v, &c.WS.PongTimeout) }},
+			func(c *Config, v string) error { return parseDuration(v, &c.WS.PongTimeout) }, false},
 		{"WS_WRITE_TIMEOUT", "ws-write-timeout", "deadline for each write to a client",
 			func(c *Config) string { return c.WS.WriteTimeout.String() },
-			func(c *Config, v string) error { return parseDuration(v, &c.WS.WriteTimeout) }},
+			func(c *Config, v string) error { return parseDuration(v, &c.WS.WriteTimeout) }, false},
 		{"WS_SEND_QUEUE_BYTES", "ws-send-queue-bytes", "bytes queued per client before the slow-consumer policy applies",
 			func(c *Config) string { return strconv.Itoa(c.WS.SendQueueBytes) },
-			func(c *Config, v string) error { return parseInt(v, &c.WS.SendQueueBytes) }},
+			func(c *Config, v string) error { return parseInt(v, &c.WS.SendQueueBytes) }, false},
+		{"API_KEY", "api-key", "bearer key for the HTTP push API (empty: API off)",
+			func(c *Config) string { return c.APIKey },
+			func(c *Config, v string) error { c.APIKey = v; return nil }, true},
+		{"TOKEN_SECRET", "token-secret", "HS256 secret for client tokens, at least 32 bytes (empty: guests only)",
+			func(c *Config) string { return c.TokenSecret },
+			func(c *Config, v string) error { c.TokenSecret = v; return nil }, true},
+		{"TOKEN_TTL", "token-ttl", "how long minted client tokens stay valid",
+			func(c *Config) string { return c.TokenTTL.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.TokenTTL) }, false},
+		{"MAX_SUBSCRIPTIONS", "max-subscriptions", "channels one connection may subscribe to",
+			func(c *Config) string { return strconv.Itoa(c.MaxSubscriptions) },
+			func(c *Config, v string) error { return parseInt(v, &c.MaxSubscriptions) }, false},
+		{"NAMESPACES", "namespaces", "JSON object of namespace options merged over the defaults",
+			func(c *Config) string { return describeNamespaces(c.Namespaces) },
+			func(c *Config, v string) error {
+				ns, err := parseNamespaces(v)
+				c.Namespaces = ns
+				return err
+			}, false},
 		{"LOG_LEVEL", "log-level", "debug, info, warn or error",
 			func(c *Config) string { return c.LogLevel },
-			func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil }},
+			func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
 		{"LOG_FORMAT", "log-format", "json or text",
 			func(c *Config) string { return c.LogFormat },
-			func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil }},
+			func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
 	}
 }
 
@@ -201,6 +239,13 @@ func (c Config) Validate() error {
 		"must be at least WS_MAX_MESSAGE_BYTES (%d), got %d", c.WS.MaxMessageBytes, c.WS.SendQueueBytes)
 	check(oneOf(c.LogLevel, "debug", "info", "warn", "error"), "LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	check(oneOf(c.LogFormat, "json", "text"), "LOG_FORMAT", "must be json or text, got %q", c.LogFormat)
+	check(c.TokenSecret == "" || len(c.TokenSecret) >= realtime.MinTokenSecretBytes, "TOKEN_SECRET",
+		"must be at least %d bytes, got %d", realtime.MinTokenSecretBytes, len(c.TokenSecret))
+	check(c.TokenTTL >= time.Minute, "TOKEN_TTL", "must be at least 1m, got %s", c.TokenTTL)
+	check(c.MaxSubscriptions >= 1, "MAX_SUBSCRIPTIONS", "must be at least 1, got %d", c.MaxSubscriptions)
+	if err := c.Namespaces.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("NAMESPACES: %w", err))
+	}
 	for _, o := range c.AllowedOrigins {
 		if err := validateOrigin(o); err != nil {
 			errs = append(errs, fmt.Errorf("ALLOWED_ORIGINS: %q: %w", o, err))
@@ -210,11 +255,15 @@ func (c Config) Validate() error {
 }
 
 // Effective lists every setting as ENV=value, in a stable order, for the
-// start-up log.
+// start-up log. Secrets show as *** when set.
 func (c Config) Effective() []string {
 	var out []string
 	for _, s := range settings() {
-		out = append(out, s.env+"="+s.get(&c))
+		v := s.get(&c)
+		if s.secret && v != "" {
+			v = "***"
+		}
+		out = append(out, s.env+"="+v)
 	}
 	return out
 }

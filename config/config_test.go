@@ -103,3 +103,62 @@ func TestEffectiveListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretsAreMasked(t *testing.T) {
+	cfg, err := Load(nil, env(map[string]string{
+		"API_KEY":      "hunter2-api-key",
+		"TOKEN_SECRET": strings.Repeat("s", 40),
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(cfg.Effective(), " ")
+	if strings.Contains(got, "hunter2") || strings.Contains(got, "ssss") {
+		t.Fatalf("secret printed: %s", got)
+	}
+	if !strings.Contains(got, "API_KEY=***") || !strings.Contains(got, "TOKEN_SECRET=***") {
+		t.Fatalf("secrets not shown as set: %s", got)
+	}
+	if !strings.Contains(strings.Join(Default().Effective(), " "), "API_KEY= ") {
+		t.Fatal("an unset secret should show as empty")
+	}
+}
+
+func TestNamespacesMergeOverDefaults(t *testing.T) {
+	cfg, err := Load(nil, env(map[string]string{
+		"NAMESPACES": `{"chat":{"history_size":500,"history_ttl":"1h"},` +
+			`"game":{"client_publish":true,"presence":"count","slow_policy":"drop-oldest"}}`,
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := cfg.Namespaces["chat"]
+	if chat.HistorySize != 500 || chat.HistoryTTL != time.Hour || !chat.JoinLeave || chat.PublishRate != 10 {
+		t.Errorf("chat = %+v: overrides or kept defaults wrong", chat)
+	}
+	game := cfg.Namespaces["game"]
+	if !game.ClientPublish || game.HistorySize != 0 || game.SlowPolicy.String() != "drop-oldest" {
+		t.Errorf("game = %+v", game)
+	}
+	if _, ok := cfg.Namespaces["live"]; !ok {
+		t.Error("built-in namespaces lost")
+	}
+}
+
+func TestInvalidRealtimeSettings(t *testing.T) {
+	for _, tc := range []struct{ env, value, want string }{
+		{"TOKEN_SECRET", "short", "TOKEN_SECRET"},
+		{"NAMESPACES", `{"chat":{"history_sise":5}}`, "NAMESPACES"},
+		{"NAMESPACES", `{"chat":{"presence":"everyone"}}`, "NAMESPACES"},
+		{"NAMESPACES", `{"x":{"join_leave":true}}`, "join/leave needs member presence"},
+		{"NAMESPACES", `{"chat":{"history_size":5,"history_ttl":"0s"}}`, "TTL"},
+		{"NAMESPACES", `[1,2]`, "NAMESPACES"},
+		{"MAX_SUBSCRIPTIONS", "0", "MAX_SUBSCRIPTIONS"},
+		{"TOKEN_TTL", "1s", "TOKEN_TTL"},
+	} {
+		_, err := Load(nil, env(map[string]string{tc.env: tc.value}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%s: err = %v, want it to mention %q", tc.env, tc.value, err, tc.want)
+		}
+	}
+}

@@ -9,6 +9,9 @@ const (
 	CloseGoingAway = websocket.CloseGoingAway
 	// CloseProtocolError (1002): a framing violation; the library sends it.
 	CloseProtocolError = websocket.CloseProtocolError
+	// CloseUnsupportedData (1003): a message of a type the endpoint does
+	// not speak, such as binary on a JSON protocol.
+	CloseUnsupportedData = websocket.CloseUnsupportedData
 	// CloseInvalidPayload (1007): a text message that is not valid UTF-8.
 	CloseInvalidPayload = websocket.CloseInvalidFramePayloadData
 	// ClosePolicyViolation (1008): the client broke a server policy.

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/duplex/duplex/realtime"
+)
+
+// namespaceJSON is one namespace in the NAMESPACES setting. Every field is
+// optional: a listed built-in namespace keeps its defaults for what is not
+// given, and a new namespace starts from nothing (no history, no presence,
+// server-only publish, disconnect slow consumers).
+type namespaceJSON struct {
+	HistorySize   *int     `json:"history_size"`
+	HistoryTTL    *string  `json:"history_ttl"`
+	Presence      *string  `json:"presence"` // off, count or members
+	JoinLeave     *bool    `json:"join_leave"`
+	ClientPublish *bool    `json:"client_publish"`
+	PublishRate   *float64 `json:"publish_rate"`
+	PublishBurst  *int     `json:"publish_burst"`
+	UserChannel   *bool    `json:"user_channel"`
+	SlowPolicy    *string  `json:"slow_policy"` // disconnect or drop-oldest
+}
+
+var presenceModes = map[string]realtime.PresenceMode{
+	"off": realtime.PresenceOff, "count": realtime.PresenceCount, "members": realtime.PresenceMembers,
+}
+
+// parseNamespaces merges a JSON object of namespace options over the
+// built-in defaults, for example
+// {"chat":{"history_size":500,"history_ttl":"1h"},"game":{"client_publish":true}}.
+func parseNamespaces(v string) (realtime.Namespaces, error) {
+	var in map[string]namespaceJSON
+	dec := json.NewDecoder(bytes.NewReader([]byte(v)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Errorf("not a JSON object of namespace options: %w", err)
+	}
+	out := realtime.DefaultNamespaces()
+	names := make([]string, 0, len(in))
+	for name := range in {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o, err := in[name].apply(out[name])
+		if err != nil {
+			return nil, fmt.Errorf("namespace %q: %w", name, err)
+		}
+		out[name] = o
+	}
+	return out, nil
+}
+
+func (j namespaceJSON) apply(o realtime.NamespaceOptions) (realtime.NamespaceOptions, error) {
+	setIf(&o.HistorySize, j.HistorySize)
+	setIf(&o.JoinLeave, j.JoinLeave)
+	setIf(&o.ClientPublish, j.ClientPublish)
+	setIf(&o.PublishRate, j.PublishRate)
+	setIf(&o.PublishBurst, j.PublishBurst)
+	setIf(&o.UserChannel, j.UserChannel)
+	if j.HistoryTTL != nil {
+		d, err := time.ParseDuration(*j.HistoryTTL)
+		if err != nil {
+			return o, fmt.Errorf("history_ttl: %w", err)
+		}
+		o.HistoryTTL = d
+	}
+	if j.Presence != nil {
+		mode, ok := presenceModes[*j.Presence]
+		if !ok {
+			return o, fmt.Errorf("presence must be off, count or members, got %q", *j.Presence)
+		}
+		o.Presence = mode
+	}
+	if j.SlowPolicy != nil {
+		p, err := realtime.ParseSlowPolicy(*j.SlowPolicy)
+		if err != nil {
+			return o, err
+		}
+		o.SlowPolicy = p
+	}
+	return o, nil
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// describeNamespaces is the NAMESPACES line of the start-up log: each
+// namespace's effective options, in name order.
+func describeNamespaces(ns realtime.Namespaces) string {
+	names := make([]string, 0, len(ns))
+	for name := range ns {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	for i, name := range names {
+		o := ns[name]
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: history=%d/%s presence=%v join_leave=%v client_publish=%v rate=%g/%d user_only=%v slow=%s",
+			name, o.HistorySize, o.HistoryTTL, presenceName(o.Presence), o.JoinLeave, o.ClientPublish,
+			o.PublishRate, o.PublishBurst, o.UserChannel, o.SlowPolicy)
+	}
+	return b.String()
+}
+
+func presenceName(m realtime.PresenceMode) string {
+	for name, mode := range presenceModes {
+		if mode == m {
+			return name
+		}
+	}
+	return "unknown"
+}

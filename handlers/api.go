@@ -1,0 +1,229 @@
+package handlers
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/realtime/protocol"
+)
+
+// MaxAPIBodyBytes caps the body of one API request.
+const MaxAPIBodyBytes = 64 << 10
+
+// APIAuth lets a request through only with "Authorization: Bearer <key>".
+// The comparison is of SHA-256 digests in constant time, so neither the
+// key's bytes nor its length leak through timing. With no key configured
+// the API is off and says how to turn it on.
+func APIAuth(key string) fiber.Handler {
+	want := sha256.Sum256([]byte(key))
+	return func(c *fiber.Ctx) error {
+		if key == "" {
+			return fiber.NewError(fiber.StatusServiceUnavailable, "the HTTP API is off: set API_KEY to enable it")
+		}
+		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
+		got := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="duplex"`)
+			return fiber.NewError(fiber.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer $API_KEY)")
+		}
+		return c.Next()
+	}
+}
+
+// API serves the server-side push API over the hub. Its fields are set
+// once; the handlers run concurrently.
+type API struct {
+	Hub *realtime.Hub
+	// TokenSecret signs tokens for POST /api/token; empty turns it off.
+	TokenSecret []byte
+	TokenTTL    time.Duration
+}
+
+type publishRequest struct {
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+type broadcastRequest struct {
+	Channels []string        `json:"channels"`
+	Data     json.RawMessage `json:"data"`
+}
+
+type tokenRequest struct {
+	User string `json:"user"`
+	Name string `json:"name"`
+	TTL  string `json:"ttl"`
+}
+
+// Publish: POST /api/publish {"channel","data"} → {"offset","epoch"}.
+func (a API) Publish(c *fiber.Ctx) error {
+	var req publishRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.Channel == "" {
+		return fiber.NewError(fiber.StatusBadRequest, "channel is required")
+	}
+	pos, err := a.Hub.Publish(c.UserContext(), req.Channel, req.Data, nil)
+	if err != nil {
+		return apiError(err)
+	}
+	return c.JSON(pos)
+}
+
+// Broadcast: POST /api/broadcast {"channels":[...],"data"} → {"positions":[...]}.
+func (a API) Broadcast(c *fiber.Ctx) error {
+	var req broadcastRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	positions, err := a.Hub.Broadcast(c.UserContext(), req.Channels, req.Data, nil)
+	if err != nil {
+		return apiError(err)
+	}
+	return c.JSON(fiber.Map{"positions": positions})
+}
+
+// Channels: GET /api/channels → the channels with subscribers here.
+func (a API) Channels(c *fiber.Ctx) error {
+	list := a.Hub.Channels()
+	if list == nil {
+		list = []realtime.ChannelInfo{}
+	}
+	return c.JSON(fiber.Map{"channels": list})
+}
+
+// Presence: GET /api/presence/:channel.
+func (a API) Presence(c *fiber.Ctx) error {
+	channel, err := channelParam(c)
+	if err != nil {
+		return err
+	}
+	res, err := a.Hub.Presence(c.UserContext(), channel)
+	if err != nil {
+		return apiError(err)
+	}
+	return c.JSON(res)
+}
+
+// History: GET /api/history/:channel?limit=N&since=OFFSET&epoch=E.
+func (a API) History(c *fiber.Ctx) error {
+	channel, err := channelParam(c)
+	if err != nil {
+		return err
+	}
+	limit := 0
+	if v := c.Query("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
+			return fiber.NewError(fiber.StatusBadRequest, "limit must be a whole number >= 0")
+		}
+	}
+	var since *realtime.StreamPosition
+	if v := c.Query("since"); v != "" {
+		offset, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fiber.NewError(fiber.StatusBadRequest, "since must be an offset (a whole number)")
+		}
+		since = &realtime.StreamPosition{Offset: offset, Epoch: c.Query("epoch")}
+	}
+	res, err := a.Hub.History(c.UserContext(), channel, since, limit)
+	if err != nil {
+		return apiError(err)
+	}
+	return c.JSON(res)
+}
+
+// Token: POST /api/token {"user","name","ttl"} → {"token","user","expires_at"}.
+func (a API) Token(c *fiber.Ctx) error {
+	if len(a.TokenSecret) == 0 {
+		return fiber.NewError(fiber.StatusServiceUnavailable, "tokens are off: set TOKEN_SECRET to enable them")
+	}
+	var req tokenRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	ttl := a.TokenTTL
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d < time.Minute || d > a.TokenTTL {
+			return fiber.NewError(fiber.StatusBadRequest, "ttl must be a duration from 1m to "+a.TokenTTL.String())
+		}
+		ttl = d
+	}
+	token, err := realtime.MintToken(a.TokenSecret, req.User, req.Name, ttl)
+	if err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, err.Error())
+	}
+	return c.JSON(fiber.Map{"token": token, "user": req.User, "expires_at": time.Now().Add(ttl).Unix()})
+}
+
+// decodeBody reads one JSON object, refusing unknown fields, trailing
+// data and bodies over MaxAPIBodyBytes.
+func decodeBody(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(body) > MaxAPIBodyBytes {
+		return fiber.NewError(fiber.StatusRequestEntityTooLarge, "body is over "+strconv.Itoa(MaxAPIBodyBytes)+" bytes")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, "body must be a JSON object: "+err.Error())
+	}
+	if dec.More() {
+		return fiber.NewError(fiber.StatusBadRequest, "body has data after the JSON object")
+	}
+	return nil
+}
+
+func channelParam(c *fiber.Ctx) (string, error) {
+	channel, err := url.PathUnescape(c.Params("channel"))
+	if err != nil || channel == "" {
+		return "", fiber.NewError(fiber.StatusBadRequest, "channel is missing or badly escaped")
+	}
+	return channel, nil
+}
+
+// apiStatus maps the protocol's error codes onto HTTP statuses.
+var apiStatus = map[protocol.Code]int{
+	protocol.CodeBadRequest:    fiber.StatusBadRequest,
+	protocol.CodeBadChannel:    fiber.StatusBadRequest,
+	protocol.CodeForbidden:     fiber.StatusForbidden,
+	protocol.CodeLimitExceeded: fiber.StatusRequestEntityTooLarge,
+	protocol.CodeRateLimited:   fiber.StatusTooManyRequests,
+	protocol.CodeUnavailable:   fiber.StatusServiceUnavailable,
+	protocol.CodeNotFound:      fiber.StatusNotFound,
+	protocol.CodeUnauthorized:  fiber.StatusUnauthorized,
+}
+
+// apiError turns a hub error into a JSON answer with the protocol's code.
+func apiError(err error) error {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		return err // a bare 500; the error handler logs it
+	}
+	status, ok := apiStatus[pe.Code]
+	if !ok {
+		status = fiber.StatusInternalServerError
+	}
+	return &CodedError{Status: status, Code: string(pe.Code), Message: pe.Message}
+}
+
+// CodedError is a failed request with one of the protocol's stable error
+// codes; the app answers it as {"error": Message, "code": Code}.
+type CodedError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *CodedError) Error() string { return e.Code + ": " + e.Message }

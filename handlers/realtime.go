@@ -1,0 +1,97 @@
+package handlers
+
+import (
+	"strconv"
+
+	"github.com/fasthttp/websocket"
+	fiberws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/wsconn"
+)
+
+// identityKey is the Locals key under which RealtimeIdentity leaves the
+// identity for the socket; Locals reach the socket only with string keys.
+const identityKey = "duplex.identity"
+
+// RealtimeIdentity reads who a /realtime client is from ?token= (an HS256
+// token; verify may be nil when tokens are off) and ?name= (a guest's
+// nickname) before the upgrade, so a bad token is a clear 401 rather than
+// a socket that closes. Requests that are not upgrades pass through.
+func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !fiberws.IsWebSocketUpgrade(c) {
+			return c.Next()
+		}
+		var id realtime.Identity
+		if token := c.Query("token"); token != "" {
+			if verify == nil {
+				return fiber.NewError(fiber.StatusUnauthorized, "tokens are off on this server (TOKEN_SECRET is not set)")
+			}
+			var err error
+			if id, err = verify(token); err != nil {
+				return fiber.NewError(fiber.StatusUnauthorized, "invalid token: "+err.Error())
+			}
+		}
+		if raw := c.Query("name"); raw != "" {
+			name, err := realtime.CleanName(raw)
+			if err != nil {
+				return fiber.NewError(fiber.StatusBadRequest, err.Error())
+			}
+			if id.Name == "" {
+				id.Name = name
+			}
+		}
+		c.Locals(identityKey, id)
+		return c.Next()
+	}
+}
+
+// Realtime serves one /realtime connection: JSON commands in text frames,
+// handled by a realtime.Client over the session.
+func Realtime(hub *realtime.Hub, limits realtime.ClientLimits) Opener {
+	return func(c *fiberws.Conn, s *wsconn.Session) wsconn.Handler {
+		id, _ := c.Locals(identityKey).(realtime.Identity)
+		if id.Name == "" {
+			id.Name = "访客" + strconv.FormatUint(s.ID(), 10)
+		}
+		return &realtimeHandler{s: s, client: realtime.NewClient(hub, subscriber{s}, id, limits)}
+	}
+}
+
+// realtimeHandler runs on its session's reader goroutine.
+type realtimeHandler struct {
+	s      *wsconn.Session
+	client *realtime.Client
+}
+
+func (h *realtimeHandler) HandleMessage(kind int, data []byte) {
+	if kind != websocket.TextMessage {
+		h.s.Close(wsconn.CloseUnsupportedData, "binary messages are not part of the protocol")
+		return
+	}
+	if action := h.client.HandleFrame(data); action.Close {
+		h.s.Close(action.Code, action.Reason)
+	}
+}
+
+// Closed withdraws the connection from every channel before its writer
+// stops, so no publisher enqueues onto a finished session for long.
+func (h *realtimeHandler) Closed() { h.client.Close() }
+
+// subscriber is a session as the hub sees it: every frame is a text
+// message, and the namespace's slow-consumer policy picks how to queue it.
+type subscriber struct{ s *wsconn.Session }
+
+var _ realtime.Subscriber = subscriber{}
+
+func (a subscriber) ID() uint64 { return a.s.ID() }
+
+func (a subscriber) Enqueue(frame []byte, policy realtime.SlowPolicy) (dropped int, ok bool) {
+	if policy == realtime.PolicyDropOldest {
+		n, err := a.s.SendDropOldest(websocket.TextMessage, frame)
+		return n, err == nil
+	}
+	return 0, a.s.Send(websocket.TextMessage, frame) == nil
+}
