@@ -74,6 +74,7 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		return nil, fmt.Errorf("realtime hub: %w", err)
 	}
 	a.hub = hub
+	a.metrics.WatchHub(hub)
 	a.stopSweep = broker.StartSweeper(brokerSweepInterval)
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",

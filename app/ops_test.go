@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,5 +176,33 @@ func TestShutdownForceClosesStubbornClients(t *testing.T) {
 	}
 	if _, _, err := stubborn.tryRead(time.Second); err == nil {
 		t.Fatal("socket still open after forced shutdown")
+	}
+}
+
+func TestMetricsCountRealtimeTraffic(t *testing.T) {
+	s := startServer(t, map[string]string{"API_KEY": "metrics-test-key"})
+	c := s.dial(t, "/realtime?name=m")
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"id":1,"op":"subscribe","channel":"push:news"}`)); err != nil {
+		t.Fatal(err)
+	}
+	readText(t, c) // the subscribe reply
+	if got := scrapeMetric(t, s, "duplex_realtime_channels"); got != 1 {
+		t.Fatalf("channels = %v, want 1", got)
+	}
+	req, _ := http.NewRequest("POST", s.url("/api/publish"), strings.NewReader(`{"channel":"push:news","data":{"n":1}}`))
+	req.Header.Set("Authorization", "Bearer metrics-test-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if got := readText(t, c); !strings.Contains(got, `"data":{"n":1}`) {
+		t.Fatalf("push = %q", got)
+	}
+	if got := scrapeMetric(t, s, "duplex_realtime_publications_total"); got != 1 {
+		t.Errorf("publications = %v, want 1", got)
+	}
+	if got := scrapeMetric(t, s, "duplex_realtime_deliveries_total"); got < 1 {
+		t.Errorf("deliveries = %v, want at least 1", got)
 	}
 }
