@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"strconv"
-
 	"github.com/fasthttp/websocket"
 	fiberws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -52,10 +50,7 @@ func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 // handled by a realtime.Client over the session.
 func Realtime(hub *realtime.Hub, limits realtime.ClientLimits) Opener {
 	return func(c *fiberws.Conn, s *wsconn.Session) wsconn.Handler {
-		id, _ := c.Locals(identityKey).(realtime.Identity)
-		if id.Name == "" {
-			id.Name = "访客" + strconv.FormatUint(s.ID(), 10)
-		}
+		id, _ := c.Locals(identityKey).(realtime.Identity) // unnamed: the client names it
 		return &realtimeHandler{s: s, client: realtime.NewClient(hub, subscriber{s}, id, limits)}
 	}
 }

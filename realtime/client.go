@@ -14,6 +14,13 @@ import (
 // HandleFrame asks it to close for sustained abuse.
 const ClosePolicyViolation = 1008
 
+// GuestNamePrefix and UserNamePrefix, followed by the client id, name a
+// guest or a user who gave no display name.
+const (
+	GuestNamePrefix = "访客"
+	UserNamePrefix  = "用户"
+)
+
 // DefaultMaxSubscriptions is the default cap on one connection's subscriptions.
 const DefaultMaxSubscriptions = 128
 
@@ -114,7 +121,7 @@ type Client struct {
 
 // NewClient makes the state machine for one connection. identity comes
 // from the transport (a verified ?token= or a guest ?name=); a guest
-// without a name is called "guest-<id>".
+// without a name is called "访客<id>" (GuestNamePrefix).
 func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits) *Client {
 	limits = limits.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -131,9 +138,10 @@ func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits)
 
 func (c *Client) setIdentity(id Identity) {
 	if id.Name == "" {
-		prefix := "guest-"
+		// Default display names are in the pages' language, Chinese.
+		prefix := GuestNamePrefix
 		if !id.Guest() {
-			prefix = "user-"
+			prefix = UserNamePrefix
 		}
 		id.Name = prefix + clientID(c.sub)
 	}

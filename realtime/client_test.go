@@ -271,7 +271,7 @@ func TestClientUserChannelWithToken(t *testing.T) {
 	if msgs, _ := send(t, c3, s3, `{"id":1,"op":"subscribe","channel":"user:42"}`); msgs[0].Error != nil {
 		t.Errorf("transport identity: %+v", msgs[0].Error)
 	}
-	if c3.Info().Name != "user-"+clientID(s3) {
+	if c3.Info().Name != UserNamePrefix+clientID(s3) {
 		t.Errorf("default name %q", c3.Info().Name)
 	}
 }

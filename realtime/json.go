@@ -10,7 +10,7 @@ import (
 // compactJSON checks that data is one JSON value and returns a compact
 // copy (no newlines, so it can be framed). Errors are bad_request.
 func compactJSON(data []byte) ([]byte, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
+	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "data is required")
 	}
 	var buf bytes.Buffer

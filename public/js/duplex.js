@@ -1,0 +1,600 @@
+/**
+ * duplex.js — a small, dependency-free client for duplex's real-time
+ * protocol on /realtime (see docs/protocol.md). No build step: load it with
+ * <script src="/static/js/duplex.js"></script> and use window.Duplex.
+ *
+ *   var dx = new Duplex({name: '李旺'});          // or {token: '<jwt>'}
+ *   dx.on('state', function (e) { ... });         // connecting/connected/disconnected
+ *   dx.on('publication', function (p) { ... });   // {channel, offset, epoch, data, info, recovered}
+ *   dx.subscribe('chat:lobby').then(function (res) { ... });
+ *   dx.publish('chat:lobby', {text: '你好'}).catch(function (err) { err.code; });
+ *   dx.connect();
+ *
+ * What it does for you:
+ *  - every command returns a Promise, settled by the reply with the same id
+ *    or rejected after a timeout (default 5 s) with an Error whose .code is
+ *    the server's error code ("forbidden", "rate_limited", ...) or one of
+ *    the client's own: "timeout", "disconnected", "outbox_full", "closed";
+ *  - it reconnects by itself with exponential backoff and full jitter
+ *    (a random delay up to 0.5 s, 1 s, 2 s ... capped at 20 s);
+ *  - after a reconnect it subscribes again to every channel, asking to
+ *    recover from the last publication it saw ({offset, epoch}); recovered
+ *    publications are delivered as ordinary 'publication' events (with
+ *    recovered: true), in order and without duplicates; when the server
+ *    cannot recover the gap it emits 'reload' so the page reloads history;
+ *  - commands issued while disconnected (publish, presence, history, ping)
+ *    wait in a small bounded outbox and go out after the reconnect, or are
+ *    rejected when their timeout expires first;
+ *  - one WebSocket frame may carry several newline-separated messages.
+ *
+ * The socket URL is built from location (ws: or wss:, same host), never
+ * hard-coded. Everything the server sends is data: this client never puts
+ * it into HTML, and pages using it should insert text with textContent.
+ */
+(function (global) {
+  'use strict';
+
+  var DEFAULTS = {
+    path: '/realtime',
+    timeout: 5000,          // ms, per command
+    backoffMin: 500,        // ms, ceiling of the first reconnect delay
+    backoffMax: 20000,      // ms, the largest ceiling
+    outboxSize: 32,         // commands waiting while disconnected
+    pingInterval: 25000,    // ms of silence before the client pings (0: never)
+    connectTimeout: 10000   // ms for the socket to open and connect to answer
+  };
+
+  /** The connection states, as emitted by the 'state' event. */
+  var CONNECTING = 'connecting';
+  var CONNECTED = 'connected';
+  var DISCONNECTED = 'disconnected';
+
+  /**
+   * DuplexError is the Error every rejected command carries: .code is a
+   * stable string (server codes from docs/protocol.md, or the client's
+   * timeout/disconnected/outbox_full/closed), .message is for people.
+   */
+  function DuplexError(code, message) {
+    var err = new Error(message || code);
+    err.name = 'DuplexError';
+    err.code = code;
+    return err;
+  }
+
+  /**
+   * Duplex is one connection to the server, kept open until close().
+   *
+   * options:
+   *   name      a guest's nickname (sent with the connect command)
+   *   token     an HS256 JWT from POST /api/token or `duplex token`
+   *   url       the socket URL; by default built from location + path
+   *   path      '/realtime'
+   *   timeout   ms before a command is rejected with code "timeout" (5000)
+   *   backoffMin, backoffMax   reconnect delay ceilings in ms (500, 20000)
+   *   outboxSize   commands kept while disconnected (32)
+   *   pingInterval ms of silence after which the client pings (25000)
+   *
+   * Events (dx.on(name, fn); fn gets one argument):
+   *   state        {state, code?, reason?, delay?}: every state change
+   *   connecting   {attempt}
+   *   connected    {client, user, name}: the connect result (who you are)
+   *   disconnected {code, reason, delay}: the socket closed; delay is the
+   *                ms until the next attempt (-1 after close())
+   *   subscribed   {channel, result, resubscribed, recovered}: a subscribe
+   *                (first or after a reconnect) succeeded
+   *   publication  {channel, offset, epoch, data, info, recovered}
+   *   join, leave  {channel, info}: someone entered or left (chat)
+   *   reload       {channel, offset, epoch}: after a reconnect the missed
+   *                publications could not be recovered; reload history
+   *   missed       {missed}: the server dropped n queued messages because
+   *                this client read too slowly (drop-oldest namespaces)
+   *   error        a DuplexError (with .channel when it concerns one):
+   *                failures nobody awaits, e.g. a failed resubscribe
+   */
+  function Duplex(options) {
+    if (!(this instanceof Duplex)) return new Duplex(options);
+    var o = {};
+    var k;
+    for (k in DEFAULTS) o[k] = DEFAULTS[k];
+    for (k in (options || {})) if (options[k] !== undefined) o[k] = options[k];
+    this.options = o;
+    /** The current state: 'connecting', 'connected' or 'disconnected'. */
+    this.state = DISCONNECTED;
+    /** The connect result ({client, user, name}) once connected. */
+    this.info = null;
+    this._handlers = {};
+    this._ws = null;
+    this._nextId = 1;
+    this._pending = {};     // id → {resolve, reject, timer, op}
+    this._outbox = [];      // {frame, entry} waiting for a connection
+    this._subs = {};        // channel → subscription state
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._openTimer = null;
+    this._closed = false;
+    this._lastSeen = 0;
+    var self = this;
+    // Reconnect at once when the browser says it is back online.
+    this._onOnline = function () { self.reconnectNow(); };
+  }
+
+  /** socketURL builds ws(s)://<this host><path> from location. */
+  Duplex.socketURL = function (path) {
+    var scheme = global.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return scheme + '//' + global.location.host + (path || DEFAULTS.path);
+  };
+
+  Duplex.Error = DuplexError;
+  Duplex.CONNECTING = CONNECTING;
+  Duplex.CONNECTED = CONNECTED;
+  Duplex.DISCONNECTED = DISCONNECTED;
+
+  var proto = Duplex.prototype;
+
+  /** on registers fn for event name and returns a function that removes it. */
+  proto.on = function (name, fn) {
+    (this._handlers[name] = this._handlers[name] || []).push(fn);
+    var self = this;
+    return function () { self.off(name, fn); };
+  };
+
+  /** off removes fn from event name. */
+  proto.off = function (name, fn) {
+    var list = this._handlers[name];
+    if (!list) return;
+    var i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
+  };
+
+  proto._emit = function (name, arg) {
+    var list = (this._handlers[name] || []).slice();
+    for (var i = 0; i < list.length; i++) {
+      try {
+        list[i].call(this, arg);
+      } catch (e) {
+        // A page's handler must not break the client.
+        if (global.console) global.console.error('duplex: "' + name + '" handler failed', e);
+      }
+    }
+  };
+
+  proto._setState = function (state, extra) {
+    var changed = this.state !== state;
+    this.state = state;
+    if (changed) {
+      var ev = {state: state};
+      for (var k in (extra || {})) ev[k] = extra[k];
+      this._emit('state', ev);
+    }
+  };
+
+  /** connect opens the connection (and keeps it open until close()). */
+  proto.connect = function () {
+    this._closed = false;
+    if (this._ws || this._retryTimer) return this;
+    if (global.addEventListener) global.addEventListener('online', this._onOnline);
+    this._open();
+    return this;
+  };
+
+  /**
+   * close ends the connection for good: no reconnect; every waiting command
+   * is rejected with code "closed". Subscriptions are forgotten.
+   */
+  proto.close = function () {
+    this._closed = true;
+    if (global.removeEventListener) global.removeEventListener('online', this._onOnline);
+    clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    var ws = this._ws;
+    this._teardown();
+    if (ws) {
+      try { ws.close(1000, 'bye'); } catch (e) { /* already closing */ }
+    }
+    this._rejectAll('closed', 'the client was closed');
+    this._subs = {};
+    this._setState(DISCONNECTED, {code: 1000, reason: 'closed', delay: -1});
+    this._emit('disconnected', {code: 1000, reason: 'closed', delay: -1});
+  };
+
+  proto._open = function () {
+    var self = this;
+    this._retryTimer = null;
+    var url = this.options.url || Duplex.socketURL(this.options.path);
+    this._setState(CONNECTING);
+    this._emit('connecting', {attempt: this._attempt});
+    var ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      this._scheduleReconnect(1006, String(e && e.message || e));
+      return;
+    }
+    this._ws = ws;
+    this._openTimer = setTimeout(function () {
+      // Neither open nor connected in time: try again.
+      if (self._ws === ws && self.state !== CONNECTED) {
+        try { ws.close(); } catch (e) { /* ignore */ }
+        self._lost(ws, 4000, 'connect timeout');
+      }
+    }, this.options.connectTimeout);
+    ws.onopen = function () {
+      if (self._ws !== ws) return;
+      self._handshake(ws);
+    };
+    ws.onmessage = function (ev) {
+      if (self._ws !== ws) return;
+      self._lastSeen = Date.now();
+      if (typeof ev.data === 'string') self._onFrame(ev.data);
+    };
+    ws.onclose = function (ev) {
+      self._lost(ws, ev.code, ev.reason);
+    };
+    ws.onerror = function () { /* onclose follows and handles it */ };
+  };
+
+  // _handshake sends connect (with the token or name) before anything
+  // else, then resubscribes and flushes the outbox once it is answered.
+  proto._handshake = function (ws) {
+    var self = this;
+    var fields = {};
+    if (this.options.token) fields.token = this.options.token;
+    else if (this.options.name) fields.name = this.options.name;
+    this._send('connect', fields, {direct: true}).then(function (info) {
+      self._connected(ws, info);
+    }, function (err) {
+      if (self._ws !== ws) return;
+      // A refused token or name leaves the connection as a guest: report
+      // it and carry on, so public channels keep working.
+      self._emit('error', err);
+      self._send('connect', {}, {direct: true}).then(function (info) {
+        self._connected(ws, info);
+      }, function () {
+        if (self._ws === ws) { try { ws.close(); } catch (e) { /* ignore */ } }
+      });
+    });
+  };
+
+  proto._connected = function (ws, info) {
+    if (this._ws !== ws) return;
+    clearTimeout(this._openTimer);
+    this._attempt = 0;
+    this.info = info;
+    this._setState(CONNECTED);
+    this._emit('connected', info);
+    for (var ch in this._subs) this._sendSubscribe(this._subs[ch]);
+    var box = this._outbox;
+    this._outbox = [];
+    for (var i = 0; i < box.length; i++) {
+      if (!box[i].entry.done) this._transmit(box[i].frame, box[i].id, box[i].entry);
+    }
+    this._schedulePing();
+  };
+
+  // _lost handles the end of a socket: pending replies on it are lost, so
+  // their commands are rejected ("disconnected"); a reconnect is scheduled.
+  proto._lost = function (ws, code, reason) {
+    if (this._ws !== ws) return;
+    this._teardown();
+    for (var id in this._pending) {
+      var p = this._pending[id];
+      if (p.sent) this._settle(id, DuplexError('disconnected', 'connection lost before the reply (code ' + code + ')'));
+    }
+    for (var ch in this._subs) this._subs[ch].active = false;
+    if (this._closed) return;
+    this._scheduleReconnect(code, reason);
+  };
+
+  proto._teardown = function () {
+    clearTimeout(this._openTimer);
+    clearTimeout(this._pingTimer);
+    this._openTimer = this._pingTimer = null;
+    if (this._ws) {
+      this._ws.onopen = this._ws.onmessage = this._ws.onclose = this._ws.onerror = null;
+      this._ws = null;
+    }
+    this.info = null;
+  };
+
+  /** backoff returns the next reconnect delay: full jitter, doubling ceiling. */
+  proto._backoff = function () {
+    var ceiling = Math.min(this.options.backoffMax, this.options.backoffMin * Math.pow(2, this._attempt));
+    this._attempt++;
+    return Math.floor(Math.random() * ceiling);
+  };
+
+  proto._scheduleReconnect = function (code, reason) {
+    var self = this;
+    var delay = this._backoff();
+    var ev = {code: code, reason: reason || '', delay: delay};
+    this._setState(DISCONNECTED, ev);
+    this._emit('disconnected', ev);
+    this._retryTimer = setTimeout(function () { self._open(); }, delay);
+  };
+
+  /**
+   * reconnectNow skips the current backoff wait (for example when the
+   * browser says it is back online).
+   */
+  proto.reconnectNow = function () {
+    if (this._closed || !this._retryTimer) return;
+    clearTimeout(this._retryTimer);
+    this._open();
+  };
+
+  proto._schedulePing = function () {
+    var self = this;
+    var every = this.options.pingInterval;
+    if (!every) return;
+    clearTimeout(this._pingTimer);
+    this._pingTimer = setTimeout(function tick() {
+      if (self.state !== CONNECTED) return;
+      var idle = Date.now() - self._lastSeen;
+      if (idle < every) {
+        self._pingTimer = setTimeout(tick, every - idle);
+        return;
+      }
+      var ws = self._ws;
+      self.ping().then(null, function (err) {
+        // No answer: the connection is dead even if the socket looks open.
+        if (err.code === 'timeout' && self._ws === ws && ws) {
+          try { ws.close(); } catch (e) { /* ignore */ }
+          self._lost(ws, 4001, 'ping timeout');
+        }
+      });
+      self._pingTimer = setTimeout(tick, every);
+    }, every);
+  };
+
+  // _send issues one command. opts.direct sends it on the current socket
+  // even before connect is answered (connect, subscribe); otherwise a
+  // command issued while not connected waits in the outbox.
+  proto._send = function (op, fields, opts) {
+    var self = this;
+    opts = opts || {};
+    var id = this._nextId++;
+    var msg = {id: id, op: op};
+    for (var k in fields) if (fields[k] !== undefined) msg[k] = fields[k];
+    var frame = JSON.stringify(msg);
+    return new Promise(function (resolve, reject) {
+      if (self._closed) {
+        reject(DuplexError('closed', 'the client was closed'));
+        return;
+      }
+      var entry = {resolve: resolve, reject: reject, op: op, sent: false, done: false};
+      entry.timer = setTimeout(function () {
+        self._settle(id, DuplexError('timeout', op + ': no reply within ' + (opts.timeout || self.options.timeout) + ' ms'));
+      }, opts.timeout || self.options.timeout);
+      self._pending[id] = entry;
+      if (opts.direct ? self._ws && self._ws.readyState === 1 : self.state === CONNECTED) {
+        self._transmit(frame, id, entry);
+      } else if (opts.direct) {
+        self._settle(id, DuplexError('disconnected', 'not connected'));
+      } else if (self._outbox.length >= self.options.outboxSize) {
+        self._settle(id, DuplexError('outbox_full', 'not connected and ' + self.options.outboxSize + ' commands already wait'));
+      } else {
+        self._outbox.push({frame: frame, id: id, entry: entry});
+      }
+    });
+  };
+
+  proto._transmit = function (frame, id, entry) {
+    try {
+      this._ws.send(frame);
+      entry.sent = true;
+    } catch (e) {
+      this._settle(id, DuplexError('disconnected', 'send failed: ' + (e && e.message)));
+    }
+  };
+
+  proto._settle = function (id, err, result) {
+    var entry = this._pending[id];
+    if (!entry) return;
+    delete this._pending[id];
+    clearTimeout(entry.timer);
+    entry.done = true;
+    if (err) entry.reject(err);
+    else entry.resolve(result);
+  };
+
+  proto._rejectAll = function (code, message) {
+    for (var id in this._pending) this._settle(id, DuplexError(code, message));
+    this._outbox = [];
+  };
+
+  // _onFrame splits a frame into its newline-separated messages.
+  proto._onFrame = function (text) {
+    var lines = text.split('\n');
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i].trim();
+      if (!line) continue;
+      var msg;
+      try {
+        msg = JSON.parse(line);
+      } catch (e) {
+        this._emit('error', DuplexError('bad_message', 'server sent invalid JSON: ' + line.slice(0, 80)));
+        continue;
+      }
+      this._onMessage(msg);
+    }
+  };
+
+  proto._onMessage = function (m) {
+    if (m === null || typeof m !== 'object') return;
+    if (m.id !== undefined) {
+      if (m.error) {
+        var err = DuplexError(m.error.code || 'internal', m.error.message);
+        this._settle(m.id, err);
+      } else {
+        this._settle(m.id, null, m.result || {});
+      }
+      return;
+    }
+    if (m.error) {
+      // An error without id: the server could not read a command's id.
+      this._emit('error', DuplexError(m.error.code || 'internal', m.error.message));
+      return;
+    }
+    if (typeof m.missed === 'number') {
+      this._emit('missed', {missed: m.missed});
+      return;
+    }
+    if (!m.channel) return;
+    var sub = this._subs[m.channel];
+    if (m.join) {
+      if (sub && sub.active) this._emit('join', {channel: m.channel, info: m.join});
+      return;
+    }
+    if (m.leave) {
+      if (sub && sub.active) this._emit('leave', {channel: m.channel, info: m.leave});
+      return;
+    }
+    if (sub && sub.active) this._deliver(sub, m, false);
+  };
+
+  // _deliver emits one publication unless it was seen already; offsets
+  // only grow within an epoch.
+  proto._deliver = function (sub, p, recovered) {
+    if (p.offset && sub.epoch && p.offset <= sub.offset) return;
+    if (p.offset) sub.offset = p.offset;
+    this._emit('publication', {
+      channel: sub.channel, offset: p.offset, epoch: sub.epoch,
+      data: p.data, info: p.info || null, recovered: recovered
+    });
+  };
+
+  /**
+   * subscribe adds a channel and returns a Promise of the first subscribe
+   * result ({offset, epoch}). The subscription survives reconnects until
+   * unsubscribe(). options.recover (default true) asks the server, after a
+   * reconnect, for the publications missed meanwhile; turn it off for
+   * channels without history (live:).
+   */
+  proto.subscribe = function (channel, options) {
+    var self = this;
+    if (this._subs[channel]) return Promise.reject(DuplexError('bad_request', 'already subscribed to ' + channel));
+    var sub = {
+      channel: channel, recover: !(options && options.recover === false),
+      offset: 0, epoch: '', active: false, first: true, waiters: []
+    };
+    this._subs[channel] = sub;
+    var p = new Promise(function (resolve, reject) { sub.waiters.push({resolve: resolve, reject: reject}); });
+    if (this.state === CONNECTED) this._sendSubscribe(sub);
+    return p.then(null, function (err) {
+      if (self._subs[channel] === sub) delete self._subs[channel];
+      throw err;
+    });
+  };
+
+  proto._sendSubscribe = function (sub) {
+    var self = this;
+    // Once per socket: a page may subscribe from a 'connected' handler
+    // while the client is resubscribing everything.
+    if (sub.socket === this._ws) return;
+    sub.socket = this._ws;
+    var fields = {channel: sub.channel};
+    var resub = !sub.first;
+    if (resub && sub.recover && sub.epoch) fields.recover = {offset: sub.offset, epoch: sub.epoch};
+    var ws = this._ws;
+    this._send('subscribe', fields, {direct: true}).then(function (res) {
+      if (self._subs[sub.channel] !== sub || self._ws !== ws) return;
+      sub.active = true;
+      sub.first = false;
+      var recovered = res.recovered;
+      if (recovered === true) {
+        // The missed publications, in order (those seen already are
+        // skipped); the live pushes that follow come after res.offset.
+        var pubs = res.publications || [];
+        for (var i = 0; i < pubs.length; i++) self._deliver(sub, pubs[i], true);
+      }
+      sub.epoch = res.epoch;
+      sub.offset = res.offset;
+      var ev = {channel: sub.channel, result: res, resubscribed: resub, recovered: recovered};
+      var waiters = sub.waiters;
+      sub.waiters = [];
+      for (var j = 0; j < waiters.length; j++) waiters[j].resolve(res);
+      self._emit('subscribed', ev);
+      if (recovered === false) {
+        self._emit('reload', {channel: sub.channel, offset: res.offset, epoch: res.epoch});
+      }
+    }, function (err) {
+      if (self._subs[sub.channel] !== sub) return;
+      err.channel = sub.channel;
+      if (err.code === 'disconnected' || err.code === 'timeout') {
+        // The reconnect will try again; a timeout on a live socket means
+        // the socket is unhealthy.
+        if (err.code === 'timeout' && self._ws === ws && ws) {
+          try { ws.close(); } catch (e) { /* ignore */ }
+          self._lost(ws, 4002, 'subscribe timeout');
+        }
+        return;
+      }
+      if (sub.waiters.length) {
+        var waiters = sub.waiters;
+        sub.waiters = [];
+        for (var j = 0; j < waiters.length; j++) waiters[j].reject(err);
+      } else {
+        // A resubscribe the server now refuses: drop the subscription.
+        delete self._subs[sub.channel];
+        self._emit('error', err);
+      }
+    });
+  };
+
+  /** unsubscribe removes a channel; resolves once the server agreed (or at once when offline). */
+  proto.unsubscribe = function (channel) {
+    var sub = this._subs[channel];
+    if (!sub) return Promise.resolve({});
+    delete this._subs[channel];
+    for (var i = 0; i < sub.waiters.length; i++) sub.waiters[i].reject(DuplexError('closed', 'unsubscribed'));
+    if (this.state !== CONNECTED) return Promise.resolve({});
+    return this._send('unsubscribe', {channel: channel}).then(null, function (err) {
+      if (err.code === 'not_found' || err.code === 'disconnected') return {};
+      throw err;
+    });
+  };
+
+  /** subscriptions lists the subscribed channels. */
+  proto.subscriptions = function () { return Object.keys(this._subs); };
+
+  /**
+   * position returns {offset, epoch} of the last publication seen on
+   * channel (or of the subscribe result), or null.
+   */
+  proto.position = function (channel) {
+    var sub = this._subs[channel];
+    return sub && sub.epoch ? {offset: sub.offset, epoch: sub.epoch} : null;
+  };
+
+  /**
+   * publish sends data (any JSON value) to channel and resolves with
+   * {offset, epoch}. While disconnected it waits in the outbox.
+   * options.timeout overrides the default.
+   */
+  proto.publish = function (channel, data, options) {
+    return this._send('publish', {channel: channel, data: data}, options);
+  };
+
+  /** presence resolves with {count, clients?} (clients: id → {client, user, name}). */
+  proto.presence = function (channel, options) {
+    return this._send('presence', {channel: channel}, options);
+  };
+
+  /**
+   * history resolves with {publications, offset, epoch}: the latest kept
+   * publications, or with options.since ({offset, epoch}) those after it.
+   * options.limit caps how many.
+   */
+  proto.history = function (channel, options) {
+    options = options || {};
+    return this._send('history', {channel: channel, limit: options.limit, since: options.since}, options);
+  };
+
+  /** ping resolves with {} when the server answers. */
+  proto.ping = function (options) {
+    return this._send('ping', {}, options);
+  };
+
+  global.Duplex = Duplex;
+}(window));

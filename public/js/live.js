@@ -1,0 +1,267 @@
+// /live: a live-stream room (channel live:<room>, ?room= or "main").
+// Bullet comments (弹幕) fly right to left across the stage in lanes. All
+// bullets move at the same speed, so a lane is free again as soon as the
+// previous bullet's tail has fully entered the stage (plus a gap): bullets
+// in one lane never catch up with each other.
+//
+// Under a flood the page stays smooth and drops instead of freezing: at
+// most MAX_ON_STAGE bullets fly at once, at most MAX_SPAWN_PER_FRAME start
+// per animation frame, at most MAX_WAITING wait for a free lane, and a
+// bullet that waited longer than MAX_WAIT_MS is dropped. Movement uses the
+// Web Animations API on transform only (composited, no layout per frame).
+// The viewer count is the presence count of the channel.
+(function () {
+  'use strict';
+
+  var MAX_ON_STAGE = 60;
+  var MAX_WAITING = 40;
+  var MAX_WAIT_MS = 3000;
+  var MAX_SPAWN_PER_FRAME = 4;
+  var MAX_RECENT = 50;
+  var LANE_GAP_PX = 24;
+  var PRESENCE_EVERY_MS = 3000;
+
+  var $ = function (id) { return document.getElementById(id); };
+  var status = $('status');
+  var stage = $('stage');
+  var layer = $('bullets');
+  var viewers = $('viewers');
+  var droppedEl = $('dropped');
+  var showBox = $('show-bullets');
+  var form = $('send');
+  var input = $('text');
+  var notice = $('notice');
+  var recent = $('recent');
+
+  var params = new URLSearchParams(location.search);
+  var room = params.get('room') || 'main';
+  if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(room)) room = 'main';
+  var channel = 'live:' + room;
+
+  function loadName() {
+    try { return localStorage.getItem('duplex.name') || ''; } catch (e) { return ''; }
+  }
+  var name = Array.from((params.get('name') || loadName() || '').trim()).slice(0, 32).join('') ||
+    ('观众' + String(Math.floor(1000 + Math.random() * 9000)));
+  $('room-name').textContent = room;
+  $('me').textContent = name;
+
+  // ---- bullet engine ----
+
+  var width = 0;          // stage size in px
+  var laneHeight = 0;
+  var lanes = [];         // per lane: time (ms) from which it is free
+  var speed = 0;          // px per second, the same for every bullet
+  var waiting = [];       // {text, mine, at}
+  var onStage = 0;
+  var dropped = 0;
+  var pumpScheduled = false;
+
+  function layout() {
+    var rect = stage.getBoundingClientRect();
+    width = rect.width;
+    // One lane is as tall as a bullet, measured with a probe.
+    var probe = document.createElement('div');
+    probe.className = 'bullet';
+    probe.style.visibility = 'hidden';
+    probe.textContent = '弹幕';
+    layer.appendChild(probe);
+    laneHeight = probe.offsetHeight + 4 || 32;
+    layer.removeChild(probe);
+    var n = Math.max(3, Math.floor((rect.height - 8) / laneHeight));
+    if (n !== lanes.length) {
+      var old = lanes;
+      lanes = [];
+      for (var i = 0; i < n; i++) lanes.push(old[i] || 0);
+    }
+    // Crossing the stage takes about 7 s whatever its width.
+    speed = Math.max(80, width / 7);
+  }
+
+  function noteDropped(n) {
+    dropped += n;
+    droppedEl.hidden = false;
+    droppedEl.textContent = '弹幕太多，已略过 ' + dropped + ' 条';
+  }
+
+  function freeLane(now) {
+    // The free lane nearest the top.
+    for (var i = 0; i < lanes.length; i++) if (lanes[i] <= now) return i;
+    return -1;
+  }
+
+  function launch(b, lane, now) {
+    var div = document.createElement('div');
+    div.className = 'bullet' + (b.mine ? ' mine' : '');
+    div.textContent = b.text;
+    div.style.top = (lane * laneHeight + 4) + 'px';
+    div.style.transform = 'translateX(' + width + 'px)';
+    layer.appendChild(div);
+    var w = div.offsetWidth;
+    var distance = width + w;
+    var duration = distance / speed * 1000;
+    lanes[lane] = now + (w + LANE_GAP_PX) / speed * 1000;
+    onStage++;
+    var done = false;
+    function finish() {
+      if (done) return;
+      done = true;
+      onStage--;
+      if (div.parentNode) div.parentNode.removeChild(div);
+      schedulePump();
+    }
+    if (div.animate) {
+      var anim = div.animate(
+        [{transform: 'translateX(' + width + 'px)'}, {transform: 'translateX(' + (-w) + 'px)'}],
+        {duration: duration, easing: 'linear', fill: 'forwards'});
+      anim.onfinish = finish;
+      anim.oncancel = finish;
+    } else {
+      div.style.transition = 'transform ' + duration + 'ms linear';
+      requestAnimationFrame(function () { div.style.transform = 'translateX(' + (-w) + 'px)'; });
+      div.addEventListener('transitionend', finish);
+    }
+    // A safety net for hidden tabs, where animations may not finish.
+    setTimeout(finish, duration + 1000);
+  }
+
+  function pump() {
+    pumpScheduled = false;
+    var now = performance.now();
+    // Drop what waited too long: late comments are worse than none.
+    var stale = 0;
+    while (waiting.length && now - waiting[0].at > MAX_WAIT_MS) {
+      waiting.shift();
+      stale++;
+    }
+    if (stale) noteDropped(stale);
+    var spawned = 0;
+    while (waiting.length && onStage < MAX_ON_STAGE && spawned < MAX_SPAWN_PER_FRAME) {
+      var lane = freeLane(now);
+      if (lane < 0) break;
+      launch(waiting.shift(), lane, now);
+      spawned++;
+    }
+    if (waiting.length) schedulePump();
+  }
+
+  function schedulePump() {
+    if (pumpScheduled) return;
+    pumpScheduled = true;
+    if (document.hidden) setTimeout(pump, 250);
+    else requestAnimationFrame(pump);
+  }
+
+  function addBullet(text, mine) {
+    if (!showBox.checked) return;
+    if (waiting.length >= MAX_WAITING) {
+      // Keep the newest: drop the oldest waiting one (one's own never).
+      var idx = 0;
+      while (idx < waiting.length && waiting[idx].mine) idx++;
+      if (idx >= waiting.length && !mine) { noteDropped(1); return; }
+      if (idx < waiting.length) { waiting.splice(idx, 1); noteDropped(1); }
+    }
+    var b = {text: text, mine: mine, at: performance.now()};
+    if (mine) waiting.unshift(b); else waiting.push(b);
+    schedulePump();
+  }
+
+  function addRecent(who, text) {
+    var li = document.createElement('li');
+    var w = document.createElement('span');
+    w.className = 'who';
+    w.textContent = who;
+    li.appendChild(w);
+    li.appendChild(document.createTextNode(text));
+    recent.insertBefore(li, recent.firstChild);
+    while (recent.children.length > MAX_RECENT) recent.removeChild(recent.lastChild);
+  }
+
+  function textOf(data) {
+    if (typeof data === 'string') return data;
+    if (data && typeof data.text === 'string') return data.text;
+    return JSON.stringify(data);
+  }
+
+  showBox.addEventListener('change', function () {
+    if (!showBox.checked) {
+      waiting = [];
+      layer.textContent = '';
+      onStage = 0;
+      for (var i = 0; i < lanes.length; i++) lanes[i] = 0;
+    }
+  });
+  window.addEventListener('resize', layout);
+  layout();
+
+  // ---- connection ----
+
+  function setStatus(text, cls) {
+    status.textContent = text;
+    status.className = 'status ' + cls;
+  }
+
+  var dx = new Duplex({name: name});
+  var presenceTimer = null;
+
+  function refreshViewers() {
+    clearTimeout(presenceTimer);
+    if (dx.state !== Duplex.CONNECTED) return;
+    dx.presence(channel).then(function (res) {
+      viewers.textContent = res.count + ' 人在看';
+    }, function () { /* try again later */ });
+    presenceTimer = setTimeout(refreshViewers, PRESENCE_EVERY_MS);
+  }
+
+  dx.on('connecting', function () { setStatus('正在连接…', 'connecting'); });
+  dx.on('connected', function (info) {
+    setStatus('已连接', 'open');
+    if (info && info.name) $('me').textContent = info.name;
+  });
+  dx.on('disconnected', function (ev) {
+    clearTimeout(presenceTimer);
+    if (ev.delay >= 0) {
+      setStatus('连接已断开（代码 ' + ev.code + '），' + (ev.delay / 1000).toFixed(1) + ' 秒后重连…', 'closed');
+    }
+  });
+  dx.on('subscribed', function (ev) { if (ev.channel === channel) refreshViewers(); });
+  dx.on('publication', function (p) {
+    if (p.channel !== channel) return;
+    var text = textOf(p.data).slice(0, 100);
+    var mine = !!(p.info && dx.info && p.info.client === dx.info.client);
+    addBullet(text, mine);
+    addRecent((p.info && p.info.name) || '系统', text);
+  });
+  dx.on('missed', function (ev) {
+    noteDropped(ev.missed);
+    notice.textContent = '网络较慢，服务器略过了 ' + ev.missed + ' 条弹幕';
+  });
+  dx.on('error', function (err) { notice.textContent = '出错了：' + err.message; });
+
+  dx.connect();
+  // No history in live rooms: nothing to recover after a reconnect.
+  dx.subscribe(channel, {recover: false}).then(null, function (err) {
+    notice.textContent = '无法进入直播间：' + err.message;
+  });
+
+  var FAIL_TEXT = {
+    rate_limited: '发送太快了，休息一下再发',
+    limit_exceeded: '弹幕太长了',
+    timeout: '发送超时，请检查网络',
+    outbox_full: '离线待发的弹幕太多了',
+    disconnected: '连接断开，弹幕可能未发出'
+  };
+
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = '';
+    notice.textContent = dx.state === Duplex.CONNECTED ? '' : '尚未连接，连接后自动发送';
+    dx.publish(channel, {text: text}).then(function () {
+      notice.textContent = '';
+    }, function (err) {
+      notice.textContent = '发送失败：' + (FAIL_TEXT[err.code] || err.message);
+    });
+  });
+}());
