@@ -73,9 +73,11 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if got := scrapeMetric(t, s, "duplex_websocket_messages_received_total"); got != 2 {
 		t.Errorf("messages_received = %v, want 2", got)
 	}
-	if got := scrapeMetric(t, s, "duplex_websocket_messages_sent_total"); got != 2 {
-		t.Errorf("messages_sent = %v, want 2", got)
-	}
+	// Sends are counted once the write returns, which may be just after
+	// the client has read the reply.
+	waitFor(t, "messages_sent to be 2", 2*time.Second, func() bool {
+		return scrapeMetric(t, s, "duplex_websocket_messages_sent_total") == 2
+	})
 	wantOut := 2 * len(tutorialReply)
 	if got := scrapeMetric(t, s, "duplex_websocket_sent_bytes_total"); got != float64(wantOut) {
 		t.Errorf("sent_bytes = %v, want %d", got, wantOut)
@@ -89,9 +91,11 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if code := bad.expectClose(3 * time.Second); code != 1007 {
 		t.Fatalf("close = %d", code)
 	}
-	if got := scrapeMetric(t, s, `duplex_websocket_close_frames_sent_total{code="1007"}`); got != 1 {
-		t.Errorf("close_frames_sent{1007} = %v, want 1", got)
-	}
+	// The count moves once the server's write returns, which may be just
+	// after the client has read the frame.
+	waitFor(t, "close_frames_sent{1007} to be 1", 2*time.Second, func() bool {
+		return scrapeMetric(t, s, `duplex_websocket_close_frames_sent_total{code="1007"}`) == 1
+	})
 }
 
 func TestShutdownSendsGoingAway(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -179,7 +180,9 @@ func decodeBody(c *fiber.Ctx, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, "body must be a JSON object: "+err.Error())
 	}
-	if dec.More() {
+	// Anything but the end of the body after the object, even a stray
+	// "]" (which dec.More would not notice), is refused.
+	if _, err := dec.Token(); err != io.EOF {
 		return fiber.NewError(fiber.StatusBadRequest, "body has data after the JSON object")
 	}
 	return nil
