@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"sync"
+
 	"github.com/fasthttp/websocket"
 	fiberws "github.com/gofiber/contrib/websocket"
 
@@ -12,14 +14,20 @@ const (
 	echoHelloPrefix    = "服务端发来消息: Hello,"
 )
 
-// EchoReply is the tutorial's answer to one text message.
-func EchoReply(msg []byte) []byte {
-	out := make([]byte, 0, len(echoReceivedPrefix)+len(echoHelloPrefix)+2*len(msg))
-	out = append(out, echoReceivedPrefix...)
-	out = append(out, msg...)
-	out = append(out, echoHelloPrefix...)
-	return append(out, msg...)
+// EchoReply appends the tutorial's answer to one text message to dst.
+func EchoReply(dst, msg []byte) []byte {
+	dst = append(dst, echoReceivedPrefix...)
+	dst = append(dst, msg...)
+	dst = append(dst, echoHelloPrefix...)
+	return append(dst, msg...)
 }
+
+// replyBufPool holds reply buffers between messages: Reply does not keep
+// the bytes it is given, so one buffer serves reply after reply.
+var replyBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledReply keeps buffers grown by rare large replies out of the pool.
+const maxPooledReply = 64 << 10
 
 // Echo serves one /ws connection: a non-empty text message gets the
 // tutorial's reply, an empty one gets nothing, and a binary message comes
@@ -35,9 +43,14 @@ func (h echoHandler) HandleMessage(kind int, data []byte) {
 		if len(data) == 0 {
 			return
 		}
-		_ = h.s.Send(websocket.TextMessage, EchoReply(data))
+		buf := replyBufPool.Get().(*[]byte)
+		*buf = EchoReply((*buf)[:0], data)
+		_ = h.s.Reply(websocket.TextMessage, *buf)
+		if cap(*buf) <= maxPooledReply {
+			replyBufPool.Put(buf)
+		}
 	case websocket.BinaryMessage:
-		_ = h.s.Send(websocket.BinaryMessage, data)
+		_ = h.s.Reply(websocket.BinaryMessage, data)
 	}
 }
 

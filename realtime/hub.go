@@ -345,15 +345,21 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 		res.Recovered = true
 		res.Publications = hist.Publications
 	}
-	if opts.OnReady != nil {
-		opts.OnReady(res)
-	}
-	s.start(hist.Position.Offset)
+	// The join goes out while s is still parked, so the subscriber's own
+	// join follows its reply like every other push.
 	if nsOpts.JoinLeave {
 		if err := h.broker.PublishJoin(ctx, ch.Name, opts.Info); err != nil {
 			h.log.Warn("publishing join failed", "channel", ch.Name, "err", err)
 		}
 	}
+	// The reply and the parked pushes are enqueued in one step: once the
+	// client can see the reply, everything published before it acted on
+	// the reply is already queued (so a close right after cannot drop it).
+	s.start(hist.Position.Offset, func() {
+		if opts.OnReady != nil {
+			opts.OnReady(res)
+		}
+	})
 	return s, res, nil
 }
 

@@ -66,12 +66,14 @@ func (s *Subscription) deliver(offset uint64, frame []byte) (delivered bool) {
 	return s.hub.send(s.sub, frame, s.opts.SlowPolicy)
 }
 
-// start flushes the parked frames that come after pos (publications at or
-// before pos are already covered by the subscribe reply) and switches to
-// direct delivery.
-func (s *Subscription) start(pos uint64) {
+// start calls ready (which enqueues the subscribe reply), flushes the
+// parked frames that come after pos (publications at or before pos are
+// already covered by the reply) and switches to direct delivery, all under
+// s.mu, so no delivery can slip in between.
+func (s *Subscription) start(pos uint64, ready func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ready()
 	s.floor = pos
 	for _, p := range s.buf {
 		if p.offset == 0 || p.offset > pos {

@@ -71,6 +71,13 @@ func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok bool) {
 	return dropped, true
 }
 
+// empty reports whether nothing is queued.
+func (q *sendQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) == 0
+}
+
 // takeAll removes every queued message and returns them in order. The
 // caller passes back the slice it got last time (emptied), so in the
 // steady state the two slices swap and nothing is allocated.

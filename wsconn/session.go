@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -24,11 +25,15 @@ var (
 
 // Handler serves the messages of one session. Both methods are called on
 // the session's reader goroutine, one at a time: HandleMessage for each
-// complete data message, in order (data is the handler's to keep), and
-// Closed once, when reading has stopped and before the writer is joined,
-// so the handler can withdraw the session from wherever it was published.
-// To answer, call Session.Send; a handler must not block for long, since
-// the next message is not read until it returns.
+// complete data message, in order, and Closed once, when reading has
+// stopped and before the writer is joined, so the handler can withdraw the
+// session from wherever it was published.
+//
+// data is valid only during the HandleMessage call: its buffer is reused
+// for the next message, so a handler that keeps it must copy it. To answer,
+// call Session.Reply (which copies only if it has to queue) or Session.Send
+// (which takes ownership). A handler must not block for long, since the
+// next message is not read until it returns.
 type Handler interface {
 	HandleMessage(kind int, data []byte)
 	Closed()
@@ -39,10 +44,12 @@ type OpenFunc func(s *Session) Handler
 
 // Session is one WebSocket connection while its handler runs.
 //
-// Concurrency: Send, Close and ID may be called from any goroutine. The
-// session's own reader (the handler goroutine) and writer goroutine are the
-// only ones that touch the socket, and both have ended before the handler
-// returns, so no write can outlive the connection.
+// Concurrency: Send, Reply, Close and ID may be called from any goroutine.
+// Data writes are serialized by writeMu: the writer goroutine holds it for
+// each flush of the queue, and Reply holds it for an inline write when the
+// queue is empty. The session's reader and writer have ended, and writeMu
+// has been taken one last time, before the handler returns, so no write can
+// outlive the connection and land on a reused one.
 type Session struct {
 	id   uint64
 	conn *websocket.Conn
@@ -51,6 +58,9 @@ type Session struct {
 	log  *slog.Logger
 
 	queue *sendQueue
+	// writeMu is held for every data write and for the close frame, so
+	// there is one writer at a time and nothing queued is overtaken.
+	writeMu sync.Mutex
 
 	closeOnce   sync.Once
 	closeReq    chan struct{} // closed once a close frame is due
@@ -107,6 +117,27 @@ func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error)
 		return 0, ErrSlowConsumer
 	}
 	return dropped, nil
+}
+
+// Reply sends one data message, typically the handler's answer to the
+// message it is handling. When nothing is queued and no write is under way
+// it writes at once, on the caller's goroutine: one goroutine switch fewer
+// per reply, and no copy. Otherwise it queues a copy, as Send would, so
+// the order of everything sent is kept either way. data is not kept.
+func (s *Session) Reply(kind int, data []byte) error {
+	if s.writeMu.TryLock() {
+		if !s.closing() && s.queue.empty() {
+			err := s.writeFrame([]outMessage{{kind: kind, data: data}})
+			s.writeMu.Unlock()
+			if err != nil {
+				s.failWrite(err)
+				return ErrClosed
+			}
+			return nil
+		}
+		s.writeMu.Unlock()
+	}
+	return s.Send(kind, bytes.Clone(data))
 }
 
 // Close asks the writer to flush what is queued, then send a close frame
@@ -177,33 +208,66 @@ func (s *Session) run(h Handler) {
 	s.Close(0, "")
 	<-writerDone
 
+	// A Reply from another goroutine may still be writing; once writeMu is
+	// ours, none is, and closing() keeps any later one from starting.
+	s.writeMu.Lock()
 	s.mu.Lock()
 	s.released = true
 	s.mu.Unlock()
+	s.writeMu.Unlock()
 }
+
+// readBufPool holds message buffers between reads, so an idle connection
+// holds none and a busy one allocates none.
+var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledReadBuf keeps buffers grown by rare large messages out of the
+// pool, so it does not pin their memory.
+const maxPooledReadBuf = 64 << 10
 
 // readLoop reads messages until the connection fails or closes. Protocol
 // violations the library detects (1002, 1009) are answered by the library
 // itself; invalid UTF-8 is ours to catch.
 func (s *Session) readLoop(h Handler) {
+	extended := time.Now()
 	for {
-		kind, data, err := s.conn.ReadMessage()
+		kind, r, err := s.conn.NextReader()
 		if err != nil {
 			s.noteReadError(err)
 			return
 		}
-		if s.closing() {
-			continue // draining until the client answers our close frame
+		buf := readBufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			readBufPool.Put(buf)
+			s.noteReadError(err)
+			return
 		}
-		_ = s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
-		s.obs.MessageIn(len(data))
-		if kind == websocket.TextMessage && !utf8.Valid(data) {
-			s.Close(CloseInvalidPayload, "invalid UTF-8 in text message")
-			continue
+		s.handleMessage(h, kind, buf.Bytes())
+		if buf.Cap() <= maxPooledReadBuf {
+			readBufPool.Put(buf)
 		}
-		if !s.dispatch(h, kind, data) {
-			s.Close(CloseInternalError, "internal error")
+		// Any message proves the client alive. Moving the deadline costs a
+		// timer update, so it is done at most a few times per interval.
+		if now := time.Now(); now.Sub(extended) > s.lim.PingInterval/8 && !s.closing() {
+			_ = s.conn.SetReadDeadline(s.lim.readDeadline(now))
+			extended = now
 		}
+	}
+}
+
+// handleMessage checks one message and hands it to the handler.
+func (s *Session) handleMessage(h Handler, kind int, data []byte) {
+	if s.closing() {
+		return // draining until the client answers our close frame
+	}
+	s.obs.MessageIn(len(data))
+	if kind == websocket.TextMessage && !utf8.Valid(data) {
+		s.Close(CloseInvalidPayload, "invalid UTF-8 in text message")
+		return
+	}
+	if !s.dispatch(h, kind, data) {
+		s.Close(CloseInternalError, "internal error")
 	}
 }
 
@@ -272,7 +336,10 @@ func (s *Session) writeLoop() {
 		select {
 		case <-s.queue.wake:
 			var err error
-			if batch, err = s.flush(batch); err != nil {
+			s.writeMu.Lock()
+			batch, err = s.flush(batch)
+			s.writeMu.Unlock()
+			if err != nil {
 				s.failWrite(err)
 				return
 			}
@@ -285,6 +352,8 @@ func (s *Session) writeLoop() {
 			if s.closeCode == 0 {
 				return // the reader ended; the connection is already gone
 			}
+			s.writeMu.Lock()
+			defer s.writeMu.Unlock()
 			if _, err := s.flush(batch); err != nil {
 				s.failWrite(err)
 				return
@@ -300,6 +369,7 @@ func (s *Session) writeLoop() {
 
 // flush writes every queued message, each frame with its own deadline.
 // Runs of text messages are joined into one frame when MaxBatch allows.
+// The caller holds writeMu.
 func (s *Session) flush(spare []outMessage) ([]outMessage, error) {
 	batch := s.queue.takeAll(spare)
 	for i := 0; i < len(batch); {
@@ -321,7 +391,7 @@ func (s *Session) flush(spare []outMessage) ([]outMessage, error) {
 var newline = []byte{'\n'}
 
 // writeFrame sends msgs as one frame: the message itself, or text messages
-// joined by newlines.
+// joined by newlines. The caller holds writeMu.
 func (s *Session) writeFrame(msgs []outMessage) error {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
 	if len(msgs) == 1 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -187,7 +188,7 @@ func TestHandlerPanicClosesWithInternalError(t *testing.T) {
 		if string(data) == "boom" {
 			panic("secret internal detail")
 		}
-		_ = s.Send(websocket.TextMessage, data)
+		_ = s.Reply(websocket.TextMessage, data)
 	})
 	victim := dial(t, url)
 	other := dial(t, url)
@@ -231,7 +232,7 @@ func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
 	var served atomic.Int64
 	url := serve(t, reg, testLimits, func(s *Session, kind int, data []byte) {
 		served.Add(1)
-		_ = s.Send(kind, data)
+		_ = s.Reply(kind, data)
 	})
 	// Warm up pools and the server's accept loop before counting.
 	c := dial(t, url)
@@ -350,5 +351,37 @@ func TestDropOldestNeverDisconnects(t *testing.T) {
 	}
 	if reg.Len() != 1 {
 		t.Fatal("drop-oldest closed the connection")
+	}
+}
+
+func TestReplyKeepsOrderWithSendAndDoesNotKeepTheBuffer(t *testing.T) {
+	reg := NewRegistry(10, nil, nil)
+	const total = 2000
+	url := serve(t, reg, testLimits, func(s *Session, _ int, data []byte) {
+		// One goroutine mixing queued and inline sends, reusing one buffer
+		// for Reply: the client must still see 0..total-1 in order.
+		scratch := make([]byte, 0, 16)
+		for i := 0; i < total; i++ {
+			if i%3 == 0 {
+				_ = s.Send(websocket.TextMessage, []byte(strconv.Itoa(i)))
+				continue
+			}
+			scratch = strconv.AppendInt(scratch[:0], int64(i), 10)
+			_ = s.Reply(websocket.TextMessage, scratch)
+		}
+	})
+	c := dial(t, url)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < total; i++ {
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if string(data) != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, data)
+		}
 	}
 }
