@@ -163,8 +163,8 @@ func TestStartFailsFastWhenProcessExits(t *testing.T) {
 func TestRunKillsAfterTimeout(t *testing.T) {
 	ft := runFake(t, func(tb testing.TB) {
 		testbin.Run(tb, testbin.Options{
-			Binary:     os.Args[0],
-			Env:        []string{helperEnv + "=ignore-term", "PORT=" + strconv.Itoa(testbin.FreePort(tb))},
+			Binary: os.Args[0],
+			Env:    []string{helperEnv + "=ignore-term", "PORT=" + strconv.Itoa(testbin.FreePort(tb))},
 			// Long enough for the helper to start and print even on a
 			// loaded machine, so its output can be checked.
 			RunTimeout: 2 * time.Second,
