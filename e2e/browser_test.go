@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +57,7 @@ func newBrowser(t *testing.T, width, height int64, mobile bool) context.Context 
 		t.Skipf("chromium not found at %s (%v): skipping browser test; install it with apt-get install chromium (with CI=true this fails)", chromiumPath, err)
 	}
 
-	var browserLog syncBuffer
+	var browserLog testbin.SyncBuffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
@@ -314,22 +313,4 @@ func withoutDBus(log string) string {
 		}
 	}
 	return strings.Join(keep, "")
-}
-
-// syncBuffer collects a child's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -35,11 +35,16 @@ func (q *sendQueue) push(m outMessage) bool {
 	q.items = append(q.items, m)
 	q.bytes += len(m.data)
 	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// signal wakes the writer; a signal already pending covers this one.
+func (q *sendQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // pushDropOldest appends m, first dropping the oldest queued messages
@@ -64,10 +69,7 @@ func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok bool) {
 	q.items = append(q.items, m)
 	q.bytes += len(m.data)
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 	return dropped, true
 }
 

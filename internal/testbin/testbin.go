@@ -169,7 +169,7 @@ type Server struct {
 
 	t           testing.TB
 	cmd         *exec.Cmd
-	out         *syncBuffer
+	out         *SyncBuffer
 	stopTimeout time.Duration
 
 	done     chan struct{} // closed once the process has exited and been reaped
@@ -205,7 +205,7 @@ func Start(t testing.TB, opts Options) *Server {
 		Port:        port,
 		URL:         "http://127.0.0.1:" + strconv.Itoa(port),
 		t:           t,
-		out:         &syncBuffer{},
+		out:         &SyncBuffer{},
 		stopTimeout: orDefault(opts.StopTimeout, DefaultStopTimeout),
 		done:        make(chan struct{}),
 	}
@@ -371,7 +371,7 @@ type Result struct {
 // Concurrency: safe to call from parallel tests.
 func Run(t testing.TB, opts Options) Result {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd := command(t, opts, out)
 	done := make(chan struct{})
 	var code int
@@ -395,7 +395,7 @@ func Run(t testing.TB, opts Options) Result {
 	return Result{Code: code, Output: out.String()}
 }
 
-func command(t testing.TB, opts Options, out *syncBuffer) *exec.Cmd {
+func command(t testing.TB, opts Options, out *SyncBuffer) *exec.Cmd {
 	t.Helper()
 	bin := opts.Binary
 	if bin == "" {
@@ -442,19 +442,20 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads, for
+// collecting a child process's output while a test reads it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
