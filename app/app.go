@@ -86,6 +86,11 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		WriteTimeout: 10 * time.Second,
 		IdleTimeout:  60 * time.Second,
 		BodyLimit:    1 << 20,
+		// The client's address comes from X-Forwarded-For only when the
+		// request came from a listed proxy; anyone else could forge it.
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 
 	useMiddleware(a.fiber, log)
@@ -175,6 +180,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
 }
 
 // Connections is the number of open WebSocket connections.

@@ -48,7 +48,7 @@ func TestPageKeepsTheTutorialDOM(t *testing.T) {
 }
 
 func TestErrorsLeakNothing(t *testing.T) {
-	a, logs := newUnstartedApp(t)
+	a, logs := newUnstartedApp(t, nil)
 	a.fiber.Get("/boom", func(*fiber.Ctx) error { panic("secret-db-password") })
 	a.fiber.Get("/fail", func(*fiber.Ctx) error { return io.ErrUnexpectedEOF })
 
@@ -73,7 +73,7 @@ func TestErrorsLeakNothing(t *testing.T) {
 }
 
 func TestAccessLogSkipsProbes(t *testing.T) {
-	a, logs := newUnstartedApp(t)
+	a, logs := newUnstartedApp(t, nil)
 	for _, path := range []string{"/healthz", "/livez", "/readyz", "/metrics", "/"} {
 		if _, err := a.fiber.Test(httptest.NewRequest("GET", path, nil)); err != nil {
 			t.Fatal(err)
@@ -86,11 +86,11 @@ func TestAccessLogSkipsProbes(t *testing.T) {
 	}
 }
 
-// newUnstartedApp builds the app with default settings for fiber.Test,
-// with its log captured.
-func newUnstartedApp(t *testing.T) (*App, *bytes.Buffer) {
+// newUnstartedApp builds the app with env over the defaults, for
+// fiber.Test, with its log captured.
+func newUnstartedApp(t *testing.T, env map[string]string) (*App, *bytes.Buffer) {
 	t.Helper()
-	cfg, err := config.Load(nil, func(string) string { return "" }, io.Discard)
+	cfg, err := config.Load(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,4 +100,23 @@ func newUnstartedApp(t *testing.T) (*App, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	return a, logs
+}
+
+func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	// fiber.Test's requests come from 0.0.0.0.
+	for _, tc := range []struct{ trusted, wantIP string }{
+		{"0.0.0.0", "203.0.113.7"},
+		{"10.0.0.0/8", "0.0.0.0"},
+		{"", "0.0.0.0"},
+	} {
+		a, logs := newUnstartedApp(t, map[string]string{"TRUSTED_PROXIES": tc.trusted})
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		if _, err := a.fiber.Test(req); err != nil {
+			t.Fatal(err)
+		}
+		if want := `"ip":"` + tc.wantIP + `"`; !strings.Contains(logs.String(), want) {
+			t.Errorf("TRUSTED_PROXIES=%q: access log %s lacks %s", tc.trusted, logs.String(), want)
+		}
+	}
 }

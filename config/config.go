@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -35,6 +36,10 @@ type Config struct {
 	// AllowedOrigins lists extra browser origins (scheme://host[:port]) that
 	// may open WebSockets, besides the page's own host. "*" allows any.
 	AllowedOrigins []string
+
+	// TrustedProxies lists the proxies (IPs or CIDRs) whose
+	// X-Forwarded-For names the client; from anyone else it is ignored.
+	TrustedProxies []string
 
 	// WS holds the per-connection WebSocket limits.
 	WS WebSocket
@@ -132,6 +137,9 @@ func settings() []setting {
 		{"ALLOWED_ORIGINS", "allowed-origins", "comma-separated extra browser origins allowed to open WebSockets (* for any)",
 			func(c *Config) string { return strings.Join(c.AllowedOrigins, ",") },
 			func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }, false},
+		{"TRUSTED_PROXIES", "trusted-proxies", "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed",
+			func(c *Config) string { return strings.Join(c.TrustedProxies, ",") },
+			func(c *Config, v string) error { c.TrustedProxies = splitList(v); return nil }, false},
 		{"WS_MAX_MESSAGE_BYTES", "ws-max-message-bytes", "largest inbound WebSocket message",
 			func(c *Config) string { return strconv.FormatInt(c.WS.MaxMessageBytes, 10) },
 			func(c *Config, v string) error {
@@ -245,6 +253,13 @@ func (c Config) Validate() error {
 	check(c.MaxSubscriptions >= 1, "MAX_SUBSCRIPTIONS", "must be at least 1, got %d", c.MaxSubscriptions)
 	if err := c.Namespaces.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("NAMESPACES: %w", err))
+	}
+	for _, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP nor a CIDR", p))
+			}
+		}
 	}
 	for _, o := range c.AllowedOrigins {
 		if err := validateOrigin(o); err != nil {

@@ -162,3 +162,14 @@ func TestInvalidRealtimeSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustedProxiesMustBeAddresses(t *testing.T) {
+	cfg, err := Load(nil, env(map[string]string{"TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"}), io.Discard)
+	if err != nil || len(cfg.TrustedProxies) != 3 {
+		t.Fatalf("valid list: %v %v", cfg.TrustedProxies, err)
+	}
+	_, err = Load(nil, env(map[string]string{"TRUSTED_PROXIES": "nginx.local"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
+		t.Fatalf("hostname accepted: %v", err)
+	}
+}
