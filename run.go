@@ -65,12 +65,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log := newLogger(cfg, stdout)
 	log.Info("starting duplex", "version", version, "config", cfg.Effective())
 
-	a, err := app.New(cfg, log, version)
+	a, err := app.New(ctx, cfg, log, version)
 	if err != nil {
 		return fmt.Errorf("build app: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
+		a.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
 

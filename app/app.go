@@ -36,22 +36,24 @@ type App struct {
 	metrics  *metrics.Metrics
 	ready    atomic.Bool
 
-	hub       *realtime.Hub
-	verify    realtime.TokenVerifier // nil when TOKEN_SECRET is unset
-	stopSweep func()                 // stops the memory broker's expiry sweeper
-}
+	hub    *realtime.Hub
+	verify realtime.TokenVerifier // nil when TOKEN_SECRET is unset
 
-// brokerSweepInterval is how often expired history and idle channels are
-// dropped from the memory broker.
-const brokerSweepInterval = 30 * time.Second
+	broker      realtime.Broker
+	presence    realtime.PresenceStore // nil: the hub's in-memory one
+	brokerState func() (state string, healthy bool)
+	closeBroker func() // stops the broker and what belongs to it
+}
 
 // realtimeBatch is how many queued messages a /realtime writer joins into
 // one frame (the protocol's messages are JSON lines).
 const realtimeBatch = 16
 
 // New builds the server. It fails if a template does not parse, so a
-// broken page is found at start-up rather than on the first request.
-func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
+// broken page is found at start-up rather than on the first request, and
+// if the broker cannot be reached (with NATS_STARTUP=wait it retries until
+// ctx ends). The caller must call Shutdown, or Close if it never serves.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, version string) (*App, error) {
 	engine := html.NewFileSystem(http.FS(views.FS), ".html")
 	if err := engine.Load(); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
@@ -66,16 +68,18 @@ func New(cfg config.Config, log *slog.Logger, version string) (*App, error) {
 		}
 		a.verify = verify
 	}
-	broker := realtime.NewMemoryBroker()
+	if err := a.startBroker(ctx); err != nil {
+		return nil, err
+	}
 	hub, err := realtime.NewHub(realtime.HubConfig{
-		Namespaces: cfg.Namespaces, Broker: broker, VerifyToken: a.verify, Logger: log,
+		Namespaces: cfg.Namespaces, Broker: a.broker, Presence: a.presence, VerifyToken: a.verify, Logger: log,
 	})
 	if err != nil {
+		a.closeBroker()
 		return nil, fmt.Errorf("realtime hub: %w", err)
 	}
 	a.hub = hub
 	a.metrics.WatchHub(hub)
-	a.stopSweep = broker.StartSweeper(brokerSweepInterval)
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
@@ -137,6 +141,7 @@ func (a *App) routes(version string) {
 		Started:     time.Now(),
 		Connections: a.registry.Len,
 		Ready:       a.ready.Load,
+		Broker:      a.brokerState,
 	}
 	a.fiber.Get("/healthz", health.Healthz)
 	a.fiber.Get("/livez", health.Livez)
@@ -174,13 +179,17 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	err := a.registry.Shutdown(ctx)
 	// Every session has unsubscribed by now; nothing uses the broker.
-	a.stopSweep()
+	a.closeBroker()
 	if errors.Is(err, wsconn.ErrShutdownTimeout) {
 		a.log.Warn("some clients did not close in time and were dropped")
 		return nil
 	}
 	return err
 }
+
+// Close releases what New acquired, for an app that was built but never
+// served; a served app is stopped with Shutdown instead.
+func (a *App) Close() { a.closeBroker() }
 
 func proxyHeader(trusted []string) string {
 	if len(trusted) == 0 {

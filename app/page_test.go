@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -95,10 +96,11 @@ func newUnstartedApp(t *testing.T, env map[string]string) (*App, *bytes.Buffer) 
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	a, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)), "test")
+	a, err := New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close)
 	return a, logs
 }
 

@@ -31,7 +31,7 @@ func startServer(t *testing.T, env map[string]string) *testServer {
 		t.Fatalf("config: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(cfg, log, "test")
+	a, err := New(context.Background(), cfg, log, "test")
 	if err != nil {
 		t.Fatalf("new app: %v", err)
 	}

@@ -56,6 +56,11 @@ type Config struct {
 	// Namespaces holds each channel namespace's rules.
 	Namespaces realtime.Namespaces
 
+	// Broker is "memory" (one process) or "nats" (several nodes).
+	Broker string
+	// NATS configures the NATS broker; used only when Broker is "nats".
+	NATS NATS
+
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.
@@ -79,6 +84,32 @@ type WebSocket struct {
 	SendQueueBytes int
 }
 
+// NATS holds the NATS broker's settings.
+type NATS struct {
+	// URLs of the NATS servers; credentials may be in the URL.
+	URLs []string
+	// At most one of Token, User and Password, CredsFile.
+	Token     string
+	User      string
+	Password  string
+	CredsFile string
+	// TLS files: CAFile verifies servers; CertFile and KeyFile identify us.
+	CAFile   string
+	CertFile string
+	KeyFile  string
+	// Prefix starts every subject and stream; nodes that share channels
+	// share it.
+	Prefix string
+	// Startup is "wait" (retry an unreachable NATS, logging each try) or
+	// "fail" (exit with an error).
+	Startup string
+	// Replicas of each JetStream stream (3 on a three-server cluster).
+	Replicas int
+	// PresenceTTL bounds how long a crashed node's presence entries stay
+	// visible.
+	PresenceTTL time.Duration
+}
+
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
@@ -96,8 +127,16 @@ func Default() Config {
 		TokenTTL:         24 * time.Hour,
 		MaxSubscriptions: realtime.DefaultMaxSubscriptions,
 		Namespaces:       realtime.DefaultNamespaces(),
-		LogLevel:         "info",
-		LogFormat:        "json",
+		Broker:           "memory",
+		NATS: NATS{
+			URLs:        []string{"nats://127.0.0.1:4222"},
+			Prefix:      "duplex",
+			Startup:     "wait",
+			Replicas:    1,
+			PresenceTTL: 30 * time.Second,
+		},
+		LogLevel:  "info",
+		LogFormat: "json",
 	}
 }
 
@@ -181,6 +220,45 @@ func settings() []setting {
 				c.Namespaces = ns
 				return err
 			}, false},
+		{"BROKER", "broker", "memory (one process) or nats (several nodes sharing channels)",
+			func(c *Config) string { return c.Broker },
+			func(c *Config, v string) error { c.Broker = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
+		{"NATS_URL", "nats-url", "comma-separated NATS server URLs",
+			func(c *Config) string { return redactURLs(c.NATS.URLs) },
+			func(c *Config, v string) error { c.NATS.URLs = splitList(v); return nil }, false},
+		{"NATS_TOKEN", "nats-token", "NATS token",
+			func(c *Config) string { return c.NATS.Token },
+			func(c *Config, v string) error { c.NATS.Token = v; return nil }, true},
+		{"NATS_USER", "nats-user", "NATS user",
+			func(c *Config) string { return c.NATS.User },
+			func(c *Config, v string) error { c.NATS.User = v; return nil }, false},
+		{"NATS_PASSWORD", "nats-password", "NATS password",
+			func(c *Config) string { return c.NATS.Password },
+			func(c *Config, v string) error { c.NATS.Password = v; return nil }, true},
+		{"NATS_CREDS", "nats-creds", "NATS credentials file",
+			func(c *Config) string { return c.NATS.CredsFile },
+			func(c *Config, v string) error { c.NATS.CredsFile = v; return nil }, false},
+		{"NATS_TLS_CA", "nats-tls-ca", "CA file that verifies the NATS servers",
+			func(c *Config) string { return c.NATS.CAFile },
+			func(c *Config, v string) error { c.NATS.CAFile = v; return nil }, false},
+		{"NATS_TLS_CERT", "nats-tls-cert", "client certificate file for NATS",
+			func(c *Config) string { return c.NATS.CertFile },
+			func(c *Config, v string) error { c.NATS.CertFile = v; return nil }, false},
+		{"NATS_TLS_KEY", "nats-tls-key", "client key file for NATS",
+			func(c *Config) string { return c.NATS.KeyFile },
+			func(c *Config, v string) error { c.NATS.KeyFile = v; return nil }, false},
+		{"NATS_PREFIX", "nats-prefix", "subject and stream prefix shared by the nodes of one deployment",
+			func(c *Config) string { return c.NATS.Prefix },
+			func(c *Config, v string) error { c.NATS.Prefix = strings.TrimSpace(v); return nil }, false},
+		{"NATS_STARTUP", "nats-startup", "wait (retry an unreachable NATS) or fail (exit at once)",
+			func(c *Config) string { return c.NATS.Startup },
+			func(c *Config, v string) error { c.NATS.Startup = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
+		{"NATS_REPLICAS", "nats-replicas", "replicas of each JetStream stream (3 on a three-server cluster)",
+			func(c *Config) string { return strconv.Itoa(c.NATS.Replicas) },
+			func(c *Config, v string) error { return parseInt(v, &c.NATS.Replicas) }, false},
+		{"PRESENCE_TTL", "presence-ttl", "with NATS: how long a crashed node's presence entries stay visible",
+			func(c *Config) string { return c.NATS.PresenceTTL.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.NATS.PresenceTTL) }, false},
 		{"LOG_LEVEL", "log-level", "debug, info, warn or error",
 			func(c *Config) string { return c.LogLevel },
 			func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
@@ -254,6 +332,19 @@ func (c Config) Validate() error {
 	if err := c.Namespaces.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("NAMESPACES: %w", err))
 	}
+	check(oneOf(c.Broker, "memory", "nats"), "BROKER", "must be memory or nats, got %q", c.Broker)
+	if c.Broker == "nats" {
+		check(len(c.NATS.URLs) > 0, "NATS_URL", "must name at least one server")
+		check(oneOf(c.NATS.Startup, "wait", "fail"), "NATS_STARTUP", "must be wait or fail, got %q", c.NATS.Startup)
+		check(c.NATS.Replicas >= 1 && c.NATS.Replicas <= 5, "NATS_REPLICAS", "must be 1..5, got %d", c.NATS.Replicas)
+		check(c.NATS.PresenceTTL >= time.Second, "PRESENCE_TTL", "must be at least 1s, got %s", c.NATS.PresenceTTL)
+		check((c.NATS.CertFile == "") == (c.NATS.KeyFile == ""), "NATS_TLS_CERT", "and NATS_TLS_KEY must be set together")
+		for _, u := range c.NATS.URLs {
+			if pu, err := url.Parse(u); err != nil || !oneOf(pu.Scheme, "nats", "tls") || pu.Host == "" {
+				errs = append(errs, fmt.Errorf("NATS_URL: %q must be nats://host:port or tls://host:port", redactURL(u)))
+			}
+		}
+	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {
 			if _, _, err := net.ParseCIDR(p); err != nil {
@@ -281,6 +372,27 @@ func (c Config) Effective() []string {
 		out = append(out, s.env+"="+v)
 	}
 	return out
+}
+
+// redactURLs shows NATS URLs without any credentials in them.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = redactURL(u)
+	}
+	return strings.Join(out, ",")
+}
+
+func redactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil || pu.User == nil {
+		if err != nil {
+			return "(unparsable URL)"
+		}
+		return u
+	}
+	pu.User = url.User("***")
+	return pu.String()
 }
 
 func validateOrigin(o string) error {

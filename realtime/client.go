@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"sort"
+	"strconv"
 	"sync"
 
 	"golang.org/x/time/rate"
@@ -143,10 +144,10 @@ func (c *Client) setIdentity(id Identity) {
 		if !id.Guest() {
 			prefix = UserNamePrefix
 		}
-		id.Name = prefix + clientID(c.sub)
+		id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
 	}
 	c.ident = id
-	c.info = ClientInfo{Client: clientID(c.sub), User: id.User, Name: id.Name}
+	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name}
 }
 
 // Info is how this client appears to others (presence, publications).

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestClientFlow(t *testing.T) {
 		t.Fatalf("ping: %+v", msgs)
 	}
 	msgs, _ = send(t, bob, bs, `{"id":1,"op":"connect","name":"  小明 "}`)
-	if r := decodeResult[protocol.ConnectResult](t, msgs[0]); r.Name != "小明" || r.User != "" || r.Client != clientID(bs) {
+	if r := decodeResult[protocol.ConnectResult](t, msgs[0]); r.Name != "小明" || r.User != "" || r.Client != h.clientID(bs) {
 		t.Errorf("connect: %+v", r)
 	}
 
@@ -60,7 +61,7 @@ func TestClientFlow(t *testing.T) {
 			sawJoin = true
 		}
 		if m.Data != nil {
-			sawPub = m.Offset == 1 && dataOf(m) == `{"text":"你好"}` && m.Info.Name == "小明" && m.Info.Client == clientID(bs)
+			sawPub = m.Offset == 1 && dataOf(m) == `{"text":"你好"}` && m.Info.Name == "小明" && m.Info.Client == h.clientID(bs)
 		}
 	}
 	if !sawJoin || !sawPub {
@@ -68,7 +69,7 @@ func TestClientFlow(t *testing.T) {
 	}
 
 	msgs, _ = send(t, alice, as, `{"id":3,"op":"presence","channel":"chat:lobby"}`)
-	if p := decodeResult[protocol.PresenceResult](t, msgs[0]); p.Count != 2 || p.Clients[clientID(as)].Name != "李旺" {
+	if p := decodeResult[protocol.PresenceResult](t, msgs[0]); p.Count != 2 || p.Clients[h.clientID(as)].Name != "李旺" {
 		t.Errorf("presence: %+v", p)
 	}
 	msgs, _ = send(t, alice, as, `{"id":4,"op":"history","channel":"chat:lobby","limit":10}`)
@@ -83,7 +84,7 @@ func TestClientFlow(t *testing.T) {
 		t.Errorf("channels: %v %v", bob.Channels(), alice.Channels())
 	}
 	got = as.Drain(t)
-	if len(got) != 1 || got[0].Leave == nil || got[0].Leave.Client != clientID(bs) {
+	if len(got) != 1 || got[0].Leave == nil || got[0].Leave.Client != h.clientID(bs) {
 		t.Errorf("alice did not see bob leave: %+v", got)
 	}
 
@@ -271,7 +272,7 @@ func TestClientUserChannelWithToken(t *testing.T) {
 	if msgs, _ := send(t, c3, s3, `{"id":1,"op":"subscribe","channel":"user:42"}`); msgs[0].Error != nil {
 		t.Errorf("transport identity: %+v", msgs[0].Error)
 	}
-	if c3.Info().Name != UserNamePrefix+clientID(s3) {
+	if c3.Info().Name != UserNamePrefix+strconv.FormatUint(s3.ID(), 10) {
 		t.Errorf("default name %q", c3.Info().Name)
 	}
 }

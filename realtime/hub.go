@@ -2,6 +2,8 @@ package realtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"hash/maphash"
 	"log/slog"
@@ -37,6 +39,9 @@ type HubConfig struct {
 	// MaxRecover caps the publications recovered by one subscribe
 	// (default DefaultMaxRecover); a longer gap gives recovered=false.
 	MaxRecover int
+	// NodeID prefixes this node's client ids, which must be unique across
+	// the cluster; default random.
+	NodeID string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 }
@@ -58,6 +63,7 @@ type Hub struct {
 	verify     TokenVerifier
 	maxRecover int
 	log        *slog.Logger
+	nodeID     string
 
 	seed   maphash.Seed
 	shards [hubShards]hubShard
@@ -128,9 +134,12 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = randomNodeID()
+	}
 	h := &Hub{
 		ns: cfg.Namespaces, broker: cfg.Broker, presence: cfg.Presence,
-		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger,
+		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger, nodeID: cfg.NodeID,
 		seed: maphash.MakeSeed(),
 	}
 	for i := range h.shards {
@@ -569,4 +578,15 @@ func unavailable(what string, err error) error {
 	return &Error{Code: protocol.CodeUnavailable, Message: what + " failed: " + err.Error()}
 }
 
-func clientID(sub Subscriber) string { return strconv.FormatUint(sub.ID(), 10) }
+// clientID names a connection across the cluster: the hub's node id, then
+// the connection's id. Connection ids alone repeat from node to node, and
+// presence and join/leave are keyed by client id.
+func (h *Hub) clientID(sub Subscriber) string {
+	return h.nodeID + "-" + strconv.FormatUint(sub.ID(), 10)
+}
+
+func randomNodeID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func (b *spyBroker) counts(ch string) (int, int) {
 
 func subscribe(t testing.TB, h *Hub, sub Subscriber, ch string) *Subscription {
 	t.Helper()
-	s, _, err := h.Subscribe(context.Background(), sub, ch, SubscribeOptions{Info: ClientInfo{Client: clientID(sub), Name: "n" + clientID(sub)}})
+	s, _, err := h.Subscribe(context.Background(), sub, ch, SubscribeOptions{Info: ClientInfo{Client: testClientID(sub), Name: "n" + testClientID(sub)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestHubSubscribeDuringPublishNoGapNoDup(t *testing.T) {
 		var recovered []Publication
 		var replyPos StreamPosition
 		sub, res, err := h.Subscribe(ctx, s, "chat:flow", SubscribeOptions{
-			Info:    ClientInfo{Client: clientID(s)},
+			Info:    ClientInfo{Client: testClientID(s)},
 			Recover: &first,
 			OnReady: func(r SubscribeResult) {
 				// Mark the reply's place in the queue.
@@ -298,7 +299,7 @@ func TestHubPresenceJoinLeave(t *testing.T) {
 	sa := subscribe(t, h, a, "chat:room")
 	sb := subscribe(t, h, b, "chat:room")
 	p, err := h.Presence(ctx, "chat:room")
-	if err != nil || p.Count != 2 || p.Clients[clientID(a)].Name != "n"+clientID(a) {
+	if err != nil || p.Count != 2 || p.Clients[testClientID(a)].Name != "n"+testClientID(a) {
 		t.Fatalf("presence: %+v %v", p, err)
 	}
 	msgs := a.Drain(t)
@@ -308,12 +309,12 @@ func TestHubPresenceJoinLeave(t *testing.T) {
 			joins = append(joins, m.Join.Client)
 		}
 	}
-	if fmt.Sprint(joins) != fmt.Sprint([]string{clientID(a), clientID(b)}) {
+	if fmt.Sprint(joins) != fmt.Sprint([]string{testClientID(a), testClientID(b)}) {
 		t.Errorf("a saw joins %v", joins)
 	}
 	h.Unsubscribe(ctx, sb)
 	msgs = a.Drain(t)
-	if len(msgs) != 1 || msgs[0].Leave == nil || msgs[0].Leave.Client != clientID(b) || msgs[0].Channel != "chat:room" {
+	if len(msgs) != 1 || msgs[0].Leave == nil || msgs[0].Leave.Client != testClientID(b) || msgs[0].Channel != "chat:room" {
 		t.Errorf("a saw %+v", msgs)
 	}
 	if p, _ := h.Presence(ctx, "chat:room"); p.Count != 1 {
@@ -352,7 +353,7 @@ func TestHubRecovery(t *testing.T) {
 	}
 	try := func(since StreamPosition) SubscribeResult {
 		s := newTestSub(1 << 20)
-		sub, res, err := h.Subscribe(ctx, s, "chat:r", SubscribeOptions{Info: ClientInfo{Client: clientID(s)}, Recover: &since})
+		sub, res, err := h.Subscribe(ctx, s, "chat:r", SubscribeOptions{Info: ClientInfo{Client: testClientID(s)}, Recover: &since})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -517,3 +518,7 @@ func TestHubNoGoroutineLeak(t *testing.T) {
 		t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// testClientID names a test subscriber in the Info the tests pass to
+// Subscribe themselves.
+func testClientID(sub Subscriber) string { return strconv.FormatUint(sub.ID(), 10) }

@@ -1,0 +1,60 @@
+package realtime
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/duplex/duplex/internal/natstest"
+)
+
+func newTestNATSBroker(t testing.TB, n *natstest.Server, mod func(*NATSOptions)) *NATSBroker {
+	t.Helper()
+	opts := NATSOptions{URLs: []string{n.URL()}, ReconnectWait: 50 * time.Millisecond, GapWait: 50 * time.Millisecond}
+	if mod != nil {
+		mod(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := NewNATSBroker(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// eventually polls cond every 10 ms until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuf collects log output from several goroutines.
+type syncBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
