@@ -102,6 +102,9 @@ type targetConfig struct {
 	SetupTimeout time.Duration
 	ServerPID    int
 	JSON         bool
+	// nodeURLs (broadcast only): connection i goes to nodeURLs[i%len]
+	// when there are several (cluster.go); URL is the first.
+	nodeURLs []string
 }
 
 func (c *targetConfig) register(fs *flag.FlagSet) {
@@ -343,6 +346,15 @@ func isCentrifugoPing(line []byte) bool {
 // call has returned, or ctx ends; failed handshakes go to failed.
 func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c *websocket.Conn, rest []byte), failed func(i int, err error)) {
 	dialers := newDialers(sourceAddrs(cfg.URL, cfg.SourceIPs, n), cfg.Timeout)
+	nodeCfgs := []*targetConfig{cfg}
+	if len(cfg.nodeURLs) > 1 {
+		nodeCfgs = make([]*targetConfig, len(cfg.nodeURLs))
+		for k, u := range cfg.nodeURLs {
+			c := *cfg
+			c.URL = u
+			nodeCfgs[k] = &c
+		}
+	}
 	sem := make(chan struct{}, cfg.DialParallel)
 	var handshakes sync.WaitGroup
 	for i := range n {
@@ -357,7 +369,7 @@ func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c 
 		}
 		handshakes.Add(1)
 		go func() {
-			c, rest, err := handshake(ctx, dialers[i%len(dialers)], cfg)
+			c, rest, err := handshake(ctx, dialers[i%len(dialers)], nodeCfgs[i%len(nodeCfgs)])
 			<-sem
 			defer handshakes.Done() // after ready or failed: openAll's caller counts on both
 			if err != nil {
@@ -546,6 +558,8 @@ type broadcastConfig struct {
 	Grace    time.Duration
 	APIURL   string
 	APIKey   string
+	// ExtraPIDs are measured over the server's window (cluster.go).
+	ExtraPIDs pidList
 }
 
 func parseBroadcastFlags(args []string, out io.Writer) (broadcastConfig, error) {
@@ -561,6 +575,7 @@ func parseBroadcastFlags(args []string, out io.Writer) (broadcastConfig, error) 
 	fs.DurationVar(&cfg.Grace, "grace", 3*time.Second, "how long after the last publication a message may still arrive before it counts as lost")
 	fs.StringVar(&cfg.APIURL, "api", "", "HTTP base URL of the publish API (default: the -url host over http)")
 	fs.StringVar(&cfg.APIKey, "api-key", os.Getenv("API_KEY"), "API key (duplex: Authorization: Bearer; centrifugo: X-API-Key); default $API_KEY")
+	fs.Var(&cfg.ExtraPIDs, "pids", "further processes to measure over the same window as -server-pid, as label=PID,… (e.g. the other nodes and the NATS server)")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: duplexload broadcast [flags]")
 		fmt.Fprintln(out, "Subscribes -subs connections to one channel, publishes -rate messages/s through POST /api/publish,")
@@ -573,8 +588,20 @@ func parseBroadcastFlags(args []string, out io.Writer) (broadcastConfig, error) 
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	if strings.Contains(cfg.URL, ",") {
+		nodes, err := splitNodeURLs(cfg.URL)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.URL, cfg.nodeURLs = nodes[0], nodes
+	}
 	if err := cfg.targetConfig.finish(); err != nil {
 		return cfg, err
+	}
+	for _, p := range cfg.ExtraPIDs {
+		if _, err := readProcCPU(p.PID); err != nil {
+			return cfg, fmt.Errorf("-pids %s=%d: %w", p.Label, p.PID, err)
+		}
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL, _ = httpBase(cfg.URL)
@@ -757,6 +784,17 @@ type BroadcastResult struct {
 	Server     *ServerStats `json:"server,omitempty"`
 	LoaderCPUS float64      `json:"loader_cpu_s"` // this tool, same window as the server's
 
+	// Several nodes (cluster.go). PublishNode is the index in the -url
+	// list of the node serving -api (-1: none of them). Nodes: per node,
+	// with several -url. CrossNode*: deliveries to subscribers on another
+	// node than the publishing one. Processes: the -pids, same window as
+	// Server.
+	PublishNode         int          `json:"publish_node"`
+	Nodes               []NodeResult `json:"nodes,omitempty"`
+	CrossNodeDeliveries uint64       `json:"cross_node_deliveries,omitempty"`
+	CrossNodeLatencyUS  *Latency     `json:"cross_node_latency_us,omitempty"`
+	Processes           []ProcCPU    `json:"processes,omitempty"`
+
 	ErrorSamples []string `json:"error_samples,omitempty"`
 	Interrupted  bool     `json:"interrupted,omitempty"`
 	GoMaxProcs   int      `json:"gomaxprocs"`
@@ -848,6 +886,7 @@ type broadcastRun struct {
 	stopping    atomic.Bool
 	errs        *errSamples
 	disconnects atomic.Int64
+	cl          *clusterRun // per node and cross-node (cluster.go)
 }
 
 // read is the subscriber's loop: it records every publication and answers
@@ -911,6 +950,7 @@ func (r *broadcastRun) handleLine(s *bsub, line []byte, now int64) {
 	if ok && seq >= r.firstWindow {
 		s.window++
 		r.hist.Record(s.id, time.Duration(now-int64(ts)))
+		r.cl.record(s.id, time.Duration(now-int64(ts)))
 	}
 }
 
@@ -1056,7 +1096,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 		return res, fmt.Errorf("probe publication to %s failed: %w", cfg.APIURL, err)
 	}
 
-	run := &broadcastRun{cfg: &cfg, firstWindow: cfg.firstWindowSeq(), hist: newShardedHistogram(64), errs: errs}
+	run := &broadcastRun{cfg: &cfg, firstWindow: cfg.firstWindowSeq(), hist: newShardedHistogram(64), errs: errs, cl: newClusterRun(&cfg)}
 	subs := make([]*bsub, cfg.Subs)
 	words := cfg.maxSeq()/64 + 1
 	seen := make([]uint64, uint64(cfg.Subs)*words) // one allocation for all bitsets
@@ -1117,6 +1157,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 		if cfg.ServerPID > 0 {
 			cpu0, cpuErr = readProcCPU(cfg.ServerPID)
 		}
+		run.cl.startProcs()
 	}
 	pub.run(ctx, start, measureStart, end, atMeasure)
 	pubEnd := time.Now()
@@ -1146,6 +1187,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		cpu1, cpuErr = readProcCPU(cfg.ServerPID)
 	}
+	res.Processes = run.cl.endProcs()
 	res.LoaderCPUS = (selfCPU() - self0).Seconds()
 	var status procStatus
 	if cfg.ServerPID > 0 && cpuErr == nil {
@@ -1174,6 +1216,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	}
 	res.PublishLatencyUS = latencySummary(&pub.hist)
 	res.Expected = pub.n * uint64(res.SubsOpen)
+	lostBySub := make([]uint64, len(subs))
 	for _, s := range subs {
 		if s == nil {
 			continue
@@ -1193,6 +1236,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 		if lost > 0 {
 			res.LostSubs++
 		}
+		lostBySub[s.id] = lost
 		res.Lost += lost
 	}
 	if span > 0 {
@@ -1200,6 +1244,11 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	}
 	res.LatencyUS = latencySummary(run.hist.Merged())
 	res.Disconnects = int(run.disconnects.Load())
+	res.PublishNode = run.cl.pubNode
+	run.cl.fill(&res, subs, lostBySub)
+	for _, e := range run.cl.procErrors() {
+		errs.add("%s", e)
+	}
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		st := &ServerStats{PID: cfg.ServerPID, CPUS: (cpu1 - cpu0).Seconds(), procStatus: status}
 		if res.Deliveries > 0 {
@@ -1241,6 +1290,7 @@ func writeBroadcastReport(w io.Writer, r BroadcastResult, asJSON bool) error {
 		p("server     pid %d: cpu %.2fs = %.3f cpu-s per million deliveries; rss %d kB (peak %d kB), %d threads\n",
 			s.PID, s.CPUS, s.CPUSPerMillion, s.RSSKB, s.HWMKB, s.Threads)
 	}
+	writeClusterReport(p, r)
 	p("loader     cpu %.2fs over the same window\n", r.LoaderCPUS)
 	for _, s := range r.ErrorSamples {
 		p("  e.g. %s\n", s)
