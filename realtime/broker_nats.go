@@ -41,10 +41,6 @@ const (
 // Publish (each lost race means another node stored a publication).
 const maxPublishAttempts = 64
 
-// walkMax is the longest range read by walking backwards one message at a
-// time; longer ranges are read with one ordered consumer.
-const walkMax = 16
-
 // NATSBroker is a Broker for several nodes over NATS with JetStream
 // (nats-server 2.9 or later).
 //
@@ -192,22 +188,46 @@ func NewNATSBroker(ctx context.Context, opts NATSOptions) (*NATSBroker, error) {
 		nc.Close()
 		return nil, err
 	}
-	actx, cancel := context.WithTimeout(ctx, max(opts.ConnectWait, 5*time.Second))
-	defer cancel()
-	if _, err := b.js.AccountInfo(actx); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("nats: JetStream is not available at %s: %w", opts.redactedURL(), err)
-	}
-	for _, ns := range sortedKeys(opts.Namespaces) {
-		o := opts.Namespaces[ns]
-		if _, err := b.streamFor(actx, ns, &PublishOptions{HistorySize: o.HistorySize, HistoryTTL: o.HistoryTTL}); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := b.setUpStreams(ctx)
+		if err == nil {
+			break
+		}
+		// A fresh cluster may still be electing its JetStream leader, and
+		// nodes starting together race to create the streams: with
+		// WaitForNATS both are waited out, like an unreachable server.
+		if !opts.WaitForNATS || ctx.Err() != nil {
 			nc.Close()
 			return nil, err
+		}
+		b.log.Warn("JetStream not ready at start-up; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("nats: gave up waiting for JetStream: %w", err)
+		case <-time.After(opts.ReconnectWait):
 		}
 	}
 	b.wg.Add(1)
 	go b.worker()
 	return b, nil
+}
+
+// setUpStreams checks that JetStream answers and creates or updates the
+// stream of every configured namespace.
+func (b *NATSBroker) setUpStreams(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, max(b.opts.ConnectWait, 5*time.Second))
+	defer cancel()
+	if _, err := b.js.AccountInfo(actx); err != nil {
+		return fmt.Errorf("nats: JetStream is not available at %s: %w", b.opts.redactedURL(), err)
+	}
+	for _, ns := range sortedKeys(b.opts.Namespaces) {
+		o := b.opts.Namespaces[ns]
+		if _, err := b.streamFor(actx, ns, &PublishOptions{HistorySize: o.HistorySize, HistoryTTL: o.HistoryTTL}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sortedKeys(n Namespaces) []string {
@@ -738,14 +758,15 @@ func (s *natsSub) resync(ctx context.Context) bool {
 
 // collect returns the subject's stored publications with offsets from lo
 // up to last's, in offset order. When some were already dropped, it
-// returns the contiguous run that ends at last.
+// returns the contiguous run that ends at last. It walks back one message
+// at a time through each message's previous-sequence header: a request per
+// message, but every one bounded by ctx. (An ordered consumer was tried
+// for long ranges; after a stream leader failover its resets ignore the
+// caller's deadline and a history read could hang past shutdown.)
 func (b *NATSBroker) collect(ctx context.Context, st *natsStream, subject string, last *jetstream.RawStreamMsg, lo uint64) ([]storedPub, error) {
 	top := parseStored(last.Header)
 	if top.kind != "" || top.offset < lo {
 		return nil, nil
-	}
-	if top.offset-lo+1 > walkMax {
-		return b.collectConsumer(ctx, st, subject, last, lo)
 	}
 	var rev []storedPub
 	m, cur := last, top
@@ -770,58 +791,6 @@ func (b *NATSBroker) collect(ctx context.Context, st *natsStream, subject string
 	out := make([]storedPub, len(rev))
 	for i, p := range rev {
 		out[len(rev)-1-i] = p
-	}
-	return out, nil
-}
-
-// collectConsumer reads the subject's messages with one ordered consumer.
-func (b *NATSBroker) collectConsumer(ctx context.Context, st *natsStream, subject string, last *jetstream.RawStreamMsg, lo uint64) ([]storedPub, error) {
-	top := parseStored(last.Header)
-	cons, err := st.st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: 10 * time.Second,
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []storedPub
-	wait := 2 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		wait = max(min(wait, time.Until(d)), 10*time.Millisecond)
-	}
-	for done := false; !done; {
-		batch, err := cons.Fetch(st.keep+2, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			meta, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			m := parseStored(msg.Headers())
-			if m.kind == "" && m.epoch == top.epoch && m.offset >= lo && m.offset <= top.offset {
-				if len(out) > 0 && out[len(out)-1].p.Offset+1 != m.offset {
-					out = out[:0] // a hole: keep only the run that ends at top
-				}
-				out = append(out, storedPub{decodePublication(m, msg.Headers(), msg.Data()), meta.Timestamp, m.ttl})
-			}
-			if meta.Sequence.Stream >= last.Sequence {
-				done = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
-		}
-		if n == 0 {
-			break
-		}
-	}
-	if len(out) == 0 || out[len(out)-1].p.Offset != top.offset {
-		return nil, nil
 	}
 	return out, nil
 }

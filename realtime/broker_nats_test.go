@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/duplex/duplex/internal/natstest"
 	"slices"
 	"strings"
 	"sync"
@@ -12,8 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/duplex/duplex/realtime/protocol"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/duplex/duplex/internal/natstest"
+	"github.com/duplex/duplex/realtime/protocol"
 )
 
 var testPrefixes atomic.Uint64
@@ -486,5 +488,42 @@ func TestNATSHubChurn(t *testing.T) {
 		if m.Offset != uint64(i+1) {
 			t.Fatalf("steady subscriber: delivery %d has offset %d", i, m.Offset)
 		}
+	}
+}
+
+func TestNATSBrokerWaitsForJetStreamAtStartup(t *testing.T) {
+	// A server without JetStream stands for a cluster still electing its
+	// JetStream leader: with WaitForNATS the broker keeps trying until its
+	// ctx ends instead of giving up on the first error.
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	url := srv.ClientURL()
+
+	start := time.Now()
+	_, err = NewNATSBroker(context.Background(), NATSOptions{URLs: []string{url}, ConnectWait: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "JetStream is not available") {
+		t.Fatalf("fail mode: %v", err)
+	}
+
+	var logs syncBuf
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err = NewNATSBroker(ctx, NATSOptions{URLs: []string{url}, WaitForNATS: true, ConnectWait: 200 * time.Millisecond,
+		ReconnectWait: 100 * time.Millisecond, Logger: logs.logger()})
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting for JetStream") {
+		t.Fatalf("wait mode: %v", err)
+	}
+	if waited := time.Since(start); waited < 1500*time.Millisecond {
+		t.Fatalf("wait mode gave up after %s, before its ctx ended", waited)
+	}
+	if !strings.Contains(logs.String(), "JetStream not ready at start-up; retrying") {
+		t.Fatalf("no retry logged:\n%s", logs.String())
 	}
 }

@@ -2,9 +2,10 @@ package realtime
 
 import (
 	"context"
-	"github.com/duplex/duplex/internal/natstest"
 	"testing"
 	"time"
+
+	"github.com/duplex/duplex/internal/natstest"
 )
 
 func TestNATSPresence(t *testing.T) {
