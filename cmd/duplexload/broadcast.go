@@ -831,6 +831,10 @@ func (e *errSamples) list() []string {
 // ---------------------------------------------------------------------------
 // Broadcast: run
 
+// interruptDrain bounds the drain of an interrupted run, which should stop
+// quickly.
+const interruptDrain = time.Second
+
 func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseBroadcastFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -1167,9 +1171,15 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	}
 
 	// Drain: wait until every open subscriber has every accepted
-	// publication, or the grace period ends.
-	graceEnd := pubEnd.Add(cfg.Grace)
-	for time.Now().Before(graceEnd) && ctx.Err() == nil {
+	// publication, or the grace period ends. An interrupted run drains
+	// too, for at most interruptDrain, so that what was published just
+	// before the interrupt is not counted as lost.
+	grace := cfg.Grace
+	if res.Interrupted {
+		grace = min(grace, interruptDrain)
+	}
+	graceEnd := pubEnd.Add(grace)
+	for time.Now().Before(graceEnd) {
 		done := true
 		for _, s := range subs {
 			if s != nil && !s.closed.Load() && s.uniq.Load() < pub.n {
