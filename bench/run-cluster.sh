@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Several duplex nodes through NATS: 1, 2 and 3 nodes on BROKER=nats and,
+# in the same run, 1 node on the memory broker, all driven by
+# cmd/duplexload over loopback and interleaved per round
+# (mem1, nats1, nats2, nats3, mem1, ...) so machine noise hits all alike.
+#
+#   bench/run-cluster.sh [-r ROUNDS] [-d DURATION] [-w WARMUP] [-n SUBS]
+#                        [-R RATE] [-s SIZE] [-P PUB_RATE] [-C "mem1 nats1 nats2 nats3"]
+#                        [-o OUTDIR]
+#
+# NATS: one local nats-server ($NATS_BIN, Debian's 2.9.10) with JetStream
+# (file storage in a fresh temporary directory), started fresh for every
+# run; NATS_REPLICAS=1 to match.
+#
+# Fan-out (-C configs, -r rounds): SUBS subscribers (default 2000) on
+# push:bench, spread round robin over the nodes, a publisher at RATE/s
+# (default 100) through the API of node 1:
+#   duplexload broadcast -url ws://node1/realtime,ws://node2/realtime,…
+#     -api http://node1 -subs SUBS -rate RATE -size SIZE -warmup WARMUP
+#     -duration DURATION -server-pid PID1 -pids node2=PID2,…,nats=PIDN -json
+# Cost of the broker per publication (mem1 and nats1, -r rounds): 1
+# subscriber, PUB_RATE/s (default 200), same command otherwise; CPU per
+# publication is the CPU of duplex (and nats-server) over the window
+# divided by the publications of the window. -P 0 skips it.
+#
+# It prints every run, medians per config and ratios to mem1 (ratio of
+# medians, and the median of per-round ratios). Raw JSON, logs and
+# cluster.tsv / pubcost.tsv land in OUTDIR.
+#
+# Environment: DUPLEX_BASE_PORT (9021: nodes on 9021, 9022, 9023),
+# NATS_PORT (14222), NATS_BIN (/usr/sbin/nats-server), DUPLEX_BIN (built
+# from the current tree), API_KEY (bench-key).
+# Everything it starts is stopped on exit, including on Ctrl-C.
+set -euo pipefail
+
+ROUNDS=3
+DURATION=10s
+WARMUP=2s
+SUBS=2000
+RATE=100
+SIZE=64
+PUBRATE=200
+CONFIGS="mem1 nats1 nats2 nats3"
+OUT=""
+while getopts "r:d:w:n:R:s:P:C:o:h" opt; do
+	case $opt in
+	r) ROUNDS=$OPTARG ;;
+	d) DURATION=$OPTARG ;;
+	w) WARMUP=$OPTARG ;;
+	n) SUBS=$OPTARG ;;
+	R) RATE=$OPTARG ;;
+	s) SIZE=$OPTARG ;;
+	P) PUBRATE=$OPTARG ;;
+	C) CONFIGS=$OPTARG ;;
+	o) OUT=$OPTARG ;;
+	h) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) exit 2 ;;
+	esac
+done
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "-r must be 1..20" >&2; exit 2; }
+[[ $SUBS =~ ^[0-9]+$ && $SUBS -ge 1 && $SUBS -le 15000 ]] || { echo "-n must be 1..15000 (file limit 20000)" >&2; exit 2; }
+for c in $CONFIGS; do
+	[[ $c =~ ^(mem1|nats[1-3])$ ]] || { echo "bad config $c (mem1, nats1, nats2, nats3)" >&2; exit 2; }
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BASE_PORT=${DUPLEX_BASE_PORT:-9021}
+NATS_PORT=${NATS_PORT:-14222}
+NATS_BIN=${NATS_BIN:-/usr/sbin/nats-server}
+KEY=${API_KEY:-bench-key}
+BIN=$(mktemp -d /tmp/duplex-cluster.XXXXXX)
+DUPLEX_BIN=${DUPLEX_BIN:-$BIN/duplex}
+OUT=${OUT:-$BIN/results}
+mkdir -p "$OUT"
+
+NODE_PIDS=()
+NATS_PID=""
+NATS_DIR=""
+LOAD_PID=""
+stop_pid() { # pid: TERM, up to 10 s, then KILL
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+stop_load() {
+	[[ -n $LOAD_PID ]] || return 0
+	kill -TERM "$LOAD_PID" 2>/dev/null || true
+	wait "$LOAD_PID" 2>/dev/null || true
+	LOAD_PID=""
+}
+stop_all() {
+	local p
+	for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done
+	NODE_PIDS=()
+	if [[ -n $NATS_PID ]]; then stop_pid "$NATS_PID"; NATS_PID=""; fi
+	if [[ -n $NATS_DIR ]]; then rm -rf "$NATS_DIR"; NATS_DIR=""; fi
+}
+trap 'stop_load; stop_all' EXIT
+trap 'stop_load; stop_all; exit 130' INT TERM
+
+for tool in go jq awk curl; do
+	command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+done
+[[ -x $NATS_BIN ]] || { echo "missing $NATS_BIN (apt-get install nats-server)" >&2; exit 1; }
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo "== open-file limit $(ulimit -n); $("$NATS_BIN" --version)"
+
+echo "== build (binaries in $BIN, results in $OUT)"
+(cd "$ROOT" && go build -o "$BIN/duplexload" ./cmd/duplexload)
+(cd "$ROOT" && go build -o "$DUPLEX_BIN" .)
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_nats() { # log
+	port_free "$NATS_PORT" || { echo "port $NATS_PORT is in use" >&2; return 1; }
+	NATS_DIR=$(mktemp -d /tmp/duplex-cluster-js.XXXXXX)
+	"$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" >"$1" 2>&1 &
+	NATS_PID=$!
+	for _ in $(seq 100); do
+		kill -0 "$NATS_PID" 2>/dev/null || { echo "nats-server exited; log:" >&2; cat "$1" >&2; NATS_PID=""; return 1; }
+		grep -q "Server is ready" "$1" && return 0
+		sleep 0.1
+	done
+	echo "nats-server not ready within 10 s" >&2
+	return 1
+}
+
+start_node() { # index broker log
+	local port=$((BASE_PORT + $1 - 1)) pid
+	port_free "$port" || { echo "port $port is in use" >&2; return 1; }
+	if [[ $2 == nats ]]; then
+		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 BROKER=nats \
+			NATS_URL=nats://127.0.0.1:$NATS_PORT NATS_REPLICAS=1 NATS_STARTUP=fail "$DUPLEX_BIN" >"$3" 2>&1 &
+	else
+		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 "$DUPLEX_BIN" >"$3" 2>&1 &
+	fi
+	pid=$!
+	NODE_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || { echo "node $1 exited at start-up; log:" >&2; cat "$3" >&2; return 1; }
+		if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz" 2>/dev/null) == 200 ]]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "node $1 not ready within 10 s" >&2
+	return 1
+}
+
+# start CONFIG BASE: starts the config's processes; sets URLS and PIDS_ARG.
+start() {
+	local cfg=$1 base=$2 n broker i
+	n=${cfg: -1}
+	broker=${cfg%?}
+	[[ $broker == mem ]] && broker=memory
+	if [[ $broker == nats ]]; then start_nats "$base.nats.log"; fi
+	URLS=""
+	for i in $(seq "$n"); do
+		start_node "$i" "$broker" "$base.node$i.log"
+		URLS+="${URLS:+,}ws://127.0.0.1:$((BASE_PORT + i - 1))/realtime"
+	done
+	PIDS_ARG=""
+	for i in $(seq 2 "$n"); do PIDS_ARG+="${PIDS_ARG:+,}node$i=${NODE_PIDS[$((i - 1))]}"; done
+	if [[ -n $NATS_PID ]]; then PIDS_ARG+="${PIDS_ARG:+,}nats=$NATS_PID"; fi
+	sleep 1 # let the runtimes settle
+}
+
+load() { # json log args...
+	local json=$1 log=$2
+	shift 2
+	"$BIN/duplexload" "$@" -json >"$json" 2>"$log" &
+	LOAD_PID=$!
+	local rc=0
+	wait "$LOAD_PID" || rc=$?
+	LOAD_PID=""
+	if [[ $rc != 0 ]]; then
+		echo "duplexload failed (exit $rc):" >&2
+		cat "$log" >&2
+		return 1
+	fi
+}
+
+run_one() { # cfg base subs rate
+	local cfg=$1 base=$2 subs=$3 rate=$4 extra=()
+	start "$cfg" "$base"
+	[[ -n $PIDS_ARG ]] && extra=(-pids "$PIDS_ARG")
+	load "$base.json" "$base.load.log" broadcast -url "$URLS" -api "http://127.0.0.1:$BASE_PORT" -api-key "$KEY" \
+		-subs "$subs" -rate "$rate" -size "$SIZE" -warmup "$WARMUP" -duration "$DURATION" \
+		-server-pid "${NODE_PIDS[0]}" "${extra[@]}"
+	stop_all
+}
+
+# Sums over the JSON: duplex CPU (node 1 + nodeK), nats CPU.
+JQ_CPU='(.server.cpu_s + ([.processes[]? | select(.label | startswith("node")) | .cpu_s] | add // 0)) as $dx
+  | ([.processes[]? | select(.label == "nats") | .cpu_s] | add // 0) as $nats'
+
+CTSV=$OUT/cluster.tsv
+PTSV=$OUT/pubcost.tsv
+printf 'config\tround\tdeliveries_per_s\tp50_us\tp99_us\tmax_us\tcross_p50_us\tcross_p99_us\tlost\tdup\tduplex_cpu_s\tnats_cpu_s\tduplex_cpu_s_per_m\tnats_cpu_s_per_m\ttotal_cpu_s_per_m\tpublish_rate\tpub_p50_us\tpub_p99_us\tsubs_open\tdisconnects\tloader_cpu_s\tnode1_cpu_s\n' >"$CTSV"
+printf 'config\tround\tpublish_rate\tpub_p50_us\tpub_p99_us\tpub_max_us\tpublished_window\tduplex_cpu_s\tnats_cpu_s\tduplex_cpu_us_per_pub\tnats_cpu_us_per_pub\ttotal_cpu_us_per_pub\tlost\tdup\n' >"$PTSV"
+
+echo "== fan-out: $SUBS subs over the nodes x $RATE/s via node 1, [$CONFIGS] x $ROUNDS rounds, $SIZE-byte data, warmup $WARMUP, duration $DURATION"
+printf '%-6s %-5s %9s %8s %8s %9s %9s %5s %4s %8s %8s %8s %8s\n' config round deliv/s p50_us p99_us xp50_us xp99_us lost dup dx_cpu/M nats/M tot/M pub_p50
+for round in $(seq "$ROUNDS"); do
+	for cfg in $CONFIGS; do
+		base="$OUT/fan-$cfg-$round"
+		run_one "$cfg" "$base" "$SUBS" "$RATE"
+		jq -r --arg c "$cfg" --arg r "$round" "$JQ_CPU"' | (.deliveries / 1e6) as $m |
+			[$c, $r, (.deliveries_per_s|round), (.latency_us.p50|round), (.latency_us.p99|round), (.latency_us.max|round),
+			 ((.cross_node_latency_us.p50 // 0)|round), ((.cross_node_latency_us.p99 // 0)|round), .lost, .duplicated,
+			 ($dx*100|round/100), ($nats*100|round/100), ($dx/$m*1000|round/1000), ($nats/$m*1000|round/1000), (($dx+$nats)/$m*1000|round/1000),
+			 (.publish_rate*10|round/10), (.publish_latency_us.p50|round), (.publish_latency_us.p99|round), .subs_open, .disconnects,
+			 (.loader_cpu_s*100|round/100), (.server.cpu_s*100|round/100)] | @tsv' "$base.json" |
+			tee -a "$CTSV" |
+			awk -F'\t' '{ printf "%-6s %-5s %9s %8s %8s %9s %9s %5s %4s %8s %8s %8s %8s\n", $1, $2, $3, $4, $5, $7, $8, $9, $10, $13, $14, $15, $17 }'
+		sleep 1
+	done
+done
+
+PCONFIGS=""
+if [[ $PUBRATE != 0 ]]; then
+	for c in $CONFIGS; do [[ $c == mem1 || $c == nats1 ]] && PCONFIGS+=" $c"; done
+fi
+if [[ -n $PCONFIGS ]]; then
+	echo
+	echo "== broker cost per publication: 1 subscriber x $PUBRATE/s, [$PCONFIGS ] x $ROUNDS rounds"
+	printf '%-6s %-5s %8s %8s %8s %8s %10s %10s %10s\n' config round pub/s p50_us p99_us max_us dx_us/pub nats_us/pub tot_us/pub
+	for round in $(seq "$ROUNDS"); do
+		for cfg in $PCONFIGS; do
+			base="$OUT/pub-$cfg-$round"
+			run_one "$cfg" "$base" 1 "$PUBRATE"
+			jq -r --arg c "$cfg" --arg r "$round" "$JQ_CPU"' | (.published_window) as $n |
+				[$c, $r, (.publish_rate*10|round/10), (.publish_latency_us.p50|round), (.publish_latency_us.p99|round), (.publish_latency_us.max|round),
+				 $n, ($dx*100|round/100), ($nats*100|round/100), ($dx/$n*1e6|round), ($nats/$n*1e6|round), (($dx+$nats)/$n*1e6|round),
+				 .lost, .duplicated] | @tsv' "$base.json" |
+				tee -a "$PTSV" |
+				awk -F'\t' '{ printf "%-6s %-5s %8s %8s %8s %8s %10s %10s %10s\n", $1, $2, $3, $4, $5, $6, $10, $11, $12 }'
+			sleep 1
+		done
+	done
+fi
+
+median() { # file col awk-condition
+	awk -F'\t' -v c="$2" "NR > 1 && $3 { print \$c }" "$1" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+tot() { awk -F'\t' -v c="$2" -v k="$3" 'NR > 1 && $1 == k { s += $c } END { print s + 0 }' "$1"; }
+paired() { # file col cfg: median over rounds of cfg/mem1 in the same round
+	awk -F'\t' -v c="$2" -v k="$3" 'NR > 1 { if ($1 == "mem1") m[$2] = $c; else if ($1 == k) v[$2] = $c }
+		END { for (r in v) if ((r in m) && m[r] > 0) print v[r] / m[r] }' "$1" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo
+echo "== fan-out medians over $ROUNDS rounds (lost, dup, disconnects: totals)"
+printf '%-6s %9s %8s %8s %9s %9s %5s %4s %5s %9s %9s %9s %8s %8s\n' config deliv/s p50_us p99_us xp50_us xp99_us lost dup disc dx_cpu/M nats/M tot/M pub_p50 pub_p99
+for cfg in $CONFIGS; do
+	cond="\$1 == \"$cfg\""
+	printf '%-6s %9.0f %8.0f %8.0f %9.0f %9.0f %5s %4s %5s %9.3f %9.3f %9.3f %8.0f %8.0f\n' "$cfg" \
+		"$(median "$CTSV" 3 "$cond")" "$(median "$CTSV" 4 "$cond")" "$(median "$CTSV" 5 "$cond")" \
+		"$(median "$CTSV" 7 "$cond")" "$(median "$CTSV" 8 "$cond")" "$(tot "$CTSV" 9 "$cfg")" "$(tot "$CTSV" 10 "$cfg")" \
+		"$(tot "$CTSV" 20 "$cfg")" "$(median "$CTSV" 13 "$cond")" "$(median "$CTSV" 14 "$cond")" "$(median "$CTSV" 15 "$cond")" \
+		"$(median "$CTSV" 17 "$cond")" "$(median "$CTSV" 18 "$cond")"
+done
+if [[ " $CONFIGS " == *" mem1 "* ]]; then
+	for cfg in $CONFIGS; do
+		[[ $cfg == mem1 ]] && continue
+		for col in 15:total_cpu_per_M 13:duplex_cpu_per_M 3:deliveries_per_s 5:p99_us 17:publish_p50_us; do
+			c=${col%%:*}
+			a=$(median "$CTSV" "$c" "\$1 == \"$cfg\"")
+			b=$(median "$CTSV" "$c" "\$1 == \"mem1\"")
+			p=$(paired "$CTSV" "$c" "$cfg")
+			awk -v a="$a" -v b="$b" -v p="$p" -v n="${col#*:}" -v k="$cfg" \
+				'BEGIN { if (b > 0) printf "  %-6s/mem1 %-18s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", k, n, a / b, a, b, p }'
+		done
+	done
+fi
+if [[ -n $PCONFIGS ]]; then
+	echo
+	echo "== broker cost per publication, medians over $ROUNDS rounds"
+	printf '%-6s %8s %8s %8s %8s %10s %10s %10s %5s %4s\n' config pub/s p50_us p99_us max_us dx_us/pub nats_us/pub tot_us/pub lost dup
+	for cfg in $PCONFIGS; do
+		cond="\$1 == \"$cfg\""
+		printf '%-6s %8.1f %8.0f %8.0f %8.0f %10.0f %10.0f %10.0f %5s %4s\n' "$cfg" \
+			"$(median "$PTSV" 3 "$cond")" "$(median "$PTSV" 4 "$cond")" "$(median "$PTSV" 5 "$cond")" "$(median "$PTSV" 6 "$cond")" \
+			"$(median "$PTSV" 10 "$cond")" "$(median "$PTSV" 11 "$cond")" "$(median "$PTSV" 12 "$cond")" \
+			"$(tot "$PTSV" 13 "$cfg")" "$(tot "$PTSV" 14 "$cfg")"
+	done
+	if [[ " $PCONFIGS " == *" mem1 "* && " $PCONFIGS " == *" nats1 "* ]]; then
+		for col in 4:publish_p50_us 5:publish_p99_us 12:total_cpu_per_pub 10:duplex_cpu_per_pub; do
+			c=${col%%:*}
+			a=$(median "$PTSV" "$c" "\$1 == \"nats1\"")
+			b=$(median "$PTSV" "$c" "\$1 == \"mem1\"")
+			p=$(paired "$PTSV" "$c" nats1)
+			awk -v a="$a" -v b="$b" -v p="$p" -v n="${col#*:}" \
+				'BEGIN { if (b > 0) printf "  nats1/mem1 %-18s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", n, a / b, a, b, p }'
+		done
+	fi
+fi
+echo
+echo "raw results: $OUT"
