@@ -40,7 +40,9 @@ func useMiddleware(f *fiber.App, log *slog.Logger) {
 // A WebSocket shows up once, as its 101 upgrade.
 func accessLog(log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if quietPaths[c.Path()] {
+		// Skip the work of building the line when it would be dropped
+		// (LOG_LEVEL=warn and above); upgrades pass through here too.
+		if quietPaths[c.Path()] || !log.Enabled(c.UserContext(), slog.LevelInfo) {
 			return c.Next()
 		}
 		start := time.Now()
