@@ -32,6 +32,7 @@
 # from the current tree), API_KEY (bench-key).
 # Everything it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=3
 DURATION=10s
@@ -57,13 +58,12 @@ while getopts "r:d:w:n:R:s:P:C:o:h" opt; do
 	*) exit 2 ;;
 	esac
 done
-[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "-r must be 1..20" >&2; exit 2; }
-[[ $SUBS =~ ^[0-9]+$ && $SUBS -ge 1 && $SUBS -le 15000 ]] || { echo "-n must be 1..15000 (file limit 20000)" >&2; exit 2; }
+int_in -r "$ROUNDS" 1 20
+int_in -n "$SUBS" 1 15000 " (file limit 20000)"
 for c in $CONFIGS; do
 	[[ $c =~ ^(mem1|nats[1-3])$ ]] || { echo "bad config $c (mem1, nats1, nats2, nats3)" >&2; exit 2; }
 done
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE_PORT=${DUPLEX_BASE_PORT:-9021}
 NATS_PORT=${NATS_PORT:-14222}
 NATS_BIN=${NATS_BIN:-/usr/sbin/nats-server}
@@ -76,23 +76,6 @@ mkdir -p "$OUT"
 NODE_PIDS=()
 NATS_PID=""
 NATS_DIR=""
-LOAD_PID=""
-stop_pid() { # pid: TERM, up to 10 s, then KILL
-	local pid=$1
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-stop_load() {
-	[[ -n $LOAD_PID ]] || return 0
-	kill -TERM "$LOAD_PID" 2>/dev/null || true
-	wait "$LOAD_PID" 2>/dev/null || true
-	LOAD_PID=""
-}
 stop_all() {
 	local p
 	for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done
@@ -100,25 +83,19 @@ stop_all() {
 	if [[ -n $NATS_PID ]]; then stop_pid "$NATS_PID"; NATS_PID=""; fi
 	if [[ -n $NATS_DIR ]]; then rm -rf "$NATS_DIR"; NATS_DIR=""; fi
 }
-trap 'stop_load; stop_all' EXIT
-trap 'stop_load; stop_all; exit 130' INT TERM
-
-for tool in go jq awk curl; do
-	command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
+set_traps stop_all
+require_tools go jq awk curl
 [[ -x $NATS_BIN ]] || { echo "missing $NATS_BIN (apt-get install nats-server)" >&2; exit 1; }
 
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+raise_file_limit
 echo "== open-file limit $(ulimit -n); $("$NATS_BIN" --version)"
 
 echo "== build (binaries in $BIN, results in $OUT)"
-(cd "$ROOT" && go build -o "$BIN/duplexload" ./cmd/duplexload)
-(cd "$ROOT" && go build -o "$DUPLEX_BIN" .)
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+build_go "$BIN/duplexload" ./cmd/duplexload
+build_go "$DUPLEX_BIN" .
 
 start_nats() { # log
-	port_free "$NATS_PORT" || { echo "port $NATS_PORT is in use" >&2; return 1; }
+	if port_open "$NATS_PORT"; then echo "port $NATS_PORT is in use" >&2; return 1; fi
 	NATS_DIR=$(mktemp -d /tmp/duplex-cluster-js.XXXXXX)
 	"$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" >"$1" 2>&1 &
 	NATS_PID=$!
@@ -133,7 +110,7 @@ start_nats() { # log
 
 start_node() { # index broker log
 	local port=$((BASE_PORT + $1 - 1)) pid
-	port_free "$port" || { echo "port $port is in use" >&2; return 1; }
+	if port_open "$port"; then echo "port $port is in use" >&2; return 1; fi
 	if [[ $2 == nats ]]; then
 		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 BROKER=nats \
 			NATS_URL=nats://127.0.0.1:$NATS_PORT NATS_REPLICAS=1 NATS_STARTUP=fail "$DUPLEX_BIN" >"$3" 2>&1 &
@@ -171,26 +148,11 @@ start() {
 	sleep 1 # let the runtimes settle
 }
 
-load() { # json log args...
-	local json=$1 log=$2
-	shift 2
-	"$BIN/duplexload" "$@" -json >"$json" 2>"$log" &
-	LOAD_PID=$!
-	local rc=0
-	wait "$LOAD_PID" || rc=$?
-	LOAD_PID=""
-	if [[ $rc != 0 ]]; then
-		echo "duplexload failed (exit $rc):" >&2
-		cat "$log" >&2
-		return 1
-	fi
-}
-
 run_one() { # cfg base subs rate
 	local cfg=$1 base=$2 subs=$3 rate=$4 extra=()
 	start "$cfg" "$base"
 	[[ -n $PIDS_ARG ]] && extra=(-pids "$PIDS_ARG")
-	load "$base.json" "$base.load.log" broadcast -url "$URLS" -api "http://127.0.0.1:$BASE_PORT" -api-key "$KEY" \
+	run_load "$base.json" "$base.load.log" broadcast -url "$URLS" -api "http://127.0.0.1:$BASE_PORT" -api-key "$KEY" \
 		-subs "$subs" -rate "$rate" -size "$SIZE" -warmup "$WARMUP" -duration "$DURATION" \
 		-server-pid "${NODE_PIDS[0]}" "${extra[@]}"
 	stop_all
@@ -246,17 +208,6 @@ if [[ -n $PCONFIGS ]]; then
 	done
 fi
 
-median() { # file col awk-condition
-	awk -F'\t' -v c="$2" "NR > 1 && $3 { print \$c }" "$1" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-tot() { awk -F'\t' -v c="$2" -v k="$3" 'NR > 1 && $1 == k { s += $c } END { print s + 0 }' "$1"; }
-paired() { # file col cfg: median over rounds of cfg/mem1 in the same round
-	awk -F'\t' -v c="$2" -v k="$3" 'NR > 1 { if ($1 == "mem1") m[$2] = $c; else if ($1 == k) v[$2] = $c }
-		END { for (r in v) if ((r in m) && m[r] > 0) print v[r] / m[r] }' "$1" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 echo
 echo "== fan-out medians over $ROUNDS rounds (lost, dup, disconnects: totals)"
 printf '%-6s %9s %8s %8s %9s %9s %5s %4s %5s %9s %9s %9s %8s %8s\n' config deliv/s p50_us p99_us xp50_us xp99_us lost dup disc dx_cpu/M nats/M tot/M pub_p50 pub_p99
@@ -264,18 +215,18 @@ for cfg in $CONFIGS; do
 	cond="\$1 == \"$cfg\""
 	printf '%-6s %9.0f %8.0f %8.0f %9.0f %9.0f %5s %4s %5s %9.3f %9.3f %9.3f %8.0f %8.0f\n' "$cfg" \
 		"$(median "$CTSV" 3 "$cond")" "$(median "$CTSV" 4 "$cond")" "$(median "$CTSV" 5 "$cond")" \
-		"$(median "$CTSV" 7 "$cond")" "$(median "$CTSV" 8 "$cond")" "$(tot "$CTSV" 9 "$cfg")" "$(tot "$CTSV" 10 "$cfg")" \
-		"$(tot "$CTSV" 20 "$cfg")" "$(median "$CTSV" 13 "$cond")" "$(median "$CTSV" 14 "$cond")" "$(median "$CTSV" 15 "$cond")" \
+		"$(median "$CTSV" 7 "$cond")" "$(median "$CTSV" 8 "$cond")" "$(sum_col "$CTSV" 9 "$cond")" "$(sum_col "$CTSV" 10 "$cond")" \
+		"$(sum_col "$CTSV" 20 "$cond")" "$(median "$CTSV" 13 "$cond")" "$(median "$CTSV" 14 "$cond")" "$(median "$CTSV" 15 "$cond")" \
 		"$(median "$CTSV" 17 "$cond")" "$(median "$CTSV" 18 "$cond")"
 done
-if [[ " $CONFIGS " == *" mem1 "* ]]; then
+if has_word "$CONFIGS" mem1; then
 	for cfg in $CONFIGS; do
 		[[ $cfg == mem1 ]] && continue
 		for col in 15:total_cpu_per_M 13:duplex_cpu_per_M 3:deliveries_per_s 5:p99_us 17:publish_p50_us; do
 			c=${col%%:*}
 			a=$(median "$CTSV" "$c" "\$1 == \"$cfg\"")
 			b=$(median "$CTSV" "$c" "\$1 == \"mem1\"")
-			p=$(paired "$CTSV" "$c" "$cfg")
+			p=$(paired "$CTSV" "$c" 2 1 "$cfg" mem1)
 			awk -v a="$a" -v b="$b" -v p="$p" -v n="${col#*:}" -v k="$cfg" \
 				'BEGIN { if (b > 0) printf "  %-6s/mem1 %-18s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", k, n, a / b, a, b, p }'
 		done
@@ -290,14 +241,14 @@ if [[ -n $PCONFIGS ]]; then
 		printf '%-6s %8.1f %8.0f %8.0f %8.0f %10.0f %10.0f %10.0f %5s %4s\n' "$cfg" \
 			"$(median "$PTSV" 3 "$cond")" "$(median "$PTSV" 4 "$cond")" "$(median "$PTSV" 5 "$cond")" "$(median "$PTSV" 6 "$cond")" \
 			"$(median "$PTSV" 10 "$cond")" "$(median "$PTSV" 11 "$cond")" "$(median "$PTSV" 12 "$cond")" \
-			"$(tot "$PTSV" 13 "$cfg")" "$(tot "$PTSV" 14 "$cfg")"
+			"$(sum_col "$PTSV" 13 "$cond")" "$(sum_col "$PTSV" 14 "$cond")"
 	done
-	if [[ " $PCONFIGS " == *" mem1 "* && " $PCONFIGS " == *" nats1 "* ]]; then
+	if has_word "$PCONFIGS" mem1 && has_word "$PCONFIGS" nats1; then
 		for col in 4:publish_p50_us 5:publish_p99_us 12:total_cpu_per_pub 10:duplex_cpu_per_pub; do
 			c=${col%%:*}
 			a=$(median "$PTSV" "$c" "\$1 == \"nats1\"")
 			b=$(median "$PTSV" "$c" "\$1 == \"mem1\"")
-			p=$(paired "$PTSV" "$c" nats1)
+			p=$(paired "$PTSV" "$c" 2 1 nats1 mem1)
 			awk -v a="$a" -v b="$b" -v p="$p" -v n="${col#*:}" \
 				'BEGIN { if (b > 0) printf "  nats1/mem1 %-18s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", n, a / b, a, b, p }'
 		done

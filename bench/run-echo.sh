@@ -23,6 +23,7 @@
 # DUPLEX_BIN (/tmp/duplex, built from the repository root).
 # Everything it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=5
 DURATION=10s
@@ -46,9 +47,8 @@ while getopts "r:d:w:c:s:S:o:ph" opt; do
 	*) exit 2 ;;
 	esac
 done
-[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 100 ]] || { echo "-r must be 1..100" >&2; exit 2; }
+int_in -r "$ROUNDS" 1 100
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FLOOR_PORT=${FLOOR_PORT:-9001}
 NODE_PORT=${NODE_PORT:-9002}
 DUPLEX_PORT=${DUPLEX_PORT:-9003}
@@ -57,45 +57,22 @@ BIN=$(mktemp -d /tmp/duplex-bench.XXXXXX)
 OUT=${OUT:-$BIN/results}
 mkdir -p "$OUT"
 
-SERVER_PID=""
-LOAD_PID=""
-stop_load() {
-	[[ -n $LOAD_PID ]] || return 0
-	kill -TERM "$LOAD_PID" 2>/dev/null || true
-	wait "$LOAD_PID" 2>/dev/null || true
-	LOAD_PID=""
-}
-stop_server() {
-	[[ -n $SERVER_PID ]] || return 0
-	local pid=$SERVER_PID
-	SERVER_PID=""
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do # up to 5 s, then force
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-trap 'stop_load; stop_server' EXIT
-trap 'stop_load; stop_server; exit 130' INT TERM
-
-for tool in go node npm jq; do
-	command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
+STOP_WAIT=50 # stop_server: up to 5 s, then force
+MEDIAN_EMPTY=0
+set_traps stop_server
+require_tools go node npm jq
 
 echo "== build (binaries in $BIN, results in $OUT)"
-(cd "$ROOT" && go build -o "$BIN/duplexload" ./cmd/duplexload)
-(cd "$ROOT" && go build -o "$BIN/floor" ./bench/floor)
-if [[ " $SERVERS " == *" duplex "* ]]; then
-	(cd "$ROOT" && go build -o "$DUPLEX_BIN" .)
+build_go "$BIN/duplexload" ./cmd/duplexload
+build_go "$BIN/floor" ./bench/floor
+if has_word "$SERVERS" duplex; then
+	build_go "$DUPLEX_BIN" .
 fi
-if [[ " $SERVERS " == *" node "* && ! -d $ROOT/bench/node-tutorial/node_modules/nodejs-websocket ]]; then
+if has_word "$SERVERS" node && [[ ! -d $ROOT/bench/node-tutorial/node_modules/nodejs-websocket ]]; then
 	(cd "$ROOT/bench/node-tutorial" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 server_pin=()
-load_pin=()
 if [[ $PIN == 1 ]]; then
 	server_pin=(taskset -c 0)
 	load_pin=(taskset -c 1)
@@ -127,30 +104,14 @@ url_of() {
 start_server() { # name log
 	local name=$1 log=$2 port
 	port=$(port_of "$name")
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		echo "port $port is already in use; not starting $name" >&2
-		return 1
-	fi
+	port_unused "$name" "$port" || return 1
 	case $name in
 	floor) "${server_pin[@]}" "$BIN/floor" -addr "127.0.0.1:$port" >"$log" 2>&1 & ;;
 	node) (cd "$ROOT/bench/node-tutorial" && HOST=127.0.0.1 PORT=$port exec "${server_pin[@]}" node server.js) >"$log" 2>&1 & ;;
 	duplex) HOST=127.0.0.1 PORT=$port "${server_pin[@]}" "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!
-	for _ in $(seq 100); do # up to 10 s
-		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-			echo "$name exited at start-up; log:" >&2
-			cat "$log" >&2
-			SERVER_PID=""
-			return 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "$name did not open port $port within 10 s" >&2
-	return 1
+	wait_server "$name" "$port" "$log" 0
 }
 
 echo "== $ROUNDS rounds x [$SERVERS], $CONNS conns, $SIZE-byte messages, warmup $WARMUP, duration $DURATION, pin=$PIN"
@@ -162,18 +123,8 @@ for round in $(seq "$ROUNDS"); do
 		json="$OUT/$name-$round.json"
 		start_server "$name" "$OUT/$name-$round.log"
 		cpu0=$(cpu_ticks "$SERVER_PID")
-		# In the background + wait, so a signal reaches the trap at once.
-		"${load_pin[@]}" "$BIN/duplexload" echo -url "$(url_of "$name")" -conns "$CONNS" -size "$SIZE" \
-			-warmup "$WARMUP" -duration "$DURATION" -json >"$json" 2>"$OUT/$name-$round.load.log" &
-		LOAD_PID=$!
-		rc=0
-		wait "$LOAD_PID" || rc=$?
-		LOAD_PID=""
-		if [[ $rc != 0 ]]; then
-			echo "duplexload failed (exit $rc) against $name:" >&2
-			cat "$OUT/$name-$round.load.log" >&2
-			exit 1
-		fi
+		LOAD_AGAINST=$name run_load "$json" "$OUT/$name-$round.load.log" echo -url "$(url_of "$name")" \
+			-conns "$CONNS" -size "$SIZE" -warmup "$WARMUP" -duration "$DURATION" || exit 1
 		cpu1=$(cpu_ticks "$SERVER_PID")
 		stop_server
 		jq -r --arg r "$round" --arg n "$name" --argjson cpu "$((cpu1 - cpu0))" --argjson hz "$CLK_TCK" \
@@ -185,39 +136,26 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
-# median COLUMN NAME: median of a runs.tsv column over NAME's runs.
-median() {
-	awk -F'\t' -v c="$1" -v n="$2" 'NR > 1 && $2 == n { print $c }' "$TSV" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 echo
 echo "== medians over $ROUNDS rounds"
 printf '%-7s %12s %9s %9s %11s %12s\n' server msgs/s p50_us p99_us cpu_us/msg errors_total
 declare -A RATE CPU
 for name in $SERVERS; do
-	RATE[$name]=$(median 3 "$name")
-	CPU[$name]=$(median 8 "$name")
-	errs=$(awk -F'\t' -v n="$name" 'NR > 1 && $2 == n { s += $6 } END { print s + 0 }' "$TSV")
+	cond="\$2 == \"$name\""
+	RATE[$name]=$(median "$TSV" 3 "$cond")
+	CPU[$name]=$(median "$TSV" 8 "$cond")
+	errs=$(sum_col "$TSV" 6 "$cond")
 	printf '%-7s %12.0f %9.0f %9.0f %11.2f %12s\n' "$name" "${RATE[$name]}" \
-		"$(median 4 "$name")" "$(median 5 "$name")" "${CPU[$name]}" "$errs"
+		"$(median "$TSV" 4 "$cond")" "$(median "$TSV" 5 "$cond")" "${CPU[$name]}" "$errs"
 done
-
-# paired COLUMN BASE: median over rounds of duplex's value / BASE's value in
-# the same round (robust to noise that shifts whole rounds).
-paired() {
-	awk -F'\t' -v c="$1" -v b="$2" 'NR > 1 && $2 == "duplex" { d[$1] = $c } NR > 1 && $2 == b { v[$1] = $c }
-		END { for (r in d) if ((r in v) && v[r] > 0) print d[r] / v[r] }' "$TSV" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 if [[ -n ${RATE[duplex]:-} ]]; then
 	echo
 	for base in floor node; do
 		[[ -n ${RATE[$base]:-} ]] || continue
-		awk -v d="${RATE[duplex]}" -v b="${RATE[$base]}" -v n="$base" -v p="$(paired 3 "$base")" \
+		awk -v d="${RATE[duplex]}" -v b="${RATE[$base]}" -v n="$base" -v p="$(paired "$TSV" 3 1 2 duplex "$base")" \
 			'BEGIN { printf "ratio duplex/%-5s %.3f  (median msgs/s %.0f / %.0f); median of per-round ratios %.3f\n", n, d / b, d, b, p }'
-		awk -v d="${CPU[duplex]}" -v b="${CPU[$base]}" -v n="$base" -v p="$(paired 8 "$base")" \
+		awk -v d="${CPU[duplex]}" -v b="${CPU[$base]}" -v n="$base" -v p="$(paired "$TSV" 8 1 2 duplex "$base")" \
 			'BEGIN { if (b > 0) printf "  cpu/msg duplex/%-5s %.3f  (median us %.2f / %.2f; lower is better); median of per-round ratios %.3f\n", n, d / b, d, b, p }'
 	done
 fi

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -836,33 +835,21 @@ func (e *errSamples) list() []string {
 const interruptDrain = time.Second
 
 func broadcastCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseBroadcastFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload broadcast:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := runBroadcast(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload broadcast:", err)
-		return 1
-	}
-	if res.SubsOpen < res.Subs {
-		fmt.Fprintf(stderr, "duplexload broadcast: warning: only %d of %d subscribers opened\n", res.SubsOpen, res.Subs)
-	}
-	if res.Lost+res.Duplicated+res.PublishErrors > 0 || res.Disconnects > 0 {
-		fmt.Fprintf(stderr, "duplexload broadcast: lost %d, duplicated %d, publish errors %d, disconnects %d\n",
-			res.Lost, res.Duplicated, res.PublishErrors, res.Disconnects)
-	}
-	if err := writeBroadcastReport(stdout, res, cfg.JSON); err != nil {
-		fmt.Fprintln(stderr, "duplexload broadcast:", err)
-		return 1
-	}
-	return 0
+	return runMode("broadcast", args, stdout, stderr, parseBroadcastFlags,
+		func(ctx context.Context, cfg broadcastConfig, stdout io.Writer, warnf func(string, ...any)) error {
+			res, err := runBroadcast(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if res.SubsOpen < res.Subs {
+				warnf("warning: only %d of %d subscribers opened", res.SubsOpen, res.Subs)
+			}
+			if res.Lost+res.Duplicated+res.PublishErrors > 0 || res.Disconnects > 0 {
+				warnf("lost %d, duplicated %d, publish errors %d, disconnects %d",
+					res.Lost, res.Duplicated, res.PublishErrors, res.Disconnects)
+			}
+			return writeBroadcastReport(stdout, res, cfg.JSON)
+		})
 }
 
 // bsub is one subscriber. Fields without atomics belong to its reader

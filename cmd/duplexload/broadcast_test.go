@@ -99,15 +99,17 @@ func (f *fakeServer) serve(c *websocket.Conn) {
 					return
 				}
 				switch {
+				// Subscribed before the reply goes out, as a real server
+				// does: a client that has the reply may publish at once.
 				case f.target == targetDuplex && cmd.Op == "subscribe":
-					out <- fmt.Appendf(nil, `{"id":%d,"result":{"offset":0,"epoch":"e"}}`, cmd.ID)
 					f.addSub(out)
+					out <- fmt.Appendf(nil, `{"id":%d,"result":{"offset":0,"epoch":"e"}}`, cmd.ID)
 				case f.target == targetCentrifugo && cmd.Connect != nil:
 					out <- fmt.Appendf(nil, `{"id":%d,"connect":{"client":"c","version":"0","ping":25,"pong":true}}`, cmd.ID)
 				case f.target == targetCentrifugo && cmd.Subscribe != nil:
+					f.addSub(out)
 					out <- fmt.Appendf(nil, `{"id":%d,"subscribe":{}}`, cmd.ID)
 					out <- []byte(`{}`) // a server ping, to be answered with {}
-					f.addSub(out)
 				default:
 					out <- fmt.Appendf(nil, `{"id":%d,"error":{"code":"bad_request","message":"?"}}`, cmd.ID)
 				}

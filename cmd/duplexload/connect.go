@@ -34,17 +34,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -183,30 +180,18 @@ type ConnectServer struct {
 }
 
 func connectCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseConnectFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload connect:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := runConnect(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload connect:", err)
-		return 1
-	}
-	if res.Completed < res.Conns || res.Disconnects > 0 {
-		fmt.Fprintf(stderr, "duplexload connect: warning: %d of %d connections completed, %d errors, %d disconnects\n",
-			res.Completed, res.Conns, res.Errors, res.Disconnects)
-	}
-	if err := writeConnectReport(stdout, res, cfg.JSON); err != nil {
-		fmt.Fprintln(stderr, "duplexload connect:", err)
-		return 1
-	}
-	return 0
+	return runMode("connect", args, stdout, stderr, parseConnectFlags,
+		func(ctx context.Context, cfg connectConfig, stdout io.Writer, warnf func(string, ...any)) error {
+			res, err := runConnect(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if res.Completed < res.Conns || res.Disconnects > 0 {
+				warnf("warning: %d of %d connections completed, %d errors, %d disconnects",
+					res.Completed, res.Conns, res.Errors, res.Disconnects)
+			}
+			return writeConnectReport(stdout, res, cfg.JSON)
+		})
 }
 
 // Steps a connection goes through; errors are counted by the failing one.

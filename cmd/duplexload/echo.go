@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -25,33 +20,20 @@ func init() {
 }
 
 func echoCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseEchoFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload echo:", err)
-		return 2
-	}
-	// Ctrl-C ends the run early and still prints what was measured.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := runEcho(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload echo:", err)
-		return 1
-	}
-	if res.ConnsOpen < res.Conns {
-		fmt.Fprintf(stderr, "duplexload echo: warning: only %d of %d connections opened\n", res.ConnsOpen, res.Conns)
-	}
-	if res.Errors > 0 {
-		fmt.Fprintf(stderr, "duplexload echo: %d errors in the measured window\n", res.Errors)
-	}
-	if err := writeReport(stdout, res, cfg.JSON); err != nil {
-		fmt.Fprintln(stderr, "duplexload echo:", err)
-		return 1
-	}
-	return 0
+	return runMode("echo", args, stdout, stderr, parseEchoFlags,
+		func(ctx context.Context, cfg echoConfig, stdout io.Writer, warnf func(string, ...any)) error {
+			res, err := runEcho(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if res.ConnsOpen < res.Conns {
+				warnf("warning: only %d of %d connections opened", res.ConnsOpen, res.Conns)
+			}
+			if res.Errors > 0 {
+				warnf("%d errors in the measured window", res.Errors)
+			}
+			return writeReport(stdout, res, cfg.JSON)
+		})
 }
 
 // runEcho runs the echo load. It returns an error only when the run could

@@ -6,19 +6,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -128,29 +124,17 @@ type IdleResult struct {
 }
 
 func idleCmd(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseIdleFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload idle:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := runIdle(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "duplexload idle:", err)
-		return 1
-	}
-	if res.ConnsOpen < res.Conns {
-		fmt.Fprintf(stderr, "duplexload idle: warning: only %d of %d connections opened\n", res.ConnsOpen, res.Conns)
-	}
-	if err := writeIdleReport(stdout, res, cfg.JSON); err != nil {
-		fmt.Fprintln(stderr, "duplexload idle:", err)
-		return 1
-	}
-	return 0
+	return runMode("idle", args, stdout, stderr, parseIdleFlags,
+		func(ctx context.Context, cfg idleConfig, stdout io.Writer, warnf func(string, ...any)) error {
+			res, err := runIdle(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if res.ConnsOpen < res.Conns {
+				warnf("warning: only %d of %d connections opened", res.ConnsOpen, res.Conns)
+			}
+			return writeIdleReport(stdout, res, cfg.JSON)
+		})
 }
 
 // sampleStatus reads /proc/PID/status every 100 ms for d (at least once)

@@ -13,10 +13,15 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
+	"syscall"
 )
 
 // mode is one load pattern. run gets the arguments after the mode name and
@@ -70,4 +75,36 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, modes[n].summary)
 	}
+}
+
+// runMode is the command every mode shares: it parses args with parse (exit
+// 0 for -h, 2 for bad flags), then calls runReport with a context that
+// Ctrl-C or SIGTERM cancels (the run ends early and still reports what was
+// measured), stdout, and warnf, which prints "duplexload NAME: ..." lines on
+// stderr. runReport runs the load, warns about what went wrong during it and
+// writes the report; an error from it (the run could not be set up, or the
+// report could not be written) is printed the same way and exits 1.
+func runMode[C any](name string, args []string, stdout, stderr io.Writer,
+	parse func(args []string, out io.Writer) (C, error),
+	runReport func(ctx context.Context, cfg C, stdout io.Writer, warnf func(format string, a ...any)) error,
+) int {
+	prefix := "duplexload " + name + ":"
+	cfg, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, prefix, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	warnf := func(format string, a ...any) {
+		fmt.Fprintln(stderr, prefix, fmt.Sprintf(format, a...))
+	}
+	if err := runReport(ctx, cfg, stdout, warnf); err != nil {
+		fmt.Fprintln(stderr, prefix, err)
+		return 1
+	}
+	return 0
 }

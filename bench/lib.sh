@@ -1,0 +1,236 @@
+# Shared helpers of the bench/run-*.sh scripts; each script sources it right
+# after `set -euo pipefail`:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# It only defines variables and functions; it starts nothing.
+# shellcheck shell=bash
+
+# ROOT: the repository root (this file lives in ROOT/bench).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ---- processes -------------------------------------------------------------
+
+SERVER_PID=""    # the server under test (start_server in each script sets it)
+LOAD_PID=""      # the running duplexload, while run_load waits for it
+STOP_WAIT=100    # tenths of a second stop_server waits after TERM before KILL
+load_pin=()      # command prefix for duplexload (run-echo.sh -p: taskset -c 1)
+MEDIAN_EMPTY=nan # what median and paired print when no row matches
+
+# int_in FLAG VALUE MIN MAX [NOTE]: exits 2 with "FLAG must be MIN..MAXNOTE"
+# unless VALUE is an integer in [MIN, MAX].
+int_in() {
+	[[ $2 =~ ^[0-9]+$ && $2 -ge $3 && $2 -le $4 ]] || { echo "$1 must be $3..$4${5:-}" >&2; exit 2; }
+}
+
+# stop_pid PID [TENTHS]: TERM, wait up to TENTHS/10 s (default 10 s) for the
+# process to go, then KILL; reaps it.
+stop_pid() {
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq "${2:-100}"); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# stop_load: stops the running duplexload, if any (TERM, then waits).
+stop_load() {
+	[[ -n $LOAD_PID ]] || return 0
+	kill -TERM "$LOAD_PID" 2>/dev/null || true
+	wait "$LOAD_PID" 2>/dev/null || true
+	LOAD_PID=""
+}
+
+# stop_server: stops SERVER_PID, if set, with stop_pid (STOP_WAIT tenths of
+# a second before KILL) and clears it.
+stop_server() {
+	[[ -n $SERVER_PID ]] || return 0
+	local pid=$SERVER_PID
+	SERVER_PID=""
+	stop_pid "$pid" "$STOP_WAIT"
+}
+
+# set_traps STOP: on exit runs `stop_load; STOP`; on INT or TERM the same,
+# then exits 130. STOP is the script's function that stops its servers.
+set_traps() {
+	# shellcheck disable=SC2064 # expand $1 now, on purpose
+	trap "stop_load; $1" EXIT
+	# shellcheck disable=SC2064
+	trap "stop_load; $1; exit 130" INT TERM
+}
+
+# require_tools TOOL...: exits 1 with "missing TOOL" unless each is on PATH.
+require_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
+	done
+}
+
+# raise_file_limit: open-file limit 20000, or the hard limit if lower (the
+# load tool and each server hold one descriptor per connection; servers
+# inherit it).
+raise_file_limit() {
+	ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+}
+
+# build_go OUT PKG: go build -o OUT PKG in ROOT.
+build_go() {
+	(cd "$ROOT" && go build -o "$1" "$2")
+}
+
+# port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# port_unused NAME PORT: fails, saying so, if PORT is already in use (so
+# NAME is not started).
+port_unused() {
+	if port_open "$2"; then
+		echo "port $2 is already in use; not starting $1" >&2
+		return 1
+	fi
+}
+
+# wait_server NAME PORT LOG SETTLE: waits up to 10 s for SERVER_PID to open
+# PORT, then sleeps SETTLE seconds (0: not at all). Fails, printing LOG, if
+# the server exits first (and clears SERVER_PID), or at the timeout.
+wait_server() {
+	local name=$1 port=$2 log=$3 settle=$4
+	for _ in $(seq 100); do # up to 10 s
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			echo "$name exited at start-up; log:" >&2
+			cat "$log" >&2
+			SERVER_PID=""
+			return 1
+		fi
+		if port_open "$port"; then
+			if [[ $settle != 0 ]]; then sleep "$settle"; fi
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "$name did not open port $port within 10 s" >&2
+	return 1
+}
+
+# run_load JSON LOG ARGS...: runs `${load_pin[@]} $BIN/duplexload ARGS... -json`
+# with stdout to JSON and stderr to LOG, in the background so a signal
+# reaches the traps at once. On failure prints LOG and fails; set
+# LOAD_AGAINST=NAME for the call to name the server in that message.
+run_load() {
+	local json=$1 log=$2
+	shift 2
+	"${load_pin[@]}" "$BIN/duplexload" "$@" -json >"$json" 2>"$log" &
+	LOAD_PID=$!
+	local rc=0
+	wait "$LOAD_PID" || rc=$?
+	LOAD_PID=""
+	if [[ $rc != 0 ]]; then
+		echo "duplexload failed (exit $rc)${LOAD_AGAINST:+ against $LOAD_AGAINST}:" >&2
+		cat "$log" >&2
+		return 1
+	fi
+}
+
+# ---- statistics over the TSV files (header line first) ---------------------
+
+# has_word LIST WORD: true if WORD is one of the space-separated LIST.
+has_word() {
+	[[ " $1 " == *" $2 "* ]]
+}
+
+# sorted_median: median of the numbers on stdin, one a line, sorted
+# ascending; MEDIAN_EMPTY if there are none.
+sorted_median() {
+	awk -v e="$MEDIAN_EMPTY" '{ v[NR] = $1 }
+		END { if (NR == 0) print e; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# median FILE COL COND: median of column COL over the rows of FILE for
+# which the awk condition COND holds.
+median() {
+	awk -F'\t' -v c="$2" "NR > 1 && $3 { print \$c }" "$1" | sort -g | sorted_median
+}
+
+# sum_col FILE COL COND: sum of column COL over the rows where COND holds.
+sum_col() {
+	awk -F'\t' -v c="$2" "NR > 1 && $3 { s += \$c } END { print s + 0 }" "$1"
+}
+
+# paired FILE COL KEYCOL NAMECOL NUM DEN [COND]: median, over the keys in
+# KEYCOL (the round), of NUM's value / DEN's value in column COL, where
+# NAMECOL holds NUM or DEN and the awk condition COND (default: all rows)
+# holds; keys where DEN's value is not > 0 are skipped. Robust to noise
+# that shifts whole rounds.
+paired() {
+	awk -F'\t' -v c="$2" -v kc="$3" -v nc="$4" -v a="$5" -v b="$6" \
+		"NR > 1 && ${7:-1} { if (\$nc == a) n[\$kc] = \$c; else if (\$nc == b) d[\$kc] = \$c }
+		END { for (r in n) if ((r in d) && d[r] > 0) print n[r] / d[r] }" "$1" | sort -g | sorted_median
+}
+
+# ---- duplex against Centrifugo (run-broadcast.sh, run-connect.sh) -----------
+# These use DUPLEX_PORT, CF_PORT, CF_BIN, CF_VERSION, KEY, OUT and TARGETS.
+
+# ensure_centrifugo: if TARGETS has centrifugo and CF_BIN is missing, builds
+# it with go install; if that fails, drops centrifugo from TARGETS with a
+# message. Then trims TARGETS and exits 1 if it is empty.
+ensure_centrifugo() {
+	if has_word "$TARGETS" centrifugo && [[ ! -x $CF_BIN ]]; then
+		echo "== building Centrifugo $CF_VERSION into $(dirname "$CF_BIN") (several minutes the first time)"
+		if ! (cd /tmp && GOBIN=$(dirname "$CF_BIN") go install "github.com/centrifugal/centrifugo/v6@$CF_VERSION") >"$OUT/centrifugo-build.log" 2>&1 ||
+			[[ ! -x $CF_BIN ]]; then
+			echo "!! Centrifugo could not be built (see $OUT/centrifugo-build.log); measuring duplex only" >&2
+			TARGETS=${TARGETS//centrifugo/}
+		fi
+	fi
+	TARGETS=$(echo $TARGETS) # trim
+	[[ -n $TARGETS ]] || { echo "no target left" >&2; exit 1; }
+}
+
+# write_cf_conf FILE LINE: writes Centrifugo's JSON config (insecure
+# clients, API key KEY, 127.0.0.1:CF_PORT, no usage stats) with the
+# script's own LINE (e.g. `"log": {"level": "warn"},`) in the middle.
+write_cf_conf() {
+	cat >"$1" <<EOF
+{
+  "client": {"insecure": true},
+  "http_api": {"key": "$KEY"},
+  "http_server": {"address": "127.0.0.1", "port": $CF_PORT},
+  $2
+  "usage_stats": {"disabled": true}
+}
+EOF
+}
+
+# target_port TARGET, target_url TARGET: where duplex / Centrifugo listen.
+target_port() {
+	case $1 in
+	duplex) echo "$DUPLEX_PORT" ;;
+	centrifugo) echo "$CF_PORT" ;;
+	esac
+}
+target_url() {
+	case $1 in
+	duplex) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
+	centrifugo) echo "ws://127.0.0.1:$CF_PORT/connection/websocket" ;;
+	esac
+}
+
+# check_centrifugo [VERSION_FILE]: Centrifugo must start here (the script's
+# start_server), or it is dropped from TARGETS with a message before the
+# runs. With VERSION_FILE, records `centrifugo version` there.
+check_centrifugo() {
+	has_word "$TARGETS" centrifugo || return 0
+	if start_server centrifugo "$OUT/centrifugo-check.log"; then
+		if [[ -n ${1:-} ]]; then "$CF_BIN" version >"$1" 2>&1 || true; fi
+		stop_server
+	else
+		echo "!! Centrifugo does not start here; measuring duplex only" >&2
+		SERVER_PID=""
+		TARGETS=${TARGETS//centrifugo/}
+		TARGETS=$(echo $TARGETS)
+	fi
+}
