@@ -56,76 +56,6 @@ func offsets(ps []Publication) []uint64 {
 	return out
 }
 
-func TestMemoryBrokerOffsetsAndHistory(t *testing.T) {
-	ctx := context.Background()
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	b := NewMemoryBroker(WithClock(clock.Now))
-	var epoch string
-	for i := 1; i <= 5; i++ {
-		pos, err := b.Publish(ctx, "chat:a", []byte(fmt.Sprint(i)), nil, hist3)
-		if err != nil || pos.Offset != uint64(i) {
-			t.Fatalf("publish %d: %+v %v", i, pos, err)
-		}
-		if epoch == "" {
-			epoch = pos.Epoch
-		} else if pos.Epoch != epoch {
-			t.Fatalf("epoch changed: %s → %s", epoch, pos.Epoch)
-		}
-	}
-	// Another channel has its own offsets and epoch.
-	if pos, _ := b.Publish(ctx, "chat:b", []byte("1"), nil, hist3); pos.Offset != 1 || pos.Epoch == epoch {
-		t.Errorf("chat:b: %+v", pos)
-	}
-
-	check := func(name string, req HistoryRequest, wantOffsets []uint64, wantRecovered bool) {
-		t.Helper()
-		res, err := b.History(ctx, "chat:a", req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(offsets(res.Publications)) != fmt.Sprint(wantOffsets) || res.Recovered != wantRecovered {
-			t.Errorf("%s: got %v recovered=%v, want %v recovered=%v", name, offsets(res.Publications), res.Recovered, wantOffsets, wantRecovered)
-		}
-		if res.Position != (StreamPosition{Offset: 5, Epoch: epoch}) {
-			t.Errorf("%s: position %+v", name, res.Position)
-		}
-	}
-	check("latest all", HistoryRequest{Limit: -1}, []uint64{3, 4, 5}, false)
-	check("latest 2", HistoryRequest{Limit: 2}, []uint64{4, 5}, false)
-	check("position only", HistoryRequest{}, nil, false)
-	check("recover from 3", HistoryRequest{Since: &StreamPosition{Offset: 3, Epoch: epoch}, Limit: 10}, []uint64{4, 5}, true)
-	check("recover from 2 (oldest kept is 3)", HistoryRequest{Since: &StreamPosition{Offset: 2, Epoch: epoch}, Limit: 10}, []uint64{3, 4, 5}, true)
-	check("recover at top", HistoryRequest{Since: &StreamPosition{Offset: 5, Epoch: epoch}, Limit: 10}, nil, true)
-	check("gap too old", HistoryRequest{Since: &StreamPosition{Offset: 1, Epoch: epoch}, Limit: 10}, nil, false)
-	check("other epoch", HistoryRequest{Since: &StreamPosition{Offset: 4, Epoch: "zzz"}, Limit: 10}, nil, false)
-	check("future", HistoryRequest{Since: &StreamPosition{Offset: 9, Epoch: epoch}, Limit: 10}, nil, false)
-	check("over limit", HistoryRequest{Since: &StreamPosition{Offset: 2, Epoch: epoch}, Limit: 2}, []uint64{3, 4}, false)
-	check("any epoch", HistoryRequest{Since: &StreamPosition{Offset: 3}, Limit: 10}, []uint64{4, 5}, true)
-
-	// TTL: entries expire; the offset stays.
-	clock.Add(2 * time.Minute)
-	check("expired", HistoryRequest{Limit: -1}, nil, false)
-	check("expired gap", HistoryRequest{Since: &StreamPosition{Offset: 4, Epoch: epoch}, Limit: 10}, nil, false)
-	check("expired but nothing missed", HistoryRequest{Since: &StreamPosition{Offset: 5, Epoch: epoch}, Limit: 10}, nil, true)
-	if pos, _ := b.Publish(ctx, "chat:a", []byte("6"), nil, hist3); pos.Offset != 6 || pos.Epoch != epoch {
-		t.Errorf("after expiry: %+v", pos)
-	}
-}
-
-func TestMemoryBrokerNoHistoryStillNumbers(t *testing.T) {
-	ctx := context.Background()
-	b := NewMemoryBroker()
-	for i := 1; i <= 3; i++ {
-		if pos, _ := b.Publish(ctx, "live:a", []byte("1"), nil, PublishOptions{}); pos.Offset != uint64(i) {
-			t.Fatalf("offset %d", pos.Offset)
-		}
-	}
-	res, _ := b.History(ctx, "live:a", HistoryRequest{Since: &StreamPosition{Offset: 2}, Limit: 10})
-	if res.Recovered || len(res.Publications) != 0 {
-		t.Errorf("no history must not recover: %+v", res)
-	}
-}
-
 func TestMemoryBrokerResize(t *testing.T) {
 	ctx := context.Background()
 	b := NewMemoryBroker()
@@ -141,47 +71,6 @@ func TestMemoryBrokerResize(t *testing.T) {
 	res, _ = b.History(ctx, "c:a", HistoryRequest{Limit: -1})
 	if fmt.Sprint(offsets(res.Publications)) != "[5 6 7]" {
 		t.Errorf("grown: %v", offsets(res.Publications))
-	}
-}
-
-func TestMemoryBrokerDeliversOnlyWhenSubscribedInOrder(t *testing.T) {
-	ctx := context.Background()
-	b := NewMemoryBroker()
-	h := &recordingHandler{}
-	b.SetHandler(h)
-	b.Publish(ctx, "chat:a", []byte("1"), nil, hist3)
-	b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "1"})
-	if len(h.pubs["chat:a"]) != 0 || len(h.events) != 0 {
-		t.Fatalf("delivered without interest: %v %v", h.pubs, h.events)
-	}
-	b.Subscribe(ctx, "chat:a")
-	const writers, each = 8, 200
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				b.Publish(ctx, "chat:a", []byte("1"), nil, hist3)
-			}
-		}()
-	}
-	wg.Wait()
-	got := h.pubs["chat:a"]
-	if len(got) != writers*each {
-		t.Fatalf("got %d deliveries", len(got))
-	}
-	for i, off := range got {
-		if off != uint64(i+2) {
-			t.Fatalf("delivery %d has offset %d: out of order", i, off)
-		}
-	}
-	b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "1"})
-	b.PublishLeave(ctx, "chat:a", ClientInfo{Client: "1"})
-	b.Unsubscribe(ctx, "chat:a")
-	b.Publish(ctx, "chat:a", []byte("1"), nil, hist3)
-	if len(h.pubs["chat:a"]) != writers*each || fmt.Sprint(h.events) != "[join chat:a 1 leave chat:a 1]" {
-		t.Errorf("after unsubscribe: %d %v", len(h.pubs["chat:a"]), h.events)
 	}
 }
 
