@@ -581,11 +581,8 @@ func parseBroadcastFlags(args []string, out io.Writer) (broadcastConfig, error) 
 		fmt.Fprintln(out, "and reports deliveries/s, delivery latency, lost and duplicated messages, and the server's CPU per delivery.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if strings.Contains(cfg.URL, ",") {
 		nodes, err := splitNodeURLs(cfg.URL)
@@ -1261,12 +1258,8 @@ func writeBroadcastReport(w io.Writer, r BroadcastResult, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(r)
 	}
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
+	out := &textOut{w: w}
+	p := out.printf
 	p("mode       broadcast  target %s  %s  channel %s\n", r.Target, r.URL, r.Channel)
 	p("subs       %d open of %d (from %d source addresses, set up in %.1fs)\n", r.SubsOpen, r.Subs, r.SourceIPs, r.SetupS)
 	p("publish    %.0f msg/s asked, %.1f achieved, %d-byte data via %s/api/publish; %d accepted (%d in window), %d errors\n",
@@ -1292,5 +1285,5 @@ func writeBroadcastReport(w io.Writer, r BroadcastResult, asJSON bool) error {
 	for _, s := range r.ErrorSamples {
 		p("  e.g. %s\n", s)
 	}
-	return err
+	return out.err
 }

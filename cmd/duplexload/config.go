@@ -100,11 +100,8 @@ func parseEchoFlags(args []string, out io.Writer) (echoConfig, error) {
 		fmt.Fprintln(out, "Each connection sends a message, waits for and checks its reply, and repeats.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if err := cfg.commonConfig.validate(); err != nil {
 		return cfg, err
@@ -113,4 +110,16 @@ func parseEchoFlags(args []string, out io.Writer) (echoConfig, error) {
 		return cfg, fmt.Errorf("-size must be in [1, %d], got %d", maxSize, cfg.Size)
 	}
 	return cfg, nil
+}
+
+// parseArgs parses a mode's flags and refuses positional arguments, which
+// are always a mistake (a flag's value without its flag, for example).
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return nil
 }

@@ -92,11 +92,8 @@ func parseConnectFlags(args []string, out io.Writer) (connectConfig, error) {
 		fmt.Fprintln(out, "reply to its subscribe command. Reports connections/s, p50/p99/max, errors and the server's CPU per 1,000 connections.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if err := cfg.targetConfig.finish(); err != nil {
 		return cfg, err
@@ -503,12 +500,8 @@ func writeConnectReport(w io.Writer, r ConnectResult, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(r)
 	}
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
+	out := &textOut{w: w}
+	p := out.printf
 	p("mode       connect  target %s  %s  channel %s\n", r.Target, r.URL, r.Channel)
 	p("conns      %d subscribed of %d, %d in flight, from %d source addresses, in %.2fs = %.0f connections/s",
 		r.Completed, r.Conns, r.Inflight, r.SourceIPs, r.WallS, r.ConnsPerS)
@@ -540,5 +533,5 @@ func writeConnectReport(w io.Writer, r ConnectResult, asJSON bool) error {
 	for _, s := range r.ErrorSamples {
 		p("  e.g. %s\n", s)
 	}
-	return err
+	return out.err
 }

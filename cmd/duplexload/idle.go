@@ -51,11 +51,8 @@ func parseIdleFlags(args []string, out io.Writer) (idleConfig, error) {
 		fmt.Fprintln(out, "and reports the RSS and goroutine deltas per connection.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if err := cfg.targetConfig.finish(); err != nil {
 		return cfg, err
@@ -307,12 +304,8 @@ func writeIdleReport(w io.Writer, r IdleResult, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(r)
 	}
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
+	out := &textOut{w: w}
+	p := out.printf
 	p("mode       idle  target %s  %s  channel %s\n", r.Target, r.URL, r.Channel)
 	p("conns      %d subscribed of %d (from %d source addresses) in %.1fs = %.0f/s; %d alive after %.1fs settle",
 		r.ConnsOpen, r.Conns, r.SourceIPs, r.SetupS, r.ConnectRate, r.ConnsAlive, r.SettleS)
@@ -334,5 +327,5 @@ func writeIdleReport(w io.Writer, r IdleResult, asJSON bool) error {
 	for _, s := range r.ErrorSamples {
 		p("  e.g. %s\n", s)
 	}
-	return err
+	return out.err
 }

@@ -93,17 +93,26 @@ func buildResult(r Result, t *tally, h *Histogram, window time.Duration) Result 
 }
 
 // writeReport prints r as one JSON object (asJSON) or as text.
+// textOut writes a text report line by line and keeps the first error,
+// so a report prints every line and checks once, at the end.
+type textOut struct {
+	w   io.Writer
+	err error
+}
+
+func (t *textOut) printf(format string, a ...any) {
+	if t.err == nil {
+		_, t.err = fmt.Fprintf(t.w, format, a...)
+	}
+}
+
 func writeReport(w io.Writer, r Result, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		return enc.Encode(r) // one line, newline-terminated
 	}
-	var err error
-	p := func(format string, a ...any) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, format, a...)
-		}
-	}
+	out := &textOut{w: w}
+	p := out.printf
 	p("mode       %s  %s\n", r.Mode, r.URL)
 	p("conns      %d open of %d requested", r.ConnsOpen, r.Conns)
 	if r.Size > 0 {
@@ -123,5 +132,5 @@ func writeReport(w io.Writer, r Result, asJSON bool) error {
 	for _, s := range r.ErrorSamples {
 		p("  e.g. %s\n", s)
 	}
-	return err
+	return out.err
 }
