@@ -21,7 +21,13 @@ import (
 // mintToken signs a token for user with the test servers' secret.
 func mintToken(t *testing.T, user, name string) string {
 	t.Helper()
-	tok, err := realtime.MintToken([]byte(testTokenSecret), user, name, time.Hour)
+	return mintWith(t, testTokenSecret, user, name, time.Hour)
+}
+
+// mintWith signs a token the way the server does, with any secret.
+func mintWith(t *testing.T, secret, user, name string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := realtime.MintToken([]byte(secret), user, name, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +574,7 @@ func TestRealtimeErrorCodes(t *testing.T) {
 		{name: "guest reads user history", cmd: protocol.Command{Op: protocol.OpHistory, Channel: "user:42"}, code: protocol.CodeUnauthorized},
 		{name: "connect with a garbage token", cmd: protocol.Command{Op: protocol.OpConnect, Token: "not.a.token"}, code: protocol.CodeUnauthorized},
 		{name: "connect with a token of another secret", cmd: protocol.Command{Op: protocol.OpConnect,
-			Token: mustMint(t, strings.Repeat("k", 40), "42", time.Hour)}, code: protocol.CodeUnauthorized},
+			Token: mintWith(t, strings.Repeat("k", 40), "42", "", time.Hour)}, code: protocol.CodeUnauthorized},
 		{name: "connect with an expired token", cmd: protocol.Command{Op: protocol.OpConnect,
 			Token: expiredToken(t)}, code: protocol.CodeUnauthorized},
 		{name: "connect with an alg=none token", cmd: protocol.Command{Op: protocol.OpConnect,
@@ -628,31 +634,25 @@ func TestRealtimeErrorCodes(t *testing.T) {
 	})
 }
 
-func mustMint(t *testing.T, secret, user string, ttl time.Duration) string {
-	t.Helper()
-	tok, err := realtime.MintToken([]byte(secret), user, "", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
+// expiredToken is a well-signed token for user 42 that expired an hour ago.
 func expiredToken(t *testing.T) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Subject: "42", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour)),
-	}).SignedString([]byte(testTokenSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return rawToken(t, jwt.SigningMethodHS256, []byte(testTokenSecret), -time.Hour)
 }
 
+// noneToken is an unsigned ("alg":"none") token for user 42.
 func noneToken(t *testing.T) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{
-		Subject: "42", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour)),
-	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	return rawToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, time.Hour)
+}
+
+// rawToken signs claims for user 42 with any method and key, bypassing
+// MintToken's own checks, to make tokens the server must refuse.
+func rawToken(t *testing.T, method jwt.SigningMethod, key any, expiresIn time.Duration) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(method, jwt.RegisteredClaims{
+		Subject: "42", ExpiresAt: jwt.NewNumericDate(time.Now().Add(expiresIn)),
+	}).SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -978,7 +978,7 @@ func TestRealtimeIdentity(t *testing.T) {
 	t.Run("bad tokens are refused before the upgrade", func(t *testing.T) {
 		for name, tok := range map[string]string{
 			"garbage":        "garbage",
-			"another secret": mustMint(t, strings.Repeat("k", 40), "42", time.Hour),
+			"another secret": mintWith(t, strings.Repeat("k", 40), "42", "", time.Hour),
 			"expired":        expiredToken(t),
 			"alg none":       noneToken(t),
 			"tampered":       mintToken(t, "42", "") + "x",
