@@ -30,6 +30,8 @@ type fakeServer struct {
 	copies func(sub int, seq uint64) int
 	// delay slows every publish request down.
 	delay time.Duration
+	// upgradeDelay slows every WebSocket handshake down.
+	upgradeDelay time.Duration
 
 	mu    sync.Mutex
 	subs  []chan []byte
@@ -56,6 +58,7 @@ func startFake(t *testing.T, target targetKind, key string) *fakeServer {
 			f.mu.Unlock()
 			fmt.Fprintf(ctx, "# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines_other 1\ngo_goroutines %d\n", 10+2*n)
 		default:
+			time.Sleep(f.upgradeDelay)
 			_ = up.Upgrade(ctx, func(c *websocket.Conn) {
 				defer c.Close()
 				f.serve(c)

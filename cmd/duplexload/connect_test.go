@@ -87,8 +87,11 @@ func TestConnectFirstPublication(t *testing.T) {
 	cfg := testConnectConfig(f, 30)
 	cfg.DialParallel = 2
 	cfg.PublishRate = 200
-	// Slow the handshakes down by dialing few at a time, so that the
-	// publisher (200/s) runs while connections open.
+	// Slow the handshakes down (30 connections, 2 at a time, 20 ms each:
+	// at least 300 ms), so that the publisher (200/s) runs while
+	// connections open. Without the delay a fast machine finished all 30
+	// in 13 ms, before the first publication after the probe.
+	f.upgradeDelay = 20 * time.Millisecond
 	res, err := runConnect(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
