@@ -4,7 +4,7 @@ import (
 	"sync"
 
 	"github.com/fasthttp/websocket"
-	fiberws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/duplex/duplex/wsconn"
 )
@@ -32,7 +32,9 @@ const maxPooledReply = 64 << 10
 // Echo serves one /ws connection: a non-empty text message gets the
 // tutorial's reply, an empty one gets nothing, and a binary message comes
 // back verbatim.
-func Echo(_ *fiberws.Conn, s *wsconn.Session) wsconn.Handler { return echoHandler{s} }
+func Echo(*fiber.Ctx) wsconn.OpenFunc { return openEcho }
+
+func openEcho(s *wsconn.Session) wsconn.Handler { return echoHandler{s} }
 
 // echoHandler runs on its session's reader goroutine.
 type echoHandler struct{ s *wsconn.Session }

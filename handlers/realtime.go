@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"github.com/fasthttp/websocket"
-	fiberws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/duplex/duplex/realtime"
@@ -19,7 +18,7 @@ const identityKey = "duplex.identity"
 // a socket that closes. Requests that are not upgrades pass through.
 func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !fiberws.IsWebSocketUpgrade(c) {
+		if !IsUpgrade(c) {
 			return c.Next()
 		}
 		var id realtime.Identity
@@ -49,9 +48,11 @@ func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 // Realtime serves one /realtime connection: JSON commands in text frames,
 // handled by a realtime.Client over the session.
 func Realtime(hub *realtime.Hub, limits realtime.ClientLimits) Opener {
-	return func(c *fiberws.Conn, s *wsconn.Session) wsconn.Handler {
+	return func(c *fiber.Ctx) wsconn.OpenFunc {
 		id, _ := c.Locals(identityKey).(realtime.Identity) // unnamed: the client names it
-		return &realtimeHandler{s: s, client: realtime.NewClient(hub, subscriber{s}, id, limits)}
+		return func(s *wsconn.Session) wsconn.Handler {
+			return &realtimeHandler{s: s, client: realtime.NewClient(hub, subscriber{s}, id, limits)}
+		}
 	}
 }
 

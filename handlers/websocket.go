@@ -1,15 +1,14 @@
 package handlers
 
 import (
-	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
-	fiberws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/duplex/duplex/wsconn"
 )
@@ -30,7 +29,7 @@ type RefusalCounter interface {
 // full or shutting down. Requests that are not upgrades pass through.
 func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCounter) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !fiberws.IsWebSocketUpgrade(c) {
+		if !IsUpgrade(c) {
 			return c.Next()
 		}
 		if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, c.Hostname()) {
@@ -52,38 +51,79 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 	}
 }
 
-// Opener makes the handler of one upgraded connection. c gives access to
-// the request's query and Locals; it must not be kept past the call.
-type Opener func(c *fiberws.Conn, s *wsconn.Session) wsconn.Handler
+// Opener picks the handler of one connection before the upgrade: it may
+// read the request (query, Locals) and returns what makes the Handler once
+// the session is registered. It must not keep c, which is reused as soon
+// as the upgrade response is out.
+type Opener func(c *fiber.Ctx) wsconn.OpenFunc
+
+// readBufferSize is the per-connection buffer inbound frames are read
+// through. Small, because an idle connection holds it for its whole life;
+// a larger message is read straight into the message buffer, past it.
+const readBufferSize = 1024
+
+// IsUpgrade reports whether c asks for a WebSocket upgrade.
+func IsUpgrade(c *fiber.Ctx) bool { return websocket.FastHTTPIsWebSocketUpgrade(c.Context()) }
 
 // WebSocket upgrades the request and runs the connection through reg with
-// the handler open makes; a request that is not an upgrade goes on to the
+// the handler open picks; a request that is not an upgrade goes on to the
 // next handler. Origins are checked by UpgradeGuard before this runs.
+//
+// It drives the fasthttp/websocket upgrader itself rather than through the
+// contrib middleware, which copies the request's headers, query, cookies
+// and Locals into maps every connection keeps for its whole life; open
+// reads what it needs from the request instead. The accepted socket goes
+// to the session, which writes frames to it directly.
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused RefusalCounter, log *slog.Logger) fiber.Handler {
-	upgrade := fiberws.New(func(c *fiberws.Conn) {
-		reg.Serve(c.Conn, lim, func(s *wsconn.Session) wsconn.Handler { return open(c, s) })
-	}, fiberws.Config{
-		Filter:  fiberws.IsWebSocketUpgrade, // true means upgrade
-		Origins: []string{"*"},              // UpgradeGuard has checked already
-		// Idle connections share write buffers instead of holding one each.
+	up := websocket.FastHTTPUpgrader{
+		ReadBufferSize: readBufferSize,
+		// The session frames its own writes; the library writes only the
+		// close frames of the protocol errors it detects, which need no
+		// buffer. A pool keeps it from allocating one per connection.
 		WriteBufferPool: &sync.Pool{},
-		// Serve recovers the message handler itself; this is the last line,
-		// and unlike the default it tells the client nothing but 1011.
-		RecoverHandler: func(c *fiberws.Conn) {
-			if r := recover(); r != nil {
-				log.Error("websocket handler panicked", "panic", r)
-				msg := websocket.FormatCloseMessage(wsconn.CloseInternalError, "internal error")
-				_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(lim.WriteTimeout))
-			}
-		},
-	})
+		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true }, // UpgradeGuard has checked
+	}
 	return func(c *fiber.Ctx) error {
-		err := upgrade(c)
-		if errors.Is(err, fiber.ErrUpgradeRequired) {
-			refused.UpgradeRefused("bad_handshake")
-			return fiber.NewError(fiber.StatusBadRequest, "bad WebSocket handshake")
+		if !IsUpgrade(c) {
+			return c.Next()
 		}
-		return err
+		openSession := open(c)
+		ctx := c.Context()
+		sock := ctx.Conn()
+		err := up.Upgrade(ctx, func(conn *websocket.Conn) {
+			defer recoverSocket(conn, lim, log)
+			dropRequest(ctx)
+			reg.Serve(conn, sock, lim, openSession)
+		})
+		if err != nil {
+			refused.UpgradeRefused("bad_handshake")
+			return fiber.NewError(fiber.StatusBadRequest, "bad WebSocket handshake: "+err.Error())
+		}
+		return nil
+	}
+}
+
+// dropRequest lets go of the buffers of a hijacked request. fasthttp keeps
+// the RequestCtx until the hijack handler returns, that is for the whole
+// life of the connection, with the request's headers and query and the
+// upgrade response: several KB an idle connection does not need, since
+// open has read what it needs before the upgrade. fasthttp no longer
+// touches ctx once it has started the hijack handler, and resets it again
+// before reuse.
+func dropRequest(ctx *fasthttp.RequestCtx) {
+	ctx.ResetUserValues()
+	ctx.Request = fasthttp.Request{}
+	ctx.Response = fasthttp.Response{}
+}
+
+// recoverSocket is the last line behind Serve, which recovers the message
+// handlers itself: a panic is logged and the client is told nothing but
+// 1011.
+func recoverSocket(conn *websocket.Conn, lim wsconn.Limits, log *slog.Logger) {
+	if r := recover(); r != nil {
+		log.Error("websocket handler panicked", "panic", r)
+		msg := websocket.FormatCloseMessage(wsconn.CloseInternalError, "internal error")
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(lim.WriteTimeout))
 	}
 }
 

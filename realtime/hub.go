@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -240,13 +241,40 @@ func (h *Hub) fanout(name string, offset uint64, frame []byte) {
 	if hc == nil {
 		return
 	}
-	var n uint64
-	for _, s := range hc.snapshot() {
+	subs := hc.snapshot()
+	workers := min(runtime.GOMAXPROCS(0), len(subs)/fanoutChunk)
+	if workers <= 1 {
+		h.stats.deliveries.Add(deliverAll(subs, offset, frame))
+		return
+	}
+	// A delivery to an idle client is a write system call on this
+	// goroutine, so a large channel is split among the cores. Waiting for
+	// every part before returning keeps each subscriber's order: the next
+	// publication of the channel is not fanned out before this one is.
+	var wg sync.WaitGroup
+	var n atomic.Uint64
+	per := (len(subs) + workers - 1) / workers
+	for part := range slices.Chunk(subs[per:], per) {
+		wg.Go(func() { n.Add(deliverAll(part, offset, frame)) })
+	}
+	n.Add(deliverAll(subs[:per], offset, frame))
+	wg.Wait()
+	h.stats.deliveries.Add(n.Load())
+}
+
+// fanoutChunk is the fewest subscribers worth a goroutine of their own in
+// a fan-out.
+const fanoutChunk = 256
+
+// deliverAll delivers frame to every subscription in subs, in order, and
+// counts the deliveries.
+func deliverAll(subs []*Subscription, offset uint64, frame []byte) (n uint64) {
+	for _, s := range subs {
 		if s.deliver(offset, frame) {
 			n++
 		}
 	}
-	h.stats.deliveries.Add(n)
+	return n
 }
 
 // HandlePublication implements BrokerHandler: it encodes pub once and

@@ -8,53 +8,67 @@ type outMessage struct {
 	data []byte
 }
 
-// sendQueue is a FIFO of outbound messages capped by their total payload
-// bytes, so one slow client costs at most that much memory. Any goroutine
-// may push; only the session's writer takes. wake has room for one signal,
-// so a push never blocks and the writer never misses one.
+// sendQueue is what a session still has to write, and the life of its
+// writer goroutine: a FIFO of data messages capped by their total payload
+// bytes (so one slow client costs at most that much memory), the control
+// frames due (a ping, the answer to the client's last ping), and whether a
+// writer runs. A writer runs only while there is something to write, so an
+// idle session has no writer goroutine. All of it is under one mutex, so
+// "nothing queued and no writer" is a single observation.
+//
+// Concurrency: every method may be called from any goroutine.
 type sendQueue struct {
 	mu       sync.Mutex
 	items    []outMessage
 	bytes    int
 	maxBytes int
-	wake     chan struct{}
+	pingDue  bool
+	pong     []byte // payload of the pong due, if pongDue
+	pongDue  bool
+	writing  bool // a writer goroutine runs
+	stopped  bool // the session is ending: no writer may start
+	writers  sync.WaitGroup
 }
 
 func newSendQueue(maxBytes int) *sendQueue {
-	return &sendQueue{maxBytes: maxBytes, wake: make(chan struct{}, 1)}
+	return &sendQueue{maxBytes: maxBytes}
 }
 
-// push appends m unless that would take the queue over its byte cap, in
-// which case it reports false and leaves the queue as it was.
-func (q *sendQueue) push(m outMessage) bool {
-	q.mu.Lock()
-	if q.bytes+len(m.data) > q.maxBytes {
-		q.mu.Unlock()
+// claimWriter reports whether the caller must start a writer goroutine,
+// and counts it in writers if so; q.mu is held. Counting under the lock
+// that stop also takes means no writer is counted after stop returns.
+func (q *sendQueue) claimWriter() bool {
+	if q.writing || q.stopped {
 		return false
 	}
-	q.items = append(q.items, m)
-	q.bytes += len(m.data)
-	q.mu.Unlock()
-	q.signal()
+	q.writing = true
+	q.writers.Add(1)
 	return true
 }
 
-// signal wakes the writer; a signal already pending covers this one.
-func (q *sendQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// push appends m unless that would take the queue over its byte cap, in
+// which case ok is false and the queue is as it was. start says the caller
+// must start a writer.
+func (q *sendQueue) push(m outMessage) (ok, start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes+len(m.data) > q.maxBytes {
+		return false, false
 	}
+	q.items = append(q.items, m)
+	q.bytes += len(m.data)
+	return true, q.claimWriter()
 }
 
 // pushDropOldest appends m, first dropping the oldest queued messages
 // until it fits under the byte cap, and reports how many it dropped. It
-// fails only when m alone is larger than the cap.
-func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok bool) {
+// fails only when m alone is larger than the cap. start is as for push.
+func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok, start bool) {
 	if len(m.data) > q.maxBytes {
-		return 0, false
+		return 0, false, false
 	}
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	for q.bytes+len(m.data) > q.maxBytes {
 		q.bytes -= len(q.items[dropped].data)
 		q.items[dropped] = outMessage{}
@@ -68,26 +82,95 @@ func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok bool) {
 	}
 	q.items = append(q.items, m)
 	q.bytes += len(m.data)
-	q.mu.Unlock()
-	q.signal()
-	return dropped, true
+	return dropped, true, q.claimWriter()
 }
 
-// empty reports whether nothing is queued.
-func (q *sendQueue) empty() bool {
+// pushPing marks a ping due; one pending ping covers any number.
+func (q *sendQueue) pushPing() (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items) == 0
+	q.pingDue = true
+	return q.claimWriter()
 }
 
-// takeAll removes every queued message and returns them in order. The
-// caller passes back the slice it got last time (emptied), so in the
-// steady state the two slices swap and nothing is allocated.
-func (q *sendQueue) takeAll(spare []outMessage) []outMessage {
+// pushPong marks a pong due with payload (copied). RFC 6455 lets an
+// endpoint answer only the most recent ping, so a newer one replaces it.
+func (q *sendQueue) pushPong(payload []byte) (start bool) {
 	q.mu.Lock()
-	out := q.items
-	q.items = spare[:0]
-	q.bytes = 0
+	defer q.mu.Unlock()
+	q.pong = append(q.pong[:0], payload...)
+	q.pongDue = true
+	return q.claimWriter()
+}
+
+// kick starts a writer if none runs, for work that is not in the queue
+// (an unfinished write, a close frame).
+func (q *sendQueue) kick() (start bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.claimWriter()
+}
+
+// idle reports whether nothing is queued or due and no writer runs: then,
+// and only then, a message may be written on the caller's goroutine
+// without overtaking anything.
+func (q *sendQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.writing && !q.stopped && len(q.items) == 0 && !q.pingDue && !q.pongDue
+}
+
+// work is what one flush of the writer takes out of the queue.
+type work struct {
+	items   []outMessage
+	ping    bool
+	pongDue bool
+	pong    []byte
+}
+
+// take removes every queued message and due control frame. The caller
+// passes back the work it got last time (emptied), so in the steady state
+// the slices swap and nothing is allocated.
+func (q *sendQueue) take(spare work) work {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w := work{items: q.items, ping: q.pingDue, pongDue: q.pongDue, pong: spare.pong[:0]}
+	if q.pongDue {
+		w.pong = append(w.pong, q.pong...)
+	}
+	q.items, q.bytes, q.pingDue, q.pongDue = spare.items[:0], 0, false, false
+	return w
+}
+
+// writerDone is the writer's last check before it exits: it reports true,
+// and the writer is no longer counted as running, when nothing is queued
+// or due and more is not needed (a close frame still to send). Otherwise
+// the writer goes round again.
+func (q *sendQueue) writerDone(more func() bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) > 0 || q.pingDue || q.pongDue || more() {
+		return false
+	}
+	q.writing = false
+	return true
+}
+
+// writerQuit records that the writer exited for good: the close frame is
+// out or the connection is gone, so what is queued is dropped.
+func (q *sendQueue) writerQuit() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	clear(q.items)
+	q.items, q.bytes, q.pingDue, q.pongDue = q.items[:0], 0, false, false
+	q.writing = false
+}
+
+// stop lets no writer start from now on and waits for the one running,
+// if any, to exit.
+func (q *sendQueue) stop() {
+	q.mu.Lock()
+	q.stopped = true
 	q.mu.Unlock()
-	return out
+	q.writers.Wait()
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,8 +78,13 @@ func (r *Registry) Admitting() (ok bool, reason string) {
 // open makes for it once it is registered. It must be called on the
 // WebSocket handler's goroutine and returns only when the session's writer
 // has stopped, so the caller may return and let the connection be reused.
-func (r *Registry) Serve(conn *websocket.Conn, lim Limits, open OpenFunc) {
-	s := newSession(r.nextID.Add(1), conn, lim, r.obs, r.log)
+//
+// sock is the accepted connection under conn, the one the HTTP server
+// hijacked (fasthttp.RequestCtx.Conn). The session writes frames to it
+// directly, without waiting, when it is a *net.TCPConn; nil, or any other
+// net.Conn, makes every write go through the writer goroutine.
+func (r *Registry) Serve(conn *websocket.Conn, sock net.Conn, lim Limits, open OpenFunc) {
+	s := newSession(r.nextID.Add(1), conn, sock, lim, r.obs, r.log)
 	if code, reason, ok := r.add(s); !ok {
 		// Lost the race for the last slot, or shutdown began meanwhile.
 		msg := websocket.FormatCloseMessage(code, reason)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -44,28 +45,39 @@ type OpenFunc func(s *Session) Handler
 
 // Session is one WebSocket connection while its handler runs.
 //
-// Concurrency: Send, Reply, Close and ID may be called from any goroutine.
-// Data writes are serialized by writeMu: the writer goroutine holds it for
-// each flush of the queue, and Reply holds it for an inline write when the
-// queue is empty. The session's reader and writer have ended, and writeMu
-// has been taken one last time, before the handler returns, so no write can
-// outlive the connection and land on a reused one.
+// Concurrency: Send, SendDropOldest, Reply, Close and ID may be called from
+// any goroutine. Every write to the socket is made under writeMu, so one
+// writer at a time: either the caller itself, when nothing is queued and
+// the socket takes the frame at once (the common case for an idle client),
+// or the writer goroutine, which runs only while something is queued. The
+// reader and any writer have ended, and writeMu has been taken one last
+// time, before the handler returns, so no write can outlive the connection
+// and land on a reused one.
 type Session struct {
 	id   uint64
-	conn *websocket.Conn
+	conn *websocket.Conn // reading; the library also sends 1002 and 1009 on it
+	sock *socket         // every frame the session writes
 	lim  Limits
 	obs  Observer
 	log  *slog.Logger
 
 	queue *sendQueue
-	// writeMu is held for every data write and for the close frame, so
-	// there is one writer at a time and nothing queued is overtaken.
+	// writeMu is held for every write, so frames never interleave and
+	// nothing queued is overtaken.
 	writeMu sync.Mutex
+	// Guarded by writeMu.
+	pending   []byte // the rest of a frame tryWrite could not finish; goes first
+	closeSent bool   // the close frame has been written
+	finished  bool   // the handler is returning: write nothing more
+
+	ping *time.Timer
 
 	closeOnce   sync.Once
-	closeReq    chan struct{} // closed once a close frame is due
-	closeCode   int           // written once before closeReq is closed
+	closeReq    chan struct{} // closed once the session is closing
+	closeCode   int           // written once before closeReq is closed; 0: no close frame
 	closeReason string
+	closeEcho   bool // the close frame answers the client's; not counted as sent
+	dead        atomic.Bool
 
 	// released is set when the handler is about to return; after that the
 	// pooled conn may belong to another client and must not be touched.
@@ -73,10 +85,14 @@ type Session struct {
 	released bool
 }
 
-func newSession(id uint64, conn *websocket.Conn, lim Limits, obs Observer, log *slog.Logger) *Session {
+func newSession(id uint64, conn *websocket.Conn, sock net.Conn, lim Limits, obs Observer, log *slog.Logger) *Session {
+	if sock == nil {
+		sock = conn.NetConn()
+	}
 	return &Session{
 		id:       id,
 		conn:     conn,
+		sock:     newSocket(sock),
 		lim:      lim,
 		obs:      obs,
 		log:      log,
@@ -89,30 +105,41 @@ func newSession(id uint64, conn *websocket.Conn, lim Limits, obs Observer, log *
 // reused, so they are safe as map keys where *websocket.Conn is not.
 func (s *Session) ID() uint64 { return s.id }
 
-// Send queues one data message (websocket.TextMessage or BinaryMessage)
-// for the writer and returns at once. data must not be modified afterwards.
-// If the queue is over its byte cap, the slow-consumer policy applies: the
-// session is closed with 1013 and ErrSlowConsumer is returned.
+// Send sends one data message (websocket.TextMessage or BinaryMessage)
+// and returns at once: it writes the frame itself when the client is idle
+// and the socket takes it whole, and queues it for the writer otherwise.
+// data must not be modified afterwards. If the queue is over its byte cap,
+// the slow-consumer policy applies: the session is closed with 1013 and
+// ErrSlowConsumer is returned.
 func (s *Session) Send(kind int, data []byte) error {
-	if s.closing() {
+	if s.closing() || s.dead.Load() {
 		return ErrClosed
 	}
-	if !s.queue.push(outMessage{kind: kind, data: data}) {
+	if done, err := s.writeNow(kind, data); done {
+		return err
+	}
+	ok, start := s.queue.push(outMessage{kind: kind, data: data})
+	s.startWriter(start)
+	if !ok {
 		s.Close(CloseTryAgainLater, "slow consumer: send queue full")
 		return ErrSlowConsumer
 	}
 	return nil
 }
 
-// SendDropOldest queues one data message like Send, but when the queue is
+// SendDropOldest sends one data message like Send, but when the queue is
 // full it drops the oldest queued messages to make room instead of closing
 // the session, and reports how many it dropped. It fails with
 // ErrSlowConsumer only if data alone is larger than the queue's cap.
 func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error) {
-	if s.closing() {
+	if s.closing() || s.dead.Load() {
 		return 0, ErrClosed
 	}
-	dropped, ok := s.queue.pushDropOldest(outMessage{kind: kind, data: data})
+	if done, err := s.writeNow(kind, data); done {
+		return 0, err
+	}
+	dropped, ok, start := s.queue.pushDropOldest(outMessage{kind: kind, data: data})
+	s.startWriter(start)
 	if !ok {
 		return 0, ErrSlowConsumer
 	}
@@ -120,33 +147,95 @@ func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error)
 }
 
 // Reply sends one data message, typically the handler's answer to the
-// message it is handling. When nothing is queued and no write is under way
-// it writes at once, on the caller's goroutine: one goroutine switch fewer
-// per reply, and no copy. Otherwise it queues a copy, as Send would, so
-// the order of everything sent is kept either way. data is not kept.
+// message it is handling, like Send; but data is not kept, so it is copied
+// if it has to be queued.
 func (s *Session) Reply(kind int, data []byte) error {
-	if s.writeMu.TryLock() {
-		if !s.closing() && s.queue.empty() {
-			err := s.writeFrame([]outMessage{{kind: kind, data: data}})
-			s.writeMu.Unlock()
-			if err != nil {
-				s.failWrite(err)
-				return ErrClosed
-			}
-			return nil
-		}
-		s.writeMu.Unlock()
+	if s.closing() || s.dead.Load() {
+		return ErrClosed
+	}
+	if done, err := s.writeNow(kind, data); done {
+		return err
 	}
 	return s.Send(kind, bytes.Clone(data))
+}
+
+// writeNow writes one frame on the caller's goroutine if that cannot
+// overtake anything and need not wait: nothing is queued or being
+// written, and the socket takes the frame in one non-blocking write. If
+// the socket takes only part, the rest goes to the writer, ahead of
+// anything queued later. done is false when the caller must queue.
+func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
+	if s.sock.raw == nil || !s.writeMu.TryLock() {
+		return false, nil
+	}
+	defer s.writeMu.Unlock()
+	if s.finished || s.pending != nil || !s.queue.idle() {
+		return false, nil
+	}
+	buf := getFrameBuf()
+	defer putFrameBuf(buf)
+	*buf = appendFrame((*buf)[:0], opcode, payload)
+	n, _, werr := s.sock.tryWrite(*buf)
+	if werr != nil {
+		s.failWrite(werr)
+		return true, ErrClosed
+	}
+	if n < len(*buf) {
+		s.pending = bytes.Clone((*buf)[n:])
+		s.startWriter(s.queue.kick())
+	}
+	if opcode == websocket.TextMessage || opcode == websocket.BinaryMessage {
+		s.obs.MessageOut(len(payload))
+	}
+	return true, nil
+}
+
+// sendPing is the heartbeat: it pings the client, then schedules the next
+// ping. It runs on its timer's goroutine.
+func (s *Session) sendPing() {
+	if s.closing() || s.dead.Load() {
+		return
+	}
+	if done, _ := s.writeNow(websocket.PingMessage, nil); !done {
+		s.startWriter(s.queue.pushPing())
+	}
+	s.ping.Reset(s.lim.PingInterval)
+}
+
+// answerPing answers the client's ping. It runs on the reader goroutine.
+func (s *Session) answerPing(payload string) error {
+	if s.closing() || s.dead.Load() {
+		return nil
+	}
+	if done, _ := s.writeNow(websocket.PongMessage, []byte(payload)); !done {
+		s.startWriter(s.queue.pushPong([]byte(payload)))
+	}
+	return nil
+}
+
+// startWriter starts the writer goroutine when the queue says one must.
+func (s *Session) startWriter(start bool) {
+	if start {
+		go s.writeLoop()
+	}
 }
 
 // Close asks the writer to flush what is queued, then send a close frame
 // with code and reason, and the reader to wait briefly for the client's
 // answer. Only the first call has any effect. It does not block.
 func (s *Session) Close(code int, reason string) {
+	s.closeWith(code, reason, false)
+}
+
+// closeWith is Close; echo marks the answer to a client's close frame.
+// code 0 sends no close frame at all.
+func (s *Session) closeWith(code int, reason string, echo bool) {
 	s.closeOnce.Do(func() {
-		s.closeCode, s.closeReason = code, reason
+		s.closeCode, s.closeReason, s.closeEcho = code, reason, echo
 		close(s.closeReq)
+		if code != 0 {
+			s.startWriter(s.queue.kick())
+		}
 		// Wake the reader too: it may be blocked on a silent client. Socket
 		// deadlines may be set from any goroutine.
 		s.withConn(func(c *websocket.Conn) { _ = c.SetReadDeadline(time.Now().Add(closeGrace)) })
@@ -164,14 +253,10 @@ func (s *Session) closing() bool {
 
 // forceClose makes every pending and future read and write on the socket
 // fail at once, which ends the session; the server then drops the TCP
-// connection as the handler returns. It does not close the socket itself:
-// a hijacked fasthttp connection ignores Close. Safe from any goroutine.
+// connection as the handler returns. Safe from any goroutine.
 func (s *Session) forceClose() {
-	s.withConn(func(c *websocket.Conn) {
-		past := time.Unix(1, 0)
-		_ = c.NetConn().SetReadDeadline(past)
-		_ = c.NetConn().SetWriteDeadline(past)
-	})
+	s.dead.Store(true)
+	s.withConn(func(*websocket.Conn) { s.sock.kill() })
 }
 
 // withConn runs f on the socket unless the handler has already returned.
@@ -183,8 +268,8 @@ func (s *Session) withConn(f func(*websocket.Conn)) {
 	}
 }
 
-// run is the whole life of the session, on the handler goroutine: it starts
-// the writer, reads until the connection ends, and joins the writer.
+// run is the whole life of the session, on the handler goroutine: it
+// reads until the connection ends, then waits for the writer, if one runs.
 func (s *Session) run(h Handler) {
 	s.conn.SetReadLimit(s.lim.MaxMessageBytes)
 	_ = s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
@@ -194,23 +279,29 @@ func (s *Session) run(h Handler) {
 		}
 		return s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
 	})
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.writeLoop()
-	}()
+	// The library would answer pings and close frames itself, on the
+	// reader goroutine, past writeMu; these keep every write in one line.
+	s.conn.SetPingHandler(s.answerPing)
+	s.conn.SetCloseHandler(func(code int, _ string) error {
+		s.closeWith(code, "", true)
+		return nil
+	})
+	s.ping = time.AfterFunc(s.lim.PingInterval, s.sendPing)
 
 	s.readLoop(h)
 	s.closed(h)
-	// The reader is done, so nothing more will be answered; let the writer
-	// finish (it sends the close frame if one is due) and wait for it.
+	// The reader is done, so nothing more will be answered: no new writes
+	// start (a close frame already due is still sent), and the writer, if
+	// one runs, is waited for.
 	s.Close(0, "")
-	<-writerDone
+	s.ping.Stop()
+	s.queue.stop()
 
-	// A Reply from another goroutine may still be writing; once writeMu is
-	// ours, none is, and closing() keeps any later one from starting.
+	// A writeNow from another goroutine may still be writing; once writeMu
+	// is ours, none is, and finished keeps any later one from starting.
 	s.writeMu.Lock()
+	s.finished = true
+	s.pending = nil
 	s.mu.Lock()
 	s.released = true
 	s.mu.Unlock()
@@ -319,111 +410,108 @@ func isNetworkError(err error) bool {
 		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
 }
 
-// writeLoop is the only goroutine that writes data to the socket. It
-// drains the queue, pings on an interval, and on a close request flushes
-// what is queued before it sends the close frame.
+// writeLoop is the writer goroutine. It is started when something is
+// queued while no writer runs, and it exits once it has written everything
+// (or the close frame), so an idle session has none.
 func (s *Session) writeLoop() {
+	defer s.queue.writers.Done()
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("session writer panicked", "session", s.id, "panic", r)
 			s.forceClose()
+			s.queue.writerQuit()
 		}
 	}()
-	ping := time.NewTicker(s.lim.PingInterval)
-	defer ping.Stop()
-	var batch []outMessage
+	var spare work
 	for {
-		select {
-		case <-s.queue.wake:
-			var err error
-			s.writeMu.Lock()
-			batch, err = s.flush(batch)
-			s.writeMu.Unlock()
-			if err != nil {
-				s.failWrite(err)
-				return
-			}
-		case <-ping.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.lim.WriteTimeout)); err != nil {
-				s.failWrite(err)
-				return
-			}
-		case <-s.closeReq:
-			if s.closeCode == 0 {
-				return // the reader ended; the connection is already gone
-			}
-			s.writeMu.Lock()
-			defer s.writeMu.Unlock()
-			if _, err := s.flush(batch); err != nil {
-				s.failWrite(err)
-				return
-			}
-			msg := websocket.FormatCloseMessage(s.closeCode, s.closeReason)
-			if err := s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.lim.WriteTimeout)); err == nil {
-				s.obs.CloseSent(s.closeCode)
-			}
+		s.writeMu.Lock()
+		next, err := s.flush(spare)
+		s.writeMu.Unlock()
+		if err != nil {
+			s.failWrite(err)
+			s.queue.writerQuit()
+			return
+		}
+		spare = next
+		if s.closeSentOrGone() {
+			s.queue.writerQuit() // nothing more will be written
+			return
+		}
+		if s.queue.writerDone(s.closeDue) {
 			return
 		}
 	}
 }
 
-// flush writes every queued message, each frame with its own deadline.
-// Runs of text messages are joined into one frame when MaxBatch allows.
-// The caller holds writeMu.
-func (s *Session) flush(spare []outMessage) ([]outMessage, error) {
-	batch := s.queue.takeAll(spare)
-	for i := 0; i < len(batch); {
+// closeDue reports a close frame still to send. Only the writer calls it.
+func (s *Session) closeDue() bool {
+	return s.closing() && s.closeCode != 0 && !s.closeSent
+}
+
+// closeSentOrGone reports that the writer has nothing left to do: the
+// close frame is out, or the socket is dead. Only the writer calls it.
+func (s *Session) closeSentOrGone() bool { return s.closeSent || s.dead.Load() }
+
+// flush writes, in one system call where it can, the rest of an unfinished
+// frame, the control frames due, every queued message, and the close frame
+// once one is due. Runs of text messages are joined into one frame when
+// MaxBatch allows. It returns the emptied work for the next take. The
+// caller holds writeMu.
+func (s *Session) flush(spare work) (work, error) {
+	if s.finished || s.dead.Load() {
+		return spare, ErrClosed
+	}
+	w := s.queue.take(spare)
+	buf := getFrameBuf()
+	defer putFrameBuf(buf)
+	b := append((*buf)[:0], s.pending...)
+	s.pending = nil
+	if w.pongDue {
+		b = appendFrame(b, websocket.PongMessage, w.pong)
+	}
+	if w.ping {
+		b = appendFrame(b, websocket.PingMessage, nil)
+	}
+	for i := 0; i < len(w.items); {
 		n := 1
-		if s.lim.MaxBatch > 1 && batch[i].kind == websocket.TextMessage {
-			for n < s.lim.MaxBatch && i+n < len(batch) && batch[i+n].kind == websocket.TextMessage {
+		if s.lim.MaxBatch > 1 && w.items[i].kind == websocket.TextMessage {
+			for n < s.lim.MaxBatch && i+n < len(w.items) && w.items[i+n].kind == websocket.TextMessage {
 				n++
 			}
 		}
-		if err := s.writeFrame(batch[i : i+n]); err != nil {
-			return batch, err
+		if n == 1 {
+			b = appendFrame(b, w.items[i].kind, w.items[i].data)
+		} else {
+			b = appendJoinedTextFrame(b, w.items[i:i+n])
 		}
-		clear(batch[i : i+n]) // let the payloads be collected
 		i += n
 	}
-	return batch, nil
-}
-
-var newline = []byte{'\n'}
-
-// writeFrame sends msgs as one frame: the message itself, or text messages
-// joined by newlines. The caller holds writeMu.
-func (s *Session) writeFrame(msgs []outMessage) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
-	if len(msgs) == 1 {
-		if err := s.conn.WriteMessage(msgs[0].kind, msgs[0].data); err != nil {
-			return err
-		}
-		s.obs.MessageOut(len(msgs[0].data))
-		return nil
+	closing := s.closeDue()
+	if closing {
+		b = appendFrame(b, websocket.CloseMessage, websocket.FormatCloseMessage(s.closeCode, s.closeReason))
 	}
-	w, err := s.conn.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	for j, m := range msgs {
-		if j > 0 {
-			_, _ = w.Write(newline)
-		}
-		if _, err := w.Write(m.data); err != nil {
-			return err
+	*buf = b
+	if len(b) > 0 {
+		if err := s.sock.writeAll(b, s.lim.WriteTimeout); err != nil {
+			return w, err
 		}
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	for _, m := range msgs {
+	for _, m := range w.items {
 		s.obs.MessageOut(len(m.data))
 	}
-	return nil
+	clear(w.items) // let the payloads be collected
+	w.items, w.ping, w.pongDue = w.items[:0], false, false
+	if closing {
+		s.closeSent = true
+		if !s.closeEcho {
+			s.obs.CloseSent(s.closeCode)
+		}
+	}
+	return w, nil
 }
 
 // failWrite ends a session whose socket can no longer be written to: the
-// reader is woken by closing the socket.
+// reader is woken by killing the socket.
 func (s *Session) failWrite(err error) {
 	s.log.Debug("session write failed", "session", s.id, "err", err)
 	s.forceClose()

@@ -32,6 +32,20 @@ func serve(t *testing.T, reg *Registry, lim Limits, handle func(s *Session, kind
 	return openWith(t, reg, lim, func(s *Session) Handler { return funcHandler{s, handle} })
 }
 
+// writeModes are the two ways a session writes: straight to the socket
+// when it can (TCP, as in production), or only through its writer
+// goroutine (any other connection). Tests of ordering, flushing and the
+// slow-consumer policy run in both.
+var writeModes = []struct {
+	name   string
+	direct bool
+}{{"direct", true}, {"queued", false}}
+
+func serveMode(t *testing.T, direct bool, reg *Registry, lim Limits, handle func(s *Session, kind int, data []byte)) string {
+	t.Helper()
+	return openServer(t, reg, lim, func(s *Session) Handler { return funcHandler{s, handle} }, direct)
+}
+
 // funcHandler adapts a plain function to Handler.
 type funcHandler struct {
 	s *Session
@@ -82,8 +96,12 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 // sessions hands the test each session the server starts.
 func sessions(reg *Registry, lim Limits, t *testing.T) (string, chan *Session) {
+	return sessionsMode(t, true, reg, lim)
+}
+
+func sessionsMode(t *testing.T, direct bool, reg *Registry, lim Limits) (string, chan *Session) {
 	got := make(chan *Session, 16)
-	url := serve(t, reg, lim, func(s *Session, _ int, data []byte) {
+	url := serveMode(t, direct, reg, lim, func(s *Session, _ int, data []byte) {
 		if string(data) == "hello" {
 			got <- s
 		}
@@ -92,8 +110,14 @@ func sessions(reg *Registry, lim Limits, t *testing.T) (string, chan *Session) {
 }
 
 func TestShutdownFlushesQueuedMessagesBeforeGoingAway(t *testing.T) {
+	for _, mode := range writeModes {
+		t.Run(mode.name, func(t *testing.T) { testShutdownFlushes(t, mode.direct) })
+	}
+}
+
+func testShutdownFlushes(t *testing.T, direct bool) {
 	reg := NewRegistry(10, nil, nil)
-	url, got := sessions(reg, testLimits, t)
+	url, got := sessionsMode(t, direct, reg, testLimits)
 	c := dial(t, url)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
 		t.Fatal(err)
@@ -120,10 +144,16 @@ func TestShutdownFlushesQueuedMessagesBeforeGoingAway(t *testing.T) {
 }
 
 func TestSlowConsumerIsClosedWithTryAgainLater(t *testing.T) {
+	for _, mode := range writeModes {
+		t.Run(mode.name, func(t *testing.T) { testSlowConsumer(t, mode.direct) })
+	}
+}
+
+func testSlowConsumer(t *testing.T, direct bool) {
 	lim := testLimits
 	lim.SendQueueBytes = 64 << 10
 	reg := NewRegistry(10, nil, nil)
-	url, got := sessions(reg, lim, t)
+	url, got := sessionsMode(t, direct, reg, lim)
 
 	slow := dial(t, url)
 	if err := slow.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
@@ -262,11 +292,29 @@ func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
 // openWith runs reg behind a bare fasthttp server on a loopback port, with
 // handlers made by open, and returns its ws:// URL. Everything is stopped
 // when the test ends.
+// Sessions write directly to the accepted socket, as in production.
 func openWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) string {
+	t.Helper()
+	return openServer(t, reg, lim, open, true)
+}
+
+// openQueuedWith is openWith for sessions that cannot write directly (no
+// socket given, as for a connection that is not TCP): every frame goes
+// through the writer goroutine.
+func openQueuedWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) string {
+	t.Helper()
+	return openServer(t, reg, lim, open, false)
+}
+
+func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct bool) string {
 	t.Helper()
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c, lim, open) })
+		var sock net.Conn
+		if direct {
+			sock = ctx.Conn()
+		}
+		_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c, sock, lim, open) })
 	}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -288,11 +336,14 @@ func TestTextMessagesAreBatchedIntoFrames(t *testing.T) {
 	lim := testLimits
 	lim.MaxBatch = 8
 	reg := NewRegistry(10, nil, nil)
-	// Queued before the writer starts, so it finds all 20 at once.
+	// Queued while a write is under way (writeMu held here), so the
+	// writer finds all 20 at once.
 	url := openWith(t, reg, lim, func(s *Session) Handler {
+		s.writeMu.Lock()
 		for i := 0; i < 20; i++ {
 			_ = s.Send(websocket.TextMessage, []byte(fmt.Sprintf(`{"n":%d}`, i)))
 		}
+		s.writeMu.Unlock()
 		return funcHandler{s, func(*Session, int, []byte) {}}
 	})
 	c := dial(t, url)
@@ -324,7 +375,10 @@ func TestDropOldestNeverDisconnects(t *testing.T) {
 	reg := NewRegistry(10, nil, nil)
 	var dropped atomic.Int64
 	url := openWith(t, reg, lim, func(s *Session) Handler {
-		// Far more than the queue holds, before the writer can drain any.
+		// Far more than the queue holds, before the writer can drain any
+		// (writeMu held here, as during a write).
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
 		for i := 0; i < 1000; i++ {
 			n, err := s.SendDropOldest(websocket.TextMessage, []byte(fmt.Sprintf("%04d%s", i, strings.Repeat(".", 60))))
 			if err != nil {
@@ -355,9 +409,15 @@ func TestDropOldestNeverDisconnects(t *testing.T) {
 }
 
 func TestReplyKeepsOrderWithSendAndDoesNotKeepTheBuffer(t *testing.T) {
+	for _, mode := range writeModes {
+		t.Run(mode.name, func(t *testing.T) { testReplyKeepsOrder(t, mode.direct) })
+	}
+}
+
+func testReplyKeepsOrder(t *testing.T, direct bool) {
 	reg := NewRegistry(10, nil, nil)
 	const total = 2000
-	url := serve(t, reg, testLimits, func(s *Session, _ int, data []byte) {
+	url := serveMode(t, direct, reg, testLimits, func(s *Session, _ int, data []byte) {
 		// One goroutine mixing queued and inline sends, reusing one buffer
 		// for Reply: the client must still see 0..total-1 in order.
 		scratch := make([]byte, 0, 16)
@@ -384,4 +444,29 @@ func TestReplyKeepsOrderWithSendAndDoesNotKeepTheBuffer(t *testing.T) {
 			t.Fatalf("message %d is %q", i, data)
 		}
 	}
+}
+
+// An idle session costs one goroutine, its reader: the writer runs only
+// while something is queued.
+func TestIdleSessionHasNoWriterGoroutine(t *testing.T) {
+	reg := NewRegistry(100, nil, nil)
+	url := serve(t, reg, testLimits, func(s *Session, kind int, data []byte) { _ = s.Reply(kind, data) })
+	c := dial(t, url) // warm up the server's pools
+	c.Close()
+	waitUntil(t, "warm-up session to end", func() bool { return reg.Len() == 0 })
+	before := runtime.NumGoroutine()
+	const conns = 50
+	for i := 0; i < conns; i++ {
+		c := dial(t, url)
+		if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, data, err := c.ReadMessage(); err != nil || string(data) != "hi" {
+			t.Fatalf("echo %d: %q %v", i, data, err)
+		}
+	}
+	// Each open connection: the client's reader-less conn has no
+	// goroutine of its own; the server has one reader per session.
+	waitUntil(t, "sessions to go idle", func() bool { return runtime.NumGoroutine() <= before+conns+3 })
 }

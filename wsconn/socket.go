@@ -1,0 +1,133 @@
+package wsconn
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// errKilled is the write error of a socket that kill has ended.
+var errKilled = errors.New("wsconn: connection force-closed")
+
+// socket writes whole frames to one connection. It has two ways to write:
+//
+//   - tryWrite makes one non-blocking write(2) attempt and reports how much
+//     the kernel took, so the goroutine fanning a publication out can write
+//     to an idle client itself, with no goroutine switch, and never wait for
+//     a slow one. It needs the socket's file descriptor; without one (a
+//     connection that is not a *net.TCPConn) every write goes through
+//     writeAll.
+//   - writeAll blocks until everything is written or the deadline passes.
+//     Only the session's writer goroutine uses it.
+//
+// Concurrency: the caller holds the session's writeMu for both, so bytes
+// of different frames never interleave. kill may be called at any time.
+type socket struct {
+	out    net.Conn
+	raw    syscall.RawConn // nil: no non-blocking attempts
+	killed atomic.Bool
+
+	// Set and read only under writeMu.
+	deadline time.Time // write deadline in force on out, zero for none
+	attempt  []byte    // the buffer tryWrite is writing
+	wrote    int
+	werr     error
+	writeFn  func(fd uintptr) bool // s.rawWrite, bound once so calls do not allocate
+}
+
+func newSocket(out net.Conn) *socket {
+	s := &socket{out: out}
+	if sc, ok := out.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			s.raw = raw
+			s.writeFn = s.rawWrite
+		}
+	}
+	return s
+}
+
+// rawWrite is the body of one non-blocking attempt; returning true tells
+// the runtime not to wait for the socket to become writable.
+func (s *socket) rawWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), s.attempt)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			n, err = 0, nil
+		}
+		s.wrote, s.werr = max(n, 0), err
+		return true
+	}
+}
+
+// tryWrite writes as much of b as the kernel takes at once, without
+// waiting. ok is false when there is no descriptor to try on.
+func (s *socket) tryWrite(b []byte) (n int, ok bool, err error) {
+	if s.raw == nil {
+		return 0, false, nil
+	}
+	s.attempt = b
+	err = s.raw.Write(s.writeFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) && !s.deadline.IsZero() && !s.killed.Load() {
+		// A deadline writeAll set long ago has passed; it must not fail a
+		// write that does not wait. kill stores killed before it sets its
+		// own deadline, so clearing one of kill's is caught just below.
+		_ = s.out.SetWriteDeadline(time.Time{})
+		s.deadline = time.Time{}
+		if s.killed.Load() {
+			err = errKilled
+		} else {
+			err = s.raw.Write(s.writeFn)
+		}
+	}
+	s.attempt = nil
+	if err == nil {
+		err = s.werr
+	}
+	return s.wrote, true, err
+}
+
+// writeAll writes b, waiting at most timeout for the client to take it.
+func (s *socket) writeAll(b []byte, timeout time.Duration) error {
+	s.deadline = time.Now().Add(timeout)
+	if err := s.out.SetWriteDeadline(s.deadline); err != nil {
+		return err
+	}
+	if s.killed.Load() {
+		return errKilled // the deadline just set may have replaced kill's
+	}
+	_, err := s.out.Write(b)
+	return err
+}
+
+// kill makes every pending and later read and write fail at once. It does
+// not close the socket: a hijacked fasthttp connection ignores Close, and
+// the server closes it as the handler returns. Safe from any goroutine.
+func (s *socket) kill() {
+	s.killed.Store(true)
+	past := time.Unix(1, 0)
+	_ = s.out.SetReadDeadline(past)
+	_ = s.out.SetWriteDeadline(past)
+}
+
+// frameBufPool holds the buffers frames are built in, so that an idle
+// session holds none.
+var frameBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledFrameBuf keeps buffers grown by a large backlog out of the pool.
+const maxPooledFrameBuf = 64 << 10
+
+func getFrameBuf() *[]byte { return frameBufPool.Get().(*[]byte) }
+
+func putFrameBuf(b *[]byte) {
+	if cap(*b) <= maxPooledFrameBuf {
+		*b = (*b)[:0]
+		frameBufPool.Put(b)
+	}
+}
