@@ -100,6 +100,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		EnableTrustedProxyCheck: len(cfg.TrustedProxies) > 0,
 		TrustedProxies:          cfg.TrustedProxies,
 	})
+	// A WebSocket outlives its hijack handler: the session closes the
+	// connection itself, and the registry's poller reads it meanwhile.
+	a.fiber.Server().KeepHijackedConns = true
 
 	useMiddleware(a.fiber, log)
 	a.routes(version)

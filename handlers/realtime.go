@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"strings"
+
 	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 
@@ -37,7 +39,9 @@ func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 				return fiber.NewError(fiber.StatusBadRequest, err.Error())
 			}
 			if id.Name == "" {
-				id.Name = name
+				// A copy: the request's buffers are reused once the
+				// upgrade is done, and the name lives as long as the socket.
+				id.Name = strings.Clone(name)
 			}
 		}
 		c.Locals(identityKey, id)

@@ -73,7 +73,10 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.FastHTTPIsWebSocketUpgrade(
 // contrib middleware, which copies the request's headers, query, cookies
 // and Locals into maps every connection keeps for its whole life; open
 // reads what it needs from the request instead. The accepted socket goes
-// to the session, which writes frames to it directly.
+// to the session for good: the session frames, reads and writes it itself
+// and closes it, so the server must keep hijacked connections open
+// (fasthttp Server.KeepHijackedConns), and the handler goroutine is free
+// as soon as the session is set up.
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused RefusalCounter, log *slog.Logger) fiber.Handler {
 	up := websocket.FastHTTPUpgrader{
 		ReadBufferSize: readBufferSize,
@@ -92,8 +95,7 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused Ref
 		sock := ctx.Conn()
 		err := up.Upgrade(ctx, func(conn *websocket.Conn) {
 			defer recoverSocket(conn, lim, log)
-			dropRequest(ctx)
-			reg.Serve(conn, sock, lim, openSession)
+			reg.Serve(conn.NetConn(), sock, lim, openSession)
 		})
 		if err != nil {
 			refused.UpgradeRefused("bad_handshake")
@@ -103,27 +105,15 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused Ref
 	}
 }
 
-// dropRequest lets go of the buffers of a hijacked request. fasthttp keeps
-// the RequestCtx until the hijack handler returns, that is for the whole
-// life of the connection, with the request's headers and query and the
-// upgrade response: several KB an idle connection does not need, since
-// open has read what it needs before the upgrade. fasthttp no longer
-// touches ctx once it has started the hijack handler, and resets it again
-// before reuse.
-func dropRequest(ctx *fasthttp.RequestCtx) {
-	ctx.ResetUserValues()
-	ctx.Request = fasthttp.Request{}
-	ctx.Response = fasthttp.Response{}
-}
-
 // recoverSocket is the last line behind Serve, which recovers the message
-// handlers itself: a panic is logged and the client is told nothing but
-// 1011.
+// handlers itself: a panic is logged, the client is told nothing but 1011,
+// and the connection, which the server keeps open, is closed.
 func recoverSocket(conn *websocket.Conn, lim wsconn.Limits, log *slog.Logger) {
 	if r := recover(); r != nil {
 		log.Error("websocket handler panicked", "panic", r)
 		msg := websocket.FormatCloseMessage(wsconn.CloseInternalError, "internal error")
 		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(lim.WriteTimeout))
+		_ = conn.NetConn().Close()
 	}
 }
 

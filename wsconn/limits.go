@@ -10,8 +10,10 @@ type Limits struct {
 	MaxMessageBytes int64
 	// PingInterval is how often the writer pings the client.
 	PingInterval time.Duration
-	// PongTimeout is how long past a ping interval the reader waits for any
-	// sign of life before it gives the connection up.
+	// PongTimeout is how long past a ping interval the session waits for
+	// any sign of life (any bytes: a pong, a message) before it drops the
+	// connection; a silent client is dropped within two ping intervals plus
+	// this.
 	PongTimeout time.Duration
 	// WriteTimeout is the deadline set before every single write.
 	WriteTimeout time.Duration
@@ -28,9 +30,3 @@ type Limits struct {
 // close frame before it drops the TCP connection. Short, because a client
 // that ignores a close frame gets nothing by being waited for.
 const closeGrace = 2 * time.Second
-
-// readDeadline is when the reader gives up on a silent client: one ping
-// interval plus the time the client has to answer that ping.
-func (l Limits) readDeadline(now time.Time) time.Time {
-	return now.Add(l.PingInterval + l.PongTimeout)
-}

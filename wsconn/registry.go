@@ -1,8 +1,9 @@
 // Package wsconn is the connection core of duplex: one Session per
-// WebSocket, with a single writer goroutine, a byte-capped send queue,
-// heartbeats and deadlines, and a Registry that caps, counts and shuts
-// down every open session. It does not import Fiber: it works on the
-// fasthttp/websocket connection that any handler hands it.
+// WebSocket, with its own RFC 6455 framing, one writer at a time, a
+// byte-capped send queue, heartbeats and deadlines, and a Registry that
+// caps, counts and shuts down every open session and whose poller reads
+// idle connections without a goroutine each. It does not import Fiber: it
+// works on the upgraded connection that any HTTP server hands it.
 package wsconn
 
 import (
@@ -38,6 +39,10 @@ type Registry struct {
 	shutdown bool
 	emptied  chan struct{} // closed when shutdown has begun and no session is left
 	emptyOne sync.Once
+
+	pollMu      sync.Mutex
+	poll        *poller // started on first use
+	pollStopped bool
 }
 
 // NewRegistry makes a registry that admits at most max sessions at once.
@@ -74,27 +79,96 @@ func (r *Registry) Admitting() (ok bool, reason string) {
 	return true, ""
 }
 
-// Serve runs one upgraded connection to its end, with the Handler that
-// open makes for it once it is registered. It must be called on the
-// WebSocket handler's goroutine and returns only when the session's writer
-// has stopped, so the caller may return and let the connection be reused.
+// Serve runs one upgraded connection, with the Handler that open makes for
+// it once it is registered. It must be called on the goroutine the HTTP
+// server hands the upgraded connection to.
 //
-// sock is the accepted connection under conn, the one the HTTP server
-// hijacked (fasthttp.RequestCtx.Conn). The session writes frames to it
-// directly, without waiting, when it is a *net.TCPConn; nil, or any other
-// net.Conn, makes every write go through the writer goroutine.
-func (r *Registry) Serve(conn *websocket.Conn, sock net.Conn, lim Limits, open OpenFunc) {
-	s := newSession(r.nextID.Add(1), conn, sock, lim, r.obs, r.log)
+// sock is the TCP socket under hijacked, when the caller hands the
+// connection over for good: the session then closes it itself, and with
+// fasthttp the server must not (Server.KeepHijackedConns). Serve then
+// returns as soon as the session is set up, and the registry's poller
+// reads it from then on, so an idle connection needs no goroutine; frames
+// are written to sock directly, without waiting, when the client is idle.
+// With sock nil, Serve reads on the calling goroutine and returns when the
+// session has ended and its writer has stopped, so the caller may then let
+// the connection be reused.
+func (r *Registry) Serve(hijacked, sock net.Conn, lim Limits, open OpenFunc) {
+	s := newSession(r.nextID.Add(1), hijacked, sock, lim, r.obs, r.log)
+	s.onEnd = r.remove
+	if sock != nil && s.sock.raw != nil {
+		s.poll = r.poller() // before add: the poller finds the session through it
+	}
 	if code, reason, ok := r.add(s); !ok {
 		// Lost the race for the last slot, or shutdown began meanwhile.
-		msg := websocket.FormatCloseMessage(code, reason)
-		if conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(lim.WriteTimeout)) == nil {
+		frame := appendFrame(nil, opClose, websocket.FormatCloseMessage(code, reason))
+		if s.sock.writeAll(frame, lim.WriteTimeout) == nil {
 			r.obs.CloseSent(code)
 		}
+		_ = hijacked.Close()
 		return
 	}
-	defer r.remove(s)
-	s.run(open(s))
+	var early []byte
+	if s.poll != nil {
+		early = s.takeBuffered()
+	}
+	s.heartbeat = time.AfterFunc(lim.PingInterval, s.beat)
+	if !s.open(open) {
+		s.Close(CloseInternalError, "internal error")
+		s.end(false)
+		return
+	}
+	if s.poll == nil {
+		s.readBlocking()
+		return
+	}
+	// This goroutine is the session's first read turn; once it has read
+	// what there is, the poller starts the next ones.
+	s.rstate.Store(turnRunning)
+	if err := s.poll.add(s.sock.fd, s.id); err != nil {
+		r.log.Error("session not watched for input", "session", s.id, "err", err)
+		s.end(true)
+		return
+	}
+	if len(early) > 0 {
+		s.consume(early)
+	}
+	s.readTurn()
+}
+
+// poller returns the registry's poller, starting it on first use; nil if
+// the system has none (the sessions are then read on goroutines) or the
+// registry has shut down.
+func (r *Registry) poller() *poller {
+	r.pollMu.Lock()
+	defer r.pollMu.Unlock()
+	if r.poll == nil && !r.pollStopped {
+		p, err := newPoller(r.lookup)
+		if err != nil {
+			r.log.Warn("no poller: every connection is read on a goroutine of its own", "err", err)
+			r.pollStopped = true
+			return nil
+		}
+		r.poll = p
+	}
+	return r.poll
+}
+
+// stopPoller ends the poller for good, once no session needs it.
+func (r *Registry) stopPoller() {
+	r.pollMu.Lock()
+	defer r.pollMu.Unlock()
+	if r.poll != nil {
+		r.poll.close()
+		r.poll = nil
+	}
+	r.pollStopped = true
+}
+
+// lookup finds an open session by id, for the poller.
+func (r *Registry) lookup(id uint64) *Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[id]
 }
 
 func (r *Registry) add(s *Session) (code int, reason string, ok bool) {
@@ -139,6 +213,7 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 		s.Close(CloseGoingAway, "server shutting down")
 	}
 
+	defer r.stopPoller()
 	select {
 	case <-r.emptied:
 		return nil

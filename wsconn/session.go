@@ -3,16 +3,11 @@ package wsconn
 import (
 	"bytes"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
-
-	"github.com/fasthttp/websocket"
 )
 
 // Errors returned by Session.Send.
@@ -24,11 +19,13 @@ var (
 	ErrSlowConsumer = errors.New("wsconn: slow consumer, send queue full")
 )
 
-// Handler serves the messages of one session. Both methods are called on
-// the session's reader goroutine, one at a time: HandleMessage for each
-// complete data message, in order, and Closed once, when reading has
-// stopped and before the writer is joined, so the handler can withdraw the
-// session from wherever it was published.
+// Handler serves the messages of one session. Its methods are called one
+// at a time, never concurrently, from the session's reader (a read turn
+// started when the client sends something, or the handler goroutine for a
+// connection read without the poller): HandleMessage for each complete
+// data message, in order, and Closed once, when reading has stopped and
+// before the writer is joined, so the handler can withdraw the session
+// from wherever it was published.
 //
 // data is valid only during the HandleMessage call: its buffer is reused
 // for the next message, so a handler that keeps it must copy it. To answer,
@@ -43,34 +40,48 @@ type Handler interface {
 // OpenFunc makes the Handler of a new session, once it is registered.
 type OpenFunc func(s *Session) Handler
 
-// Session is one WebSocket connection while its handler runs.
+// Session is one WebSocket connection, from the upgrade until it is
+// closed.
+//
+// An idle session has no goroutine: the registry's poller starts a read
+// turn when the client sends something, and frames are written by whoever
+// sends them when the client is idle and the socket takes them at once,
+// or else by a writer goroutine that runs only while something is queued.
 //
 // Concurrency: Send, SendDropOldest, Reply, Close and ID may be called from
-// any goroutine. Every write to the socket is made under writeMu, so one
-// writer at a time: either the caller itself, when nothing is queued and
-// the socket takes the frame at once (the common case for an idle client),
-// or the writer goroutine, which runs only while something is queued. The
-// reader and any writer have ended, and writeMu has been taken one last
-// time, before the handler returns, so no write can outlive the connection
-// and land on a reused one.
+// any goroutine. Every write to the socket is made under writeMu, so
+// frames never interleave and nothing queued is overtaken. The session
+// ends once (end): reading stops, the handler is told, the writer is
+// joined, and only then is the connection closed.
 type Session struct {
-	id   uint64
-	conn *websocket.Conn // reading; the library also sends 1002 and 1009 on it
-	sock *socket         // every frame the session writes
-	lim  Limits
-	obs  Observer
-	log  *slog.Logger
+	id       uint64
+	hijacked net.Conn // the upgraded connection as the HTTP server handed it over
+	sock     *socket  // the TCP socket under it: reads and writes
+	poll     *poller  // nil: read on the handler goroutine instead
+	lim      Limits
+	obs      Observer
+	log      *slog.Logger
+	onEnd    func(*Session)
+
+	// Reader side, owned by the current read turn.
+	handler Handler
+	parser  frameParser
+	ended   bool
+
+	rstate   atomic.Int32 // turnIdle, turnRunning or turnAgain
+	endReq   atomic.Bool  // end at the next read turn, without a handshake
+	lastSeen atomic.Int64 // unix nanoseconds of the last bytes from the client
 
 	queue *sendQueue
-	// writeMu is held for every write, so frames never interleave and
-	// nothing queued is overtaken.
+	// writeMu is held for every write.
 	writeMu sync.Mutex
 	// Guarded by writeMu.
 	pending   []byte // the rest of a frame tryWrite could not finish; goes first
 	closeSent bool   // the close frame has been written
-	finished  bool   // the handler is returning: write nothing more
+	finished  bool   // the session has ended: write nothing more
 
-	ping *time.Timer
+	heartbeat *time.Timer
+	grace     *time.Timer // after Close: the client's time to answer
 
 	closeOnce   sync.Once
 	closeReq    chan struct{} // closed once the session is closing
@@ -78,31 +89,29 @@ type Session struct {
 	closeReason string
 	closeEcho   bool // the close frame answers the client's; not counted as sent
 	dead        atomic.Bool
-
-	// released is set when the handler is about to return; after that the
-	// pooled conn may belong to another client and must not be touched.
-	mu       sync.Mutex
-	released bool
 }
 
-func newSession(id uint64, conn *websocket.Conn, sock net.Conn, lim Limits, obs Observer, log *slog.Logger) *Session {
+func newSession(id uint64, hijacked, sock net.Conn, lim Limits, obs Observer, log *slog.Logger) *Session {
 	if sock == nil {
-		sock = conn.NetConn()
+		sock = hijacked
 	}
-	return &Session{
+	s := &Session{
 		id:       id,
-		conn:     conn,
+		hijacked: hijacked,
 		sock:     newSocket(sock),
 		lim:      lim,
 		obs:      obs,
 		log:      log,
+		parser:   frameParser{maxMessage: lim.MaxMessageBytes},
 		queue:    newSendQueue(lim.SendQueueBytes),
 		closeReq: make(chan struct{}),
 	}
+	s.lastSeen.Store(time.Now().UnixNano())
+	return s
 }
 
 // ID identifies the session for the life of the process; IDs are never
-// reused, so they are safe as map keys where *websocket.Conn is not.
+// reused, so they are safe as map keys.
 func (s *Session) ID() uint64 { return s.id }
 
 // Send sends one data message (websocket.TextMessage or BinaryMessage)
@@ -159,70 +168,10 @@ func (s *Session) Reply(kind int, data []byte) error {
 	return s.Send(kind, bytes.Clone(data))
 }
 
-// writeNow writes one frame on the caller's goroutine if that cannot
-// overtake anything and need not wait: nothing is queued or being
-// written, and the socket takes the frame in one non-blocking write. If
-// the socket takes only part, the rest goes to the writer, ahead of
-// anything queued later. done is false when the caller must queue.
-func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
-	if s.sock.raw == nil || !s.writeMu.TryLock() {
-		return false, nil
-	}
-	defer s.writeMu.Unlock()
-	if s.finished || s.pending != nil || !s.queue.idle() {
-		return false, nil
-	}
-	buf := getFrameBuf()
-	defer putFrameBuf(buf)
-	*buf = appendFrame((*buf)[:0], opcode, payload)
-	n, _, werr := s.sock.tryWrite(*buf)
-	if werr != nil {
-		s.failWrite(werr)
-		return true, ErrClosed
-	}
-	if n < len(*buf) {
-		s.pending = bytes.Clone((*buf)[n:])
-		s.startWriter(s.queue.kick())
-	}
-	if opcode == websocket.TextMessage || opcode == websocket.BinaryMessage {
-		s.obs.MessageOut(len(payload))
-	}
-	return true, nil
-}
-
-// sendPing is the heartbeat: it pings the client, then schedules the next
-// ping. It runs on its timer's goroutine.
-func (s *Session) sendPing() {
-	if s.closing() || s.dead.Load() {
-		return
-	}
-	if done, _ := s.writeNow(websocket.PingMessage, nil); !done {
-		s.startWriter(s.queue.pushPing())
-	}
-	s.ping.Reset(s.lim.PingInterval)
-}
-
-// answerPing answers the client's ping. It runs on the reader goroutine.
-func (s *Session) answerPing(payload string) error {
-	if s.closing() || s.dead.Load() {
-		return nil
-	}
-	if done, _ := s.writeNow(websocket.PongMessage, []byte(payload)); !done {
-		s.startWriter(s.queue.pushPong([]byte(payload)))
-	}
-	return nil
-}
-
-// startWriter starts the writer goroutine when the queue says one must.
-func (s *Session) startWriter(start bool) {
-	if start {
-		go s.writeLoop()
-	}
-}
-
 // Close asks the writer to flush what is queued, then send a close frame
-// with code and reason, and the reader to wait briefly for the client's
-// answer. Only the first call has any effect. It does not block.
+// with code and reason; the client then has closeGrace to answer before
+// the connection is dropped. Only the first call has any effect. It does
+// not block.
 func (s *Session) Close(code int, reason string) {
 	s.closeWith(code, reason, false)
 }
@@ -233,12 +182,15 @@ func (s *Session) closeWith(code int, reason string, echo bool) {
 	s.closeOnce.Do(func() {
 		s.closeCode, s.closeReason, s.closeEcho = code, reason, echo
 		close(s.closeReq)
-		if code != 0 {
-			s.startWriter(s.queue.kick())
+		if code == 0 {
+			return
 		}
-		// Wake the reader too: it may be blocked on a silent client. Socket
-		// deadlines may be set from any goroutine.
-		s.withConn(func(c *websocket.Conn) { _ = c.SetReadDeadline(time.Now().Add(closeGrace)) })
+		s.startWriter(s.queue.kick())
+		if !echo {
+			// The client has closeGrace to answer; then reading stops,
+			// and the session ends once the writer is done.
+			s.grace = time.AfterFunc(closeGrace, s.stopReading)
+		}
 	})
 }
 
@@ -251,50 +203,60 @@ func (s *Session) closing() bool {
 	}
 }
 
-// forceClose makes every pending and future read and write on the socket
-// fail at once, which ends the session; the server then drops the TCP
-// connection as the handler returns. Safe from any goroutine.
+// forceClose ends the session without waiting for anything: every pending
+// and later read and write on the socket fails at once, and the session
+// ends at its next read turn. Safe from any goroutine, any number of
+// times.
 func (s *Session) forceClose() {
 	s.dead.Store(true)
-	s.withConn(func(*websocket.Conn) { s.sock.kill() })
+	s.endReq.Store(true)
+	s.sock.kill()
+	s.notify()
 }
 
-// withConn runs f on the socket unless the handler has already returned.
-func (s *Session) withConn(f func(*websocket.Conn)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.released {
-		f(s.conn)
+// stopReading ends the session at its next read turn, still letting the
+// writer finish (it has WriteTimeout per write). Safe from any goroutine.
+func (s *Session) stopReading() {
+	s.endReq.Store(true)
+	s.sock.stopReads()
+	s.notify()
+}
+
+// beat is the heartbeat, on its timer's goroutine: it drops a client that
+// has sent nothing (not even a pong) for a ping interval plus the pong
+// timeout, and otherwise pings it and schedules the next beat.
+func (s *Session) beat() {
+	if s.closing() || s.dead.Load() {
+		return
 	}
+	if time.Since(time.Unix(0, s.lastSeen.Load())) > s.lim.PingInterval+s.lim.PongTimeout {
+		s.log.Debug("session silent past the pong timeout", "session", s.id)
+		s.forceClose()
+		return
+	}
+	s.sendControl(opPing, nil)
+	s.heartbeat.Reset(s.lim.PingInterval)
 }
 
-// run is the whole life of the session, on the handler goroutine: it
-// reads until the connection ends, then waits for the writer, if one runs.
-func (s *Session) run(h Handler) {
-	s.conn.SetReadLimit(s.lim.MaxMessageBytes)
-	_ = s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
-	s.conn.SetPongHandler(func(string) error {
-		if s.closing() {
-			return nil // keep the close grace deadline
-		}
-		return s.conn.SetReadDeadline(s.lim.readDeadline(time.Now()))
-	})
-	// The library would answer pings and close frames itself, on the
-	// reader goroutine, past writeMu; these keep every write in one line.
-	s.conn.SetPingHandler(s.answerPing)
-	s.conn.SetCloseHandler(func(code int, _ string) error {
-		s.closeWith(code, "", true)
-		return nil
-	})
-	s.ping = time.AfterFunc(s.lim.PingInterval, s.sendPing)
-
-	s.readLoop(h)
-	s.closed(h)
-	// The reader is done, so nothing more will be answered: no new writes
-	// start (a close frame already due is still sent), and the writer, if
-	// one runs, is waited for.
-	s.Close(0, "")
-	s.ping.Stop()
+// end is the one way a session ends, on its reader: no more reading, the
+// handler is told, the writer is joined (so a close frame already due goes
+// out, unless kill), and the connection is closed and forgotten.
+func (s *Session) end(kill bool) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.parser = frameParser{} // let go of a partial frame or message
+	s.closeWith(0, "", false)
+	if kill {
+		s.dead.Store(true)
+		s.sock.kill()
+	}
+	s.heartbeat.Stop()
+	if s.grace != nil {
+		s.grace.Stop()
+	}
+	s.handlerClosed()
 	s.queue.stop()
 
 	// A writeNow from another goroutine may still be writing; once writeMu
@@ -302,217 +264,25 @@ func (s *Session) run(h Handler) {
 	s.writeMu.Lock()
 	s.finished = true
 	s.pending = nil
-	s.mu.Lock()
-	s.released = true
-	s.mu.Unlock()
 	s.writeMu.Unlock()
+
+	if s.poll != nil {
+		s.poll.del(s.sock.fd)
+	}
+	_ = s.hijacked.Close()
+	s.onEnd(s)
 }
 
-// readBufPool holds message buffers between reads, so an idle connection
-// holds none and a busy one allocates none.
-var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledReadBuf keeps buffers grown by rare large messages out of the
-// pool, so it does not pin their memory.
-const maxPooledReadBuf = 64 << 10
-
-// readLoop reads messages until the connection fails or closes. Protocol
-// violations the library detects (1002, 1009) are answered by the library
-// itself; invalid UTF-8 is ours to catch.
-func (s *Session) readLoop(h Handler) {
-	extended := time.Now()
-	for {
-		kind, r, err := s.conn.NextReader()
-		if err != nil {
-			s.noteReadError(err)
-			return
-		}
-		buf := readBufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			readBufPool.Put(buf)
-			s.noteReadError(err)
-			return
-		}
-		s.handleMessage(h, kind, buf.Bytes())
-		if buf.Cap() <= maxPooledReadBuf {
-			readBufPool.Put(buf)
-		}
-		// Any message proves the client alive. Moving the deadline costs a
-		// timer update, so it is done at most a few times per interval.
-		if now := time.Now(); now.Sub(extended) > s.lim.PingInterval/8 && !s.closing() {
-			_ = s.conn.SetReadDeadline(s.lim.readDeadline(now))
-			extended = now
-		}
-	}
-}
-
-// handleMessage checks one message and hands it to the handler.
-func (s *Session) handleMessage(h Handler, kind int, data []byte) {
-	if s.closing() {
-		return // draining until the client answers our close frame
-	}
-	s.obs.MessageIn(len(data))
-	if kind == websocket.TextMessage && !utf8.Valid(data) {
-		s.Close(CloseInvalidPayload, "invalid UTF-8 in text message")
+// handlerClosed tells the handler the session has stopped reading; a panic
+// there is logged, and the session still ends cleanly.
+func (s *Session) handlerClosed() {
+	if s.handler == nil {
 		return
 	}
-	if !s.dispatch(h, kind, data) {
-		s.Close(CloseInternalError, "internal error")
-	}
-}
-
-// dispatch calls the handler, turning a panic into a logged error so that
-// one bad message cannot take the server down.
-func (s *Session) dispatch(h Handler, kind int, data []byte) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("message handler panicked", "session", s.id, "panic", r)
-			ok = false
-		}
-	}()
-	h.HandleMessage(kind, data)
-	return true
-}
-
-// closed tells the handler the session has stopped reading; a panic there
-// is logged, and the session still ends cleanly.
-func (s *Session) closed(h Handler) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("session close handler panicked", "session", s.id, "panic", r)
 		}
 	}()
-	h.Closed()
-}
-
-// noteReadError records the close code the library sent on our behalf, if
-// any. The library gives protocol errors no type of their own: every read
-// error it makes up itself starts with "websocket: ".
-func (s *Session) noteReadError(err error) {
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		// The client closed; the library echoed its close frame.
-	case errors.Is(err, websocket.ErrReadLimit):
-		s.obs.CloseSent(CloseMessageTooBig)
-	case isNetworkError(err):
-		// Gone, timed out, or dropped: nobody to send a close frame to.
-	case strings.HasPrefix(err.Error(), "websocket: "):
-		s.obs.CloseSent(CloseProtocolError)
-	}
-	s.log.Debug("session read ended", "session", s.id, "err", err)
-}
-
-func isNetworkError(err error) bool {
-	var ne net.Error
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
-}
-
-// writeLoop is the writer goroutine. It is started when something is
-// queued while no writer runs, and it exits once it has written everything
-// (or the close frame), so an idle session has none.
-func (s *Session) writeLoop() {
-	defer s.queue.writers.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("session writer panicked", "session", s.id, "panic", r)
-			s.forceClose()
-			s.queue.writerQuit()
-		}
-	}()
-	var spare work
-	for {
-		s.writeMu.Lock()
-		next, err := s.flush(spare)
-		s.writeMu.Unlock()
-		if err != nil {
-			s.failWrite(err)
-			s.queue.writerQuit()
-			return
-		}
-		spare = next
-		if s.closeSentOrGone() {
-			s.queue.writerQuit() // nothing more will be written
-			return
-		}
-		if s.queue.writerDone(s.closeDue) {
-			return
-		}
-	}
-}
-
-// closeDue reports a close frame still to send. Only the writer calls it.
-func (s *Session) closeDue() bool {
-	return s.closing() && s.closeCode != 0 && !s.closeSent
-}
-
-// closeSentOrGone reports that the writer has nothing left to do: the
-// close frame is out, or the socket is dead. Only the writer calls it.
-func (s *Session) closeSentOrGone() bool { return s.closeSent || s.dead.Load() }
-
-// flush writes, in one system call where it can, the rest of an unfinished
-// frame, the control frames due, every queued message, and the close frame
-// once one is due. Runs of text messages are joined into one frame when
-// MaxBatch allows. It returns the emptied work for the next take. The
-// caller holds writeMu.
-func (s *Session) flush(spare work) (work, error) {
-	if s.finished || s.dead.Load() {
-		return spare, ErrClosed
-	}
-	w := s.queue.take(spare)
-	buf := getFrameBuf()
-	defer putFrameBuf(buf)
-	b := append((*buf)[:0], s.pending...)
-	s.pending = nil
-	if w.pongDue {
-		b = appendFrame(b, websocket.PongMessage, w.pong)
-	}
-	if w.ping {
-		b = appendFrame(b, websocket.PingMessage, nil)
-	}
-	for i := 0; i < len(w.items); {
-		n := 1
-		if s.lim.MaxBatch > 1 && w.items[i].kind == websocket.TextMessage {
-			for n < s.lim.MaxBatch && i+n < len(w.items) && w.items[i+n].kind == websocket.TextMessage {
-				n++
-			}
-		}
-		if n == 1 {
-			b = appendFrame(b, w.items[i].kind, w.items[i].data)
-		} else {
-			b = appendJoinedTextFrame(b, w.items[i:i+n])
-		}
-		i += n
-	}
-	closing := s.closeDue()
-	if closing {
-		b = appendFrame(b, websocket.CloseMessage, websocket.FormatCloseMessage(s.closeCode, s.closeReason))
-	}
-	*buf = b
-	if len(b) > 0 {
-		if err := s.sock.writeAll(b, s.lim.WriteTimeout); err != nil {
-			return w, err
-		}
-	}
-	for _, m := range w.items {
-		s.obs.MessageOut(len(m.data))
-	}
-	clear(w.items) // let the payloads be collected
-	w.items, w.ping, w.pongDue = w.items[:0], false, false
-	if closing {
-		s.closeSent = true
-		if !s.closeEcho {
-			s.obs.CloseSent(s.closeCode)
-		}
-	}
-	return w, nil
-}
-
-// failWrite ends a session whose socket can no longer be written to: the
-// reader is woken by killing the socket.
-func (s *Session) failWrite(err error) {
-	s.log.Debug("session write failed", "session", s.id, "err", err)
-	s.forceClose()
+	s.handler.Closed()
 }

@@ -309,13 +309,17 @@ func openQueuedWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) stri
 func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct bool) string {
 	t.Helper()
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		var sock net.Conn
-		if direct {
-			sock = ctx.Conn()
-		}
-		_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c, sock, lim, open) })
-	}}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			var sock net.Conn
+			if direct {
+				sock = ctx.Conn()
+			}
+			_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c.NetConn(), sock, lim, open) })
+		},
+		// A session given its socket closes it itself, after Serve returned.
+		KeepHijackedConns: direct,
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -29,7 +30,14 @@ var errKilled = errors.New("wsconn: connection force-closed")
 type socket struct {
 	out    net.Conn
 	raw    syscall.RawConn // nil: no non-blocking attempts
+	fd     int             // the descriptor under raw, for the poller
 	killed atomic.Bool
+
+	// Used only by the session's reader, one read at a time.
+	readInto []byte
+	readN    int
+	readErr  error
+	readFn   func(fd uintptr) bool // s.rawRead, bound once
 
 	// Set and read only under writeMu.
 	deadline time.Time // write deadline in force on out, zero for none
@@ -43,8 +51,10 @@ func newSocket(out net.Conn) *socket {
 	s := &socket{out: out}
 	if sc, ok := out.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
-			s.writeFn = s.rawWrite
+			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
+				s.raw = raw
+				s.writeFn, s.readFn = s.rawWrite, s.rawRead
+			}
 		}
 	}
 	return s
@@ -93,6 +103,39 @@ func (s *socket) tryWrite(b []byte) (n int, ok bool, err error) {
 	return s.wrote, true, err
 }
 
+// rawRead is the body of one non-blocking read.
+func (s *socket) rawRead(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), s.readInto)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			s.readN, s.readErr = 0, nil
+		case err != nil:
+			s.readN, s.readErr = 0, err
+		case n == 0:
+			s.readN, s.readErr = 0, io.EOF
+		default:
+			s.readN, s.readErr = n, nil
+		}
+		return true
+	}
+}
+
+// tryRead reads what the socket has, up to len(b), without waiting: 0 and
+// no error when it has nothing, io.EOF when the client has closed. Only
+// for a socket with a descriptor (raw non-nil).
+func (s *socket) tryRead(b []byte) (int, error) {
+	s.readInto = b
+	err := s.raw.Read(s.readFn)
+	s.readInto = nil
+	if err != nil {
+		return 0, err // killed (a deadline in the past) or closed
+	}
+	return s.readN, s.readErr
+}
+
 // writeAll writes b, waiting at most timeout for the client to take it.
 func (s *socket) writeAll(b []byte, timeout time.Duration) error {
 	s.deadline = time.Now().Add(timeout)
@@ -104,6 +147,12 @@ func (s *socket) writeAll(b []byte, timeout time.Duration) error {
 	}
 	_, err := s.out.Write(b)
 	return err
+}
+
+// stopReads makes every pending and later read fail at once; writes go
+// on. Safe from any goroutine.
+func (s *socket) stopReads() {
+	_ = s.out.SetReadDeadline(time.Unix(1, 0))
 }
 
 // kill makes every pending and later read and write fail at once. It does

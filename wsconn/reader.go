@@ -1,0 +1,322 @@
+package wsconn
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+
+	"github.com/fasthttp/websocket"
+)
+
+// Opcodes of RFC 6455 section 5.2. The data and control ones are the
+// message kinds Send and the handlers use.
+const (
+	opContinuation = 0x0
+	opText         = websocket.TextMessage
+	opBinary       = websocket.BinaryMessage
+	opClose        = websocket.CloseMessage
+	opPing         = websocket.PingMessage
+	opPong         = websocket.PongMessage
+)
+
+// maxControlPayload is the largest payload a control frame may carry.
+const maxControlPayload = 125
+
+// noStatusCode (1005) stands for a close frame without a code; it is never
+// sent on the wire, and answering it means an empty close frame.
+const noStatusCode = 1005
+
+// frameEvents receives what a frameParser finds, in stream order.
+type frameEvents interface {
+	// message is one complete data message; data is valid only during the
+	// call.
+	message(opcode int, data []byte)
+	// ping and pong are control frames; payload is valid only during the
+	// call.
+	ping(payload []byte)
+	pong()
+	// closeFrame is the client's close frame: its code (1005 when it had
+	// none) and whether it was well formed. Nothing is parsed after it.
+	closeFrame(code int)
+}
+
+// violation is a protocol error in the client's stream: the close code to
+// send and why.
+type violation struct {
+	code   int
+	reason string
+}
+
+// frameParser reads the client side of RFC 6455 framing from a byte stream
+// that arrives in arbitrary pieces: it checks each frame header, unmasks
+// payloads in place, joins fragmented messages, and enforces the message
+// size limit before buffering anything. Between messages it holds no
+// buffer at all, which is what an idle connection costs.
+//
+// Concurrency: one goroutine at a time (the session's current reader).
+type frameParser struct {
+	maxMessage int64
+
+	partial []byte // an incomplete frame carried over to the next feed
+	msgOp   int    // opcode of the fragmented message in progress, 0 if none
+	msg     []byte // payload of that message so far
+	done    bool   // a close frame or a violation ended the stream
+}
+
+// feed parses data, which it may modify (payloads are unmasked in place),
+// reporting each complete frame to ev. It returns a violation when the
+// stream breaks the protocol; after that, or after a close frame, it
+// ignores everything.
+func (p *frameParser) feed(data []byte, ev frameEvents) *violation {
+	if p.done {
+		return nil
+	}
+	// A frame split across reads: join, and parse the joined bytes. The
+	// buffer was sized for the whole frame when it was kept, so a large
+	// frame arriving in many reads is not copied over and over.
+	joined := len(p.partial) > 0
+	if joined {
+		data = append(p.partial, data...)
+		p.partial = nil
+	}
+	for start := true; len(data) > 0; start = false {
+		need := p.frameLen(data)
+		if need < 0 {
+			if v := checkFirstByte(data[0], p.msgOp); v != nil {
+				return p.fail(v)
+			}
+			p.keep(data, maxHeaderLen, joined && start)
+			return nil
+		}
+		if v := p.checkHeader(data); v != nil {
+			return p.fail(v)
+		}
+		if len(data) < need {
+			p.keep(data, need, joined && start)
+			return nil
+		}
+		if v := p.handle(data[:need], ev); v != nil {
+			return p.fail(v)
+		}
+		if p.done {
+			return nil
+		}
+		data = data[need:]
+	}
+	return nil
+}
+
+// keep carries an incomplete frame over to the next feed, in a buffer with
+// room for size bytes. reuse says data already starts such a buffer (the
+// one kept last time).
+func (p *frameParser) keep(data []byte, size int, reuse bool) {
+	if reuse && cap(data) >= size {
+		p.partial = data
+		return
+	}
+	p.partial = append(make([]byte, 0, max(size, len(data))), data...)
+}
+
+// maxHeaderLen is the longest client frame header: 2 bytes, an 8-byte
+// length and the 4-byte mask key.
+const maxHeaderLen = 14
+
+// frameLen is the whole length of the frame that starts b, or -1 if b
+// does not hold its header yet. A length that cannot be real (the 64-bit
+// form with its top bit set, or more than the message limit allows)
+// reports the limit plus one, so checkHeader refuses it.
+func (p *frameParser) frameLen(b []byte) int {
+	if len(b) < 2 {
+		return -1
+	}
+	n, hdr := int64(b[1]&0x7F), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return -1
+		}
+		n, hdr = int64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return -1
+		}
+		u := binary.BigEndian.Uint64(b[2:])
+		if u > uint64(p.maxMessage) {
+			u = uint64(p.maxMessage) + 1
+		}
+		n, hdr = int64(u), 10
+	}
+	if b[1]&0x80 != 0 {
+		hdr += 4
+	}
+	if len(b) < hdr {
+		return -1
+	}
+	if n > p.maxMessage { // refused by checkHeader before anything is buffered
+		n = 0
+	}
+	return hdr + int(n)
+}
+
+func checkFirstByte(b0 byte, msgOp int) *violation {
+	fin, op := b0&0x80 != 0, int(b0&0x0F)
+	switch {
+	case b0&0x70 != 0:
+		return &violation{CloseProtocolError, "reserved bits set without an extension"}
+	case op == opText || op == opBinary:
+		if msgOp != 0 {
+			return &violation{CloseProtocolError, "new message before the fragmented one ended"}
+		}
+	case op == opContinuation:
+		if msgOp == 0 {
+			return &violation{CloseProtocolError, "continuation frame with nothing to continue"}
+		}
+	case op == opClose || op == opPing || op == opPong:
+		if !fin {
+			return &violation{CloseProtocolError, "fragmented control frame"}
+		}
+	default:
+		return &violation{CloseProtocolError, "reserved opcode"}
+	}
+	return nil
+}
+
+// checkHeader checks a complete header: the first byte, the mask, and the
+// lengths, before the payload is buffered.
+func (p *frameParser) checkHeader(b []byte) *violation {
+	if v := checkFirstByte(b[0], p.msgOp); v != nil {
+		return v
+	}
+	if b[1]&0x80 == 0 {
+		return &violation{CloseProtocolError, "unmasked client frame"}
+	}
+	n := payloadLen(b)
+	op := int(b[0] & 0x0F)
+	switch {
+	case op >= opClose && n > maxControlPayload:
+		return &violation{CloseProtocolError, "control frame over 125 bytes"}
+	case b[1]&0x7F == 127 && b[2]&0x80 != 0:
+		return &violation{CloseProtocolError, "frame length with its top bit set"}
+	case op < opClose && int64(len(p.msg))+n > p.maxMessage:
+		return &violation{CloseMessageTooBig, "message over the size limit"}
+	}
+	return nil
+}
+
+// payloadLen is the payload length a complete header declares.
+func payloadLen(b []byte) int64 {
+	switch n := b[1] & 0x7F; n {
+	case 126:
+		return int64(binary.BigEndian.Uint16(b[2:]))
+	case 127:
+		return int64(binary.BigEndian.Uint64(b[2:]) &^ (1 << 63))
+	default:
+		return int64(n)
+	}
+}
+
+// handle unmasks one whole, checked frame and reports it.
+func (p *frameParser) handle(frame []byte, ev frameEvents) *violation {
+	hdr := 2
+	switch frame[1] & 0x7F {
+	case 126:
+		hdr = 4
+	case 127:
+		hdr = 10
+	}
+	key := frame[hdr : hdr+4]
+	payload := frame[hdr+4:]
+	unmask(payload, key)
+	fin, op := frame[0]&0x80 != 0, int(frame[0]&0x0F)
+	switch op {
+	case opPing:
+		ev.ping(payload)
+	case opPong:
+		ev.pong()
+	case opClose:
+		p.done = true
+		code, v := parseClose(payload)
+		if v != nil {
+			return v
+		}
+		ev.closeFrame(code)
+	case opText, opBinary:
+		if fin {
+			return p.deliver(op, payload, ev)
+		}
+		p.msgOp = op
+		p.msg = append(p.msg[:0], payload...)
+	case opContinuation:
+		p.msg = append(p.msg, payload...)
+		if fin {
+			op, msg := p.msgOp, p.msg
+			p.msgOp, p.msg = 0, nil
+			return p.deliver(op, msg, ev)
+		}
+	}
+	return nil
+}
+
+// deliver reports one complete message; a text message must be UTF-8.
+func (p *frameParser) deliver(op int, data []byte, ev frameEvents) *violation {
+	if op == opText && !utf8.Valid(data) {
+		return &violation{CloseInvalidPayload, "invalid UTF-8 in text message"}
+	}
+	ev.message(op, data)
+	return nil
+}
+
+// parseClose reads a close frame's payload: empty, or a valid code and a
+// UTF-8 reason.
+func parseClose(payload []byte) (code int, v *violation) {
+	switch {
+	case len(payload) == 0:
+		return noStatusCode, nil
+	case len(payload) == 1:
+		return 0, &violation{CloseProtocolError, "close frame with a 1-byte payload"}
+	}
+	code = int(binary.BigEndian.Uint16(payload))
+	if !validReceivedCloseCode(code) {
+		return 0, &violation{CloseProtocolError, "invalid close code"}
+	}
+	if !utf8.Valid(payload[2:]) {
+		return 0, &violation{CloseInvalidPayload, "invalid UTF-8 in close reason"}
+	}
+	return code, nil
+}
+
+// validReceivedCloseCode follows RFC 6455 section 7.4 and the IANA
+// registry: codes an endpoint may send, or the private range.
+func validReceivedCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// fail ends the stream with v.
+func (p *frameParser) fail(v *violation) *violation {
+	p.done = true
+	p.partial, p.msg = nil, nil
+	return v
+}
+
+// unmask XORs b with the 4-byte mask key, eight bytes at a time where it
+// can.
+func unmask(b, key []byte) {
+	if len(b) >= 8 {
+		k4 := binary.LittleEndian.Uint32(key)
+		k8 := uint64(k4) | uint64(k4)<<32
+		for len(b) >= 8 {
+			binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k8)
+			b = b[8:]
+		}
+	}
+	// What is left starts at a multiple of 8 from the payload start, so
+	// the key lines up again at its first byte.
+	for i := range b {
+		b[i] ^= key[i&3]
+	}
+}

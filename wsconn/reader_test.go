@@ -1,0 +1,168 @@
+package wsconn
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// clientFrame builds one masked client frame, as a browser sends it.
+func clientFrame(fin bool, opcode int, payload []byte) []byte {
+	b0 := byte(opcode)
+	if fin {
+		b0 |= 0x80
+	}
+	out := []byte{b0}
+	switch n := len(payload); {
+	case n <= 125:
+		out = append(out, 0x80|byte(n))
+	case n <= 0xFFFF:
+		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
+	default:
+		out = binary.BigEndian.AppendUint64(append(out, 0x80|127), uint64(n))
+	}
+	key := []byte{0x12, 0x34, 0x56, 0x78}
+	out = append(out, key...)
+	for i, c := range payload {
+		out = append(out, c^key[i%4])
+	}
+	return out
+}
+
+// recorder writes down every event as a line.
+type recorder struct{ events []string }
+
+func (r *recorder) message(op int, data []byte) {
+	r.events = append(r.events, fmt.Sprintf("msg %d %q", op, data))
+}
+func (r *recorder) ping(p []byte)       { r.events = append(r.events, fmt.Sprintf("ping %q", p)) }
+func (r *recorder) pong()               { r.events = append(r.events, "pong") }
+func (r *recorder) closeFrame(code int) { r.events = append(r.events, fmt.Sprintf("close %d", code)) }
+
+// parseInPieces feeds stream to a new parser in pieces of size n (every
+// read the network might deliver) and returns the events and the first
+// violation.
+func parseInPieces(stream []byte, n int, limit int64) ([]string, *violation) {
+	p := &frameParser{maxMessage: limit}
+	r := &recorder{}
+	stream = bytes.Clone(stream)
+	for len(stream) > 0 {
+		k := min(n, len(stream))
+		piece := bytes.Clone(stream[:k]) // the parser owns and unmasks its input
+		stream = stream[k:]
+		if v := p.feed(piece, r); v != nil {
+			return r.events, v
+		}
+	}
+	return r.events, nil
+}
+
+func TestParserReadsEveryFrameKindInAnyPieces(t *testing.T) {
+	long := bytes.Repeat([]byte("長"), 100) // 300 bytes: the 16-bit length form
+	huge := bytes.Repeat([]byte{7}, 70000) // the 64-bit length form
+	var stream []byte
+	stream = append(stream, clientFrame(true, opText, []byte("李旺"))...)
+	stream = append(stream, clientFrame(true, opText, nil)...)
+	stream = append(stream, clientFrame(false, opText, []byte("frag"))...)
+	stream = append(stream, clientFrame(true, opPing, []byte("p1"))...) // control frames may interleave
+	stream = append(stream, clientFrame(false, opContinuation, []byte("ment"))...)
+	stream = append(stream, clientFrame(true, opContinuation, []byte("ed"))...)
+	stream = append(stream, clientFrame(true, opBinary, long)...)
+	stream = append(stream, clientFrame(true, opBinary, huge)...)
+	stream = append(stream, clientFrame(true, opPong, nil)...)
+	stream = append(stream, clientFrame(true, opClose, []byte{0x03, 0xe8, 'b', 'y', 'e'})...)
+	stream = append(stream, clientFrame(true, opText, []byte("after close: ignored"))...)
+	want := []string{
+		`msg 1 "李旺"`, `msg 1 ""`, `ping "p1"`, `msg 1 "fragmented"`,
+		fmt.Sprintf("msg 2 %q", long), fmt.Sprintf("msg 2 %q", huge), "pong", "close 1000",
+	}
+	for _, n := range []int{1, 2, 3, 7, 13, 64, 4096, len(stream)} {
+		got, v := parseInPieces(stream, n, 1<<20)
+		if v != nil || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("pieces of %d: violation %v, events:\n%.300s", n, v, strings.Join(got, "\n"))
+		}
+	}
+}
+
+func TestParserRefusesWhatTheProtocolForbids(t *testing.T) {
+	withRSV := clientFrame(true, opText, []byte("hi"))
+	withRSV[0] |= 0x40
+	unmasked := clientFrame(true, opText, []byte("hi"))
+	unmasked[1] &^= 0x80
+	topBit := clientFrame(true, opBinary, bytes.Repeat([]byte{1}, 70000))
+	topBit[2] |= 0x80
+	cases := []struct {
+		name   string
+		stream []byte
+		code   int
+	}{
+		{"invalid UTF-8 text", clientFrame(true, opText, []byte{'o', 'k', 0xff}), CloseInvalidPayload},
+		{"UTF-8 split across fragments is fine, truncated is not",
+			append(clientFrame(false, opText, []byte("李")[:2]), clientFrame(true, opContinuation, nil)...), CloseInvalidPayload},
+		{"over the size limit", clientFrame(true, opBinary, bytes.Repeat([]byte{1}, 1025)), CloseMessageTooBig},
+		{"over the size limit across fragments",
+			append(clientFrame(false, opBinary, bytes.Repeat([]byte{1}, 1000)), clientFrame(true, opContinuation, bytes.Repeat([]byte{1}, 25))...), CloseMessageTooBig},
+		{"unmasked client frame", unmasked, CloseProtocolError},
+		{"RSV1 without an extension", withRSV, CloseProtocolError},
+		{"reserved opcode", clientFrame(true, 0x3, nil), CloseProtocolError},
+		{"continuation with nothing to continue", clientFrame(true, opContinuation, []byte("x")), CloseProtocolError},
+		{"new message inside a fragmented one",
+			append(clientFrame(false, opText, []byte("a")), clientFrame(true, opText, []byte("b"))...), CloseProtocolError},
+		{"fragmented control frame", clientFrame(false, opPing, nil), CloseProtocolError},
+		{"control frame over 125 bytes", clientFrame(true, opPing, bytes.Repeat([]byte{1}, 126)), CloseProtocolError},
+		{"64-bit length with its top bit set", topBit, CloseProtocolError},
+		{"close with a 1-byte payload", clientFrame(true, opClose, []byte{3}), CloseProtocolError},
+		{"close with an invalid code", clientFrame(true, opClose, []byte{0x03, 0xe7}), CloseProtocolError}, // 999
+		{"close with code 1005", clientFrame(true, opClose, []byte{0x03, 0xed}), CloseProtocolError},
+		{"close with an invalid UTF-8 reason", clientFrame(true, opClose, []byte{0x03, 0xe8, 0xff}), CloseInvalidPayload},
+	}
+	for _, tc := range cases {
+		for _, n := range []int{1, 5, len(tc.stream)} {
+			events, v := parseInPieces(tc.stream, n, 1024)
+			if v == nil || v.code != tc.code {
+				t.Errorf("%s (pieces of %d): violation %+v, want code %d; events %v", tc.name, n, v, tc.code, events)
+			}
+		}
+	}
+	// The size limit is enforced from the header, before the payload is
+	// buffered: 2 bytes of a frame that announces 1 MiB are enough.
+	p := &frameParser{maxMessage: 1024}
+	if v := p.feed(clientFrame(true, opBinary, make([]byte, 1<<20))[:14], &recorder{}); v == nil || v.code != CloseMessageTooBig {
+		t.Fatalf("oversized header: %+v", v)
+	}
+}
+
+func TestParserHoldsNothingBetweenMessages(t *testing.T) {
+	p := &frameParser{maxMessage: 1 << 20}
+	r := &recorder{}
+	frame := clientFrame(true, opText, bytes.Repeat([]byte("x"), 5000))
+	if p.feed(frame[:3000], r) != nil || p.partial == nil {
+		t.Fatal("half a frame not kept")
+	}
+	if p.feed(frame[3000:], r) != nil || len(r.events) != 1 {
+		t.Fatalf("events %d", len(r.events))
+	}
+	if p.partial != nil || p.msg != nil {
+		t.Fatal("buffers kept after the message")
+	}
+}
+
+func TestUnmaskMatchesBytewiseXOR(t *testing.T) {
+	key := []byte{0xa1, 0xb2, 0xc3, 0xd4}
+	for n := 0; n < 40; n++ {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		want := bytes.Clone(b)
+		for i := range want {
+			want[i] ^= key[i%4]
+		}
+		unmask(b, key)
+		if !bytes.Equal(b, want) {
+			t.Fatalf("n=%d: %x, want %x", n, b, want)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package wsconn
+
+import (
+	"sync"
+	"time"
+)
+
+// Read turns: a session read by the poller has no goroutine while idle.
+// When input arrives (or the session must end), notify starts a turn,
+// which reads until the socket is empty, handles what it read, and exits.
+// rstate keeps turns one at a time and loses no notification: one that
+// comes during a turn makes the turn go round once more.
+const (
+	turnIdle    = 0
+	turnRunning = 1
+	turnAgain   = 2 // running, and notified since it last read
+)
+
+// readBufSize is what one read takes from the socket at most. The buffer
+// is pooled: a session holds one only during a read turn.
+const readBufSize = 4096
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// notify starts a read turn unless one is running, in which case that
+// turn reads once more. For a session read on its handler goroutine it
+// does nothing: that goroutine is woken through the socket's deadlines.
+func (s *Session) notify() {
+	if s.poll == nil {
+		return
+	}
+	for {
+		switch s.rstate.Load() {
+		case turnIdle:
+			if s.rstate.CompareAndSwap(turnIdle, turnRunning) {
+				go s.readTurn()
+				return
+			}
+		case turnRunning:
+			if s.rstate.CompareAndSwap(turnRunning, turnAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readTurn is one read turn's goroutine.
+func (s *Session) readTurn() {
+	for {
+		s.readAvailable()
+		if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
+			return
+		}
+		s.rstate.Store(turnRunning) // notified meanwhile: read again
+	}
+}
+
+// readAvailable reads and handles everything the socket has now.
+func (s *Session) readAvailable() {
+	if s.ended {
+		return
+	}
+	if s.endReq.Load() {
+		s.end(s.dead.Load())
+		return
+	}
+	buf := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(buf)
+	for !s.ended {
+		n, err := s.sock.tryRead(*buf)
+		if n > 0 {
+			s.consume((*buf)[:n])
+		}
+		if err != nil {
+			s.end(!s.endReq.Load() || s.dead.Load()) // stopReading's deadline is not a dead client
+			return
+		}
+		// A short read took all there was; bytes arriving later raise a
+		// new event, and so a new turn.
+		if n < len(*buf) {
+			return
+		}
+	}
+}
+
+// readBlocking reads the session on the calling goroutine until it ends,
+// for a connection the poller cannot watch.
+func (s *Session) readBlocking() {
+	buf := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(buf)
+	for !s.ended {
+		if s.endReq.Load() {
+			s.end(s.dead.Load())
+			return
+		}
+		n, err := s.hijacked.Read(*buf)
+		if n > 0 {
+			s.consume((*buf)[:n])
+		}
+		if err != nil {
+			s.end(!s.endReq.Load() || s.dead.Load()) // stopReading's deadline is not a dead client
+		}
+	}
+}
+
+// consume parses bytes from the client. A protocol violation fails the
+// connection: the close frame with its code goes out, then the socket is
+// closed, without waiting for the client's answer.
+func (s *Session) consume(data []byte) {
+	s.lastSeen.Store(time.Now().UnixNano())
+	if v := s.parser.feed(data, s); v != nil {
+		s.log.Debug("session protocol violation", "session", s.id, "code", v.code, "reason", v.reason)
+		s.Close(v.code, v.reason)
+		s.end(false)
+	}
+}
+
+// message, ping, pong and closeFrame make Session the parser's
+// frameEvents; they run on the reader.
+
+func (s *Session) message(opcode int, data []byte) {
+	if s.closing() {
+		return // draining until the client answers our close frame
+	}
+	s.obs.MessageIn(len(data))
+	if !s.dispatch(opcode, data) {
+		s.Close(CloseInternalError, "internal error")
+	}
+}
+
+func (s *Session) ping(payload []byte) {
+	if !s.closing() {
+		s.sendControl(opPong, payload)
+	}
+}
+
+func (s *Session) pong() {} // any input proves the client alive; consume noted it
+
+func (s *Session) closeFrame(code int) {
+	s.closeWith(code, "", true) // no-op if our own close frame went first
+	s.end(false)
+}
+
+// dispatch calls the handler, turning a panic into a logged error so that
+// one bad message cannot take the server down.
+func (s *Session) dispatch(opcode int, data []byte) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("message handler panicked", "session", s.id, "panic", r)
+			ok = false
+		}
+	}()
+	s.handler.HandleMessage(opcode, data)
+	return true
+}
+
+// takeBuffered takes the bytes the HTTP server read past the upgrade
+// request, if any. A client may (against RFC 6455 section 4.1) send frames
+// without waiting for the handshake's answer; they then sit in the
+// server's read buffer behind hijacked, which goes back to the server's
+// pool when the hijack handler returns, so they must be taken now. With a
+// read deadline in the past, hijacked yields what is buffered and then
+// fails without consuming anything from the socket.
+func (s *Session) takeBuffered() []byte {
+	_ = s.sock.out.SetReadDeadline(time.Unix(1, 0))
+	defer func() { _ = s.sock.out.SetReadDeadline(time.Time{}) }()
+	var early []byte
+	var chunk [512]byte
+	for {
+		n, err := s.hijacked.Read(chunk[:])
+		early = append(early, chunk[:n]...)
+		if err != nil || n == 0 {
+			return early
+		}
+	}
+}
+
+// open makes the session's handler; a panic there is logged and reported
+// as false.
+func (s *Session) open(open OpenFunc) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session open panicked", "session", s.id, "panic", r)
+			ok = false
+		}
+	}()
+	s.handler = open(s)
+	return true
+}
