@@ -14,9 +14,9 @@ import (
 // When a session's socket becomes readable the poller starts a read turn
 // for it (Session.notify), which reads what is there, handles it and ends.
 //
-// Sockets are registered edge-triggered: an event means new bytes
-// arrived, and a read turn that left bytes unread would get no new event,
-// so a turn reads until the socket has nothing more.
+// Sockets are registered one-shot: after an event the poller ignores the
+// socket while its read turn runs (the turn waits for more input in the
+// runtime's own poller), and the turn rearms it before it exits.
 //
 // Concurrency: add, del and close may be called from any goroutine; run
 // is the poller's own goroutine, started by newPoller and ended by close.
@@ -62,14 +62,28 @@ func (p *poller) ctl(op, fd int, id uint64, events uint32) error {
 	return nil
 }
 
+// watchEvents: one event when input is waiting (or the peer has closed),
+// then nothing until rearm.
+const watchEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
 // add watches fd for input for the session with id.
 func (p *poller) add(fd int, id uint64) error {
+	return p.ctlOpen(unix.EPOLL_CTL_ADD, fd, id)
+}
+
+// rearm watches fd again after its event fired. Input already waiting
+// fires at once.
+func (p *poller) rearm(fd int, id uint64) error {
+	return p.ctlOpen(unix.EPOLL_CTL_MOD, fd, id)
+}
+
+func (p *poller) ctlOpen(op, fd int, id uint64) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		return errors.New("wsconn: poller closed")
 	}
-	return p.ctl(unix.EPOLL_CTL_ADD, fd, id, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLET)
+	return p.ctl(op, fd, id, watchEvents)
 }
 
 // del stops watching fd. It must be called before fd is closed, since the

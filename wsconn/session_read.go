@@ -1,13 +1,19 @@
 package wsconn
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"time"
 )
 
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
 // Read turns: a session read by the poller has no goroutine while idle.
-// When input arrives (or the session must end), notify starts a turn,
-// which reads until the socket is empty, handles what it read, and exits.
+// When input arrives (or the session must end), notify starts a turn. A
+// turn reads and handles input, waiting for more in the runtime's own
+// network poller while the client keeps talking, and after activeLinger
+// of silence hands the socket back to the registry's poller and exits.
 // rstate keeps turns one at a time and loses no notification: one that
 // comes during a turn makes the turn go round once more.
 const (
@@ -15,6 +21,11 @@ const (
 	turnRunning = 1
 	turnAgain   = 2 // running, and notified since it last read
 )
+
+// activeLinger is how long a read turn waits for more input after the
+// last it got. A busy client thus costs no hand-over between pollers per
+// message, and an idle one no goroutine after this long.
+const activeLinger = time.Second
 
 // readBufSize is what one read takes from the socket at most. The buffer
 // is pooled: a session holds one only during a read turn.
@@ -49,7 +60,17 @@ func (s *Session) notify() {
 // readTurn is one read turn's goroutine.
 func (s *Session) readTurn() {
 	for {
-		s.readAvailable()
+		s.readActive()
+		if s.ended {
+			return // rstate stays running: nothing is read any more
+		}
+		// Silent for activeLinger: watch the socket again, then let go.
+		// Input that came meanwhile fires the poller at once.
+		if err := s.poll.rearm(s.sock.fd, s.id); err != nil {
+			s.log.Error("session not watched for input", "session", s.id, "err", err)
+			s.end(true)
+			return
+		}
 		if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
 			return
 		}
@@ -57,31 +78,37 @@ func (s *Session) readTurn() {
 	}
 }
 
-// readAvailable reads and handles everything the socket has now.
-func (s *Session) readAvailable() {
+// readActive reads and handles input until the client has been silent for
+// activeLinger, or the session ends.
+func (s *Session) readActive() {
 	if s.ended {
-		return
-	}
-	if s.endReq.Load() {
-		s.end(s.dead.Load())
 		return
 	}
 	buf := readBufPool.Get().(*[]byte)
 	defer readBufPool.Put(buf)
-	for !s.ended {
-		n, err := s.sock.tryRead(*buf)
+	extended := time.Now()
+	_ = s.sock.out.SetReadDeadline(extended.Add(activeLinger))
+	// stopReading and forceClose set endReq before their own deadline, so
+	// one that the line above replaced is seen here.
+	for !s.ended && !s.endReq.Load() {
+		n, err := s.sock.readWait(*buf)
 		if n > 0 {
 			s.consume((*buf)[:n])
+			if now := time.Now(); now.Sub(extended) > activeLinger/2 && !s.ended && !s.endReq.Load() {
+				_ = s.sock.out.SetReadDeadline(now.Add(activeLinger))
+				extended = now
+			}
 		}
 		if err != nil {
+			if isTimeout(err) && !s.endReq.Load() {
+				return // idle: back to the poller
+			}
 			s.end(!s.endReq.Load() || s.dead.Load()) // stopReading's deadline is not a dead client
 			return
 		}
-		// A short read took all there was; bytes arriving later raise a
-		// new event, and so a new turn.
-		if n < len(*buf) {
-			return
-		}
+	}
+	if !s.ended {
+		s.end(s.dead.Load())
 	}
 }
 

@@ -103,7 +103,8 @@ func (s *socket) tryWrite(b []byte) (n int, ok bool, err error) {
 	return s.wrote, true, err
 }
 
-// rawRead is the body of one non-blocking read.
+// rawRead is the body of one read: false tells the runtime to wait until
+// the socket is readable and call it again.
 func (s *socket) rawRead(fd uintptr) bool {
 	for {
 		n, err := syscall.Read(int(fd), s.readInto)
@@ -111,7 +112,7 @@ func (s *socket) rawRead(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			s.readN, s.readErr = 0, nil
+			return false
 		case err != nil:
 			s.readN, s.readErr = 0, err
 		case n == 0:
@@ -123,15 +124,15 @@ func (s *socket) rawRead(fd uintptr) bool {
 	}
 }
 
-// tryRead reads what the socket has, up to len(b), without waiting: 0 and
-// no error when it has nothing, io.EOF when the client has closed. Only
-// for a socket with a descriptor (raw non-nil).
-func (s *socket) tryRead(b []byte) (int, error) {
+// readWait reads what the socket has, up to len(b), waiting in the
+// runtime's network poller until there is something, io.EOF, or the read
+// deadline. Only for a socket with a descriptor (raw non-nil).
+func (s *socket) readWait(b []byte) (int, error) {
 	s.readInto = b
 	err := s.raw.Read(s.readFn)
 	s.readInto = nil
 	if err != nil {
-		return 0, err // killed (a deadline in the past) or closed
+		return 0, err // the deadline, or killed, or closed
 	}
 	return s.readN, s.readErr
 }
