@@ -132,7 +132,7 @@ func (r *Registry) Serve(hijacked, sock net.Conn, lim Limits, open OpenFunc) {
 	if len(early) > 0 {
 		s.consume(early)
 	}
-	s.readTurn()
+	s.readTurnFor(0)
 }
 
 // poller returns the registry's poller, starting it on first use; nil if

@@ -25,7 +25,7 @@ const (
 // activeLinger is how long a read turn waits for more input after the
 // last it got. A busy client thus costs no hand-over between pollers per
 // message, and an idle one no goroutine after this long.
-const activeLinger = time.Second
+const activeLinger = 100 * time.Millisecond
 
 // readBufSize is what one read takes from the socket at most. The buffer
 // is pooled: a session holds one only during a read turn.
@@ -58,9 +58,17 @@ func (s *Session) notify() {
 }
 
 // readTurn is one read turn's goroutine.
-func (s *Session) readTurn() {
+func (s *Session) readTurn() { s.readTurnFor(activeLinger) }
+
+// readTurnFor is a read turn that waits linger for more input after the
+// last it got; with linger 0 it hands the socket back as soon as it has
+// read what is there. The first turn, on the HTTP server's goroutine
+// after the upgrade, does so: a client typically sends its first commands
+// at once and then falls silent, and a burst of new connections should
+// not hold a goroutine each for a second.
+func (s *Session) readTurnFor(linger time.Duration) {
 	for {
-		s.readActive()
+		s.readActive(linger)
 		if s.ended {
 			return // rstate stays running: nothing is read any more
 		}
@@ -79,25 +87,30 @@ func (s *Session) readTurn() {
 }
 
 // readActive reads and handles input until the client has been silent for
-// activeLinger, or the session ends.
-func (s *Session) readActive() {
+// linger (0: until the socket has nothing more), or the session ends.
+func (s *Session) readActive(linger time.Duration) {
 	if s.ended {
 		return
 	}
 	buf := readBufPool.Get().(*[]byte)
 	defer readBufPool.Put(buf)
+	wait := linger > 0
 	extended := time.Now()
-	_ = s.sock.out.SetReadDeadline(extended.Add(activeLinger))
+	if wait {
+		_ = s.sock.out.SetReadDeadline(extended.Add(linger))
+	}
 	// stopReading and forceClose set endReq before their own deadline, so
 	// one that the line above replaced is seen here.
 	for !s.ended && !s.endReq.Load() {
-		n, err := s.sock.readWait(*buf)
+		n, err := s.sock.readWait(*buf, wait)
 		if n > 0 {
 			s.consume((*buf)[:n])
-			if now := time.Now(); now.Sub(extended) > activeLinger/2 && !s.ended && !s.endReq.Load() {
-				_ = s.sock.out.SetReadDeadline(now.Add(activeLinger))
+			if now := time.Now(); wait && now.Sub(extended) > linger/2 && !s.ended && !s.endReq.Load() {
+				_ = s.sock.out.SetReadDeadline(now.Add(linger))
 				extended = now
 			}
+		} else if err == nil {
+			return // nothing more (wait false): back to the poller
 		}
 		if err != nil {
 			if isTimeout(err) && !s.endReq.Load() {

@@ -450,27 +450,47 @@ func testReplyKeepsOrder(t *testing.T, direct bool) {
 	}
 }
 
-// An idle session costs one goroutine, its reader: the writer runs only
-// while something is queued.
-func TestIdleSessionHasNoWriterGoroutine(t *testing.T) {
+// An idle session costs no goroutine: its read turn hands the socket to
+// the registry's poller after activeLinger of silence, and the writer runs
+// only while something is queued. The sessions still answer afterwards.
+func TestIdleSessionsHaveNoGoroutine(t *testing.T) {
 	reg := NewRegistry(100, nil, nil)
 	url := serve(t, reg, testLimits, func(s *Session, kind int, data []byte) { _ = s.Reply(kind, data) })
-	c := dial(t, url) // warm up the server's pools
-	c.Close()
-	waitUntil(t, "warm-up session to end", func() bool { return reg.Len() == 0 })
-	before := runtime.NumGoroutine()
-	const conns = 50
-	for i := 0; i < conns; i++ {
-		c := dial(t, url)
-		if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+	echo := func(c *websocket.Conn, msg string) {
+		t.Helper()
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		if _, data, err := c.ReadMessage(); err != nil || string(data) != "hi" {
-			t.Fatalf("echo %d: %q %v", i, data, err)
+		if _, data, err := c.ReadMessage(); err != nil || string(data) != msg {
+			t.Fatalf("echo %q: %q %v", msg, data, err)
 		}
 	}
-	// Each open connection: the client's reader-less conn has no
-	// goroutine of its own; the server has one reader per session.
-	waitUntil(t, "sessions to go idle", func() bool { return runtime.NumGoroutine() <= before+conns+3 })
+	c := dial(t, url) // warm up the server's pools and the poller
+	echo(c, "warm-up")
+	c.Close()
+	waitUntil(t, "warm-up session to end", func() bool { return reg.Len() == 0 })
+	time.Sleep(activeLinger + 100*time.Millisecond)
+	before := runtime.NumGoroutine()
+	const conns = 50
+	clients := make([]*websocket.Conn, conns)
+	for i := range clients {
+		clients[i] = dial(t, url)
+		echo(clients[i], "hi")
+	}
+	if reg.Len() != conns {
+		t.Fatalf("%d sessions, want %d", reg.Len(), conns)
+	}
+	// The client side of each connection has no goroutine either (the
+	// test reads synchronously); the server's 50 read turns wind down.
+	deadline := time.Now().Add(activeLinger + 3*time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines for %d idle sessions (%d before)", runtime.NumGoroutine(), conns, before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, c := range clients {
+		echo(c, "again "+strconv.Itoa(i))
+	}
 }

@@ -34,10 +34,11 @@ type socket struct {
 	killed atomic.Bool
 
 	// Used only by the session's reader, one read at a time.
-	readInto []byte
-	readN    int
-	readErr  error
-	readFn   func(fd uintptr) bool // s.rawRead, bound once
+	readInto   []byte
+	readNoWait bool
+	readN      int
+	readErr    error
+	readFn     func(fd uintptr) bool // s.rawRead, bound once
 
 	// Set and read only under writeMu.
 	deadline time.Time // write deadline in force on out, zero for none
@@ -112,7 +113,10 @@ func (s *socket) rawRead(fd uintptr) bool {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			return false
+			if !s.readNoWait {
+				return false
+			}
+			s.readN, s.readErr = 0, nil
 		case err != nil:
 			s.readN, s.readErr = 0, err
 		case n == 0:
@@ -126,9 +130,10 @@ func (s *socket) rawRead(fd uintptr) bool {
 
 // readWait reads what the socket has, up to len(b), waiting in the
 // runtime's network poller until there is something, io.EOF, or the read
-// deadline. Only for a socket with a descriptor (raw non-nil).
-func (s *socket) readWait(b []byte) (int, error) {
-	s.readInto = b
+// deadline; with wait false it returns 0 and no error at once when there is
+// nothing. Only for a socket with a descriptor (raw non-nil).
+func (s *socket) readWait(b []byte, wait bool) (int, error) {
+	s.readInto, s.readNoWait = b, !wait
 	err := s.raw.Read(s.readFn)
 	s.readInto = nil
 	if err != nil {
