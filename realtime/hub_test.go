@@ -154,6 +154,44 @@ func TestHubOrderUnderConcurrentPublishers(t *testing.T) {
 	}
 }
 
+// A channel large enough for its fan-out to be split among goroutines
+// still gets every publication to every subscriber, in order, counted once.
+func TestHubSplitFanoutKeepsOrder(t *testing.T) {
+	ctx := context.Background()
+	h := newTestHub(t, HubConfig{})
+	subs := make([]*testSub, 2*fanoutChunk+1)
+	for i := range subs {
+		subs[i] = newTestSub(1 << 20)
+		if _, _, err := h.Subscribe(ctx, subs[i], "push:big", SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Log("one core: the fan-out is not split here")
+	}
+	before := h.Stats().Deliveries
+	const n = 10
+	for i := 0; i < n; i++ {
+		if _, err := h.Publish(ctx, "push:big", []byte(strconv.Itoa(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.Stats().Deliveries - before; got != uint64(n*len(subs)) {
+		t.Fatalf("%d deliveries counted, want %d", got, n*len(subs))
+	}
+	for _, s := range subs {
+		got := pubs(s.Drain(t), "push:big")
+		if len(got) != n {
+			t.Fatalf("sub %d got %d publications, want %d", s.id, len(got), n)
+		}
+		for i, m := range got {
+			if dataOf(m) != strconv.Itoa(i) {
+				t.Fatalf("sub %d: publication %d is %s", s.id, i, dataOf(m))
+			}
+		}
+	}
+}
+
 // A subscriber that subscribes (with recovery) while publications flow
 // must see every offset exactly once: recovered ones in the reply, the
 // rest as pushes, none missing or duplicated.
