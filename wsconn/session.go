@@ -269,7 +269,7 @@ func (s *Session) end(kill bool) {
 	if s.poll != nil {
 		s.poll.del(s.sock.fd)
 	}
-	_ = s.hijacked.Close()
+	s.sock.close(s.hijacked)
 	s.onEnd(s)
 }
 

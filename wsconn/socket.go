@@ -33,6 +33,12 @@ type socket struct {
 	fd     int             // the descriptor under raw, for the poller
 	killed atomic.Bool
 
+	// closeMu orders kill and stopReads, which any goroutine may call at
+	// any time, before closing: out may be a hijacked connection that the
+	// HTTP server reuses once it is closed.
+	closeMu sync.Mutex
+	closed  bool
+
 	// Used only by the session's reader, one read at a time.
 	readInto   []byte
 	readNoWait bool
@@ -158,7 +164,11 @@ func (s *socket) writeAll(b []byte, timeout time.Duration) error {
 // stopReads makes every pending and later read fail at once; writes go
 // on. Safe from any goroutine.
 func (s *socket) stopReads() {
-	_ = s.out.SetReadDeadline(time.Unix(1, 0))
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if !s.closed {
+		_ = s.out.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // kill makes every pending and later read and write fail at once. It does
@@ -166,9 +176,22 @@ func (s *socket) stopReads() {
 // the server closes it as the handler returns. Safe from any goroutine.
 func (s *socket) kill() {
 	s.killed.Store(true)
-	past := time.Unix(1, 0)
-	_ = s.out.SetReadDeadline(past)
-	_ = s.out.SetWriteDeadline(past)
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if !s.closed {
+		past := time.Unix(1, 0)
+		_ = s.out.SetReadDeadline(past)
+		_ = s.out.SetWriteDeadline(past)
+	}
+}
+
+// close closes conn (the connection out belongs to); kill and stopReads
+// do nothing afterwards.
+func (s *socket) close(conn net.Conn) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.closed = true
+	_ = conn.Close()
 }
 
 // frameBufPool holds the buffers frames are built in, so that an idle
