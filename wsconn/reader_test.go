@@ -166,3 +166,23 @@ func TestUnmaskMatchesBytewiseXOR(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParser: any input, cut anywhere, must neither panic nor depend on
+// how it was cut: the events and the violation are the same as when the
+// whole input arrives at once. `go test` runs the seeds; `go test -fuzz
+// FuzzParser ./wsconn` searches further.
+func FuzzParser(f *testing.F) {
+	f.Add(clientFrame(true, opText, []byte("李旺")), uint8(1))
+	f.Add(append(clientFrame(false, opBinary, []byte("ab")), clientFrame(true, opContinuation, []byte("cd"))...), uint8(3))
+	f.Add(clientFrame(true, opClose, []byte{0x03, 0xe8}), uint8(2))
+	f.Add(clientFrame(true, opBinary, make([]byte, 300)), uint8(7))
+	f.Add([]byte{0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1}, uint8(4))
+	f.Fuzz(func(t *testing.T, stream []byte, piece uint8) {
+		whole, wholeV := parseInPieces(stream, max(len(stream), 1), 512)
+		cut, cutV := parseInPieces(stream, int(piece)%16+1, 512)
+		if strings.Join(whole, "\n") != strings.Join(cut, "\n") || (wholeV == nil) != (cutV == nil) ||
+			(wholeV != nil && wholeV.code != cutV.code) {
+			t.Fatalf("whole: %v %+v\ncut in %d: %v %+v", whole, wholeV, int(piece)%16+1, cut, cutV)
+		}
+	})
+}
