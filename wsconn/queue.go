@@ -1,6 +1,9 @@
 package wsconn
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // outMessage is one data message waiting for the writer.
 type outMessage struct {
@@ -28,6 +31,15 @@ type sendQueue struct {
 	writing  bool // a writer goroutine runs
 	stopped  bool // the session is ending: no writer may start
 	writers  sync.WaitGroup
+
+	// busy mirrors "not idle" for the lock-free check on every delivery;
+	// it is stored under mu after every change.
+	busy atomic.Bool
+}
+
+// update refreshes busy; q.mu is held.
+func (q *sendQueue) update() {
+	q.busy.Store(q.writing || q.stopped || len(q.items) > 0 || q.pingDue || q.pongDue)
 }
 
 func newSendQueue(maxBytes int) *sendQueue {
@@ -52,6 +64,7 @@ func (q *sendQueue) claimWriter() bool {
 func (q *sendQueue) push(m outMessage) (ok, start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	if q.bytes+len(m.data) > q.maxBytes {
 		return false, false
 	}
@@ -69,6 +82,7 @@ func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok, start bool) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	for q.bytes+len(m.data) > q.maxBytes {
 		q.bytes -= len(q.items[dropped].data)
 		q.items[dropped] = outMessage{}
@@ -89,6 +103,7 @@ func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok, start bool) {
 func (q *sendQueue) pushPing() (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	q.pingDue = true
 	return q.claimWriter()
 }
@@ -98,6 +113,7 @@ func (q *sendQueue) pushPing() (start bool) {
 func (q *sendQueue) pushPong(payload []byte) (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	q.pong = append(q.pong[:0], payload...)
 	q.pongDue = true
 	return q.claimWriter()
@@ -108,17 +124,16 @@ func (q *sendQueue) pushPong(payload []byte) (start bool) {
 func (q *sendQueue) kick() (start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	return q.claimWriter()
 }
 
 // idle reports whether nothing is queued or due and no writer runs: then,
 // and only then, a message may be written on the caller's goroutine
-// without overtaking anything.
-func (q *sendQueue) idle() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return !q.writing && !q.stopped && len(q.items) == 0 && !q.pingDue && !q.pongDue
-}
+// without overtaking anything. It takes no lock: a push that races with
+// it starts a writer, which waits for the caller's writeMu, so the pushed
+// message goes after the caller's as if it had been pushed just after.
+func (q *sendQueue) idle() bool { return !q.busy.Load() }
 
 // work is what one flush of the writer takes out of the queue.
 type work struct {
@@ -134,6 +149,7 @@ type work struct {
 func (q *sendQueue) take(spare work) work {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	w := work{items: q.items, ping: q.pingDue, pongDue: q.pongDue, pong: spare.pong[:0]}
 	if q.pongDue {
 		w.pong = append(w.pong, q.pong...)
@@ -149,6 +165,7 @@ func (q *sendQueue) take(spare work) work {
 func (q *sendQueue) writerDone(more func() bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	if len(q.items) > 0 || q.pingDue || q.pongDue || more() {
 		return false
 	}
@@ -161,6 +178,7 @@ func (q *sendQueue) writerDone(more func() bool) bool {
 func (q *sendQueue) writerQuit() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.update()
 	clear(q.items)
 	q.items, q.bytes, q.pingDue, q.pongDue = q.items[:0], 0, false, false
 	q.writing = false
@@ -171,6 +189,7 @@ func (q *sendQueue) writerQuit() {
 func (q *sendQueue) stop() {
 	q.mu.Lock()
 	q.stopped = true
+	q.update()
 	q.mu.Unlock()
 	q.writers.Wait()
 }

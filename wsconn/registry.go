@@ -111,7 +111,7 @@ func (r *Registry) Serve(hijacked, sock net.Conn, lim Limits, open OpenFunc) {
 	if s.poll != nil {
 		early = s.takeBuffered()
 	}
-	s.heartbeat = time.AfterFunc(lim.PingInterval, s.beat)
+	s.startHeartbeat()
 	if !s.open(open) {
 		s.Close(CloseInternalError, "internal error")
 		s.end(false)

@@ -80,7 +80,7 @@ type Session struct {
 	closeSent bool   // the close frame has been written
 	finished  bool   // the session has ended: write nothing more
 
-	heartbeat *time.Timer
+	heartbeat atomic.Pointer[time.Timer] // set once by startHeartbeat
 	grace     *time.Timer // after Close: the client's time to answer
 
 	closeOnce   sync.Once
@@ -235,7 +235,16 @@ func (s *Session) beat() {
 		return
 	}
 	s.sendControl(opPing, nil)
-	s.heartbeat.Reset(s.lim.PingInterval)
+	s.heartbeat.Load().Reset(s.lim.PingInterval)
+}
+
+// startHeartbeat arms the first beat. The timer is published before it is
+// armed, so the beat always finds it.
+func (s *Session) startHeartbeat() {
+	t := time.AfterFunc(time.Hour, s.beat)
+	t.Stop()
+	s.heartbeat.Store(t)
+	t.Reset(s.lim.PingInterval)
 }
 
 // end is the one way a session ends, on its reader: no more reading, the
@@ -252,7 +261,7 @@ func (s *Session) end(kill bool) {
 		s.dead.Store(true)
 		s.sock.kill()
 	}
-	s.heartbeat.Stop()
+	s.heartbeat.Load().Stop()
 	if s.grace != nil {
 		s.grace.Stop()
 	}

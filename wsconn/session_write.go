@@ -16,7 +16,10 @@ func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
 		return false, nil
 	}
 	defer s.writeMu.Unlock()
-	if s.finished || s.pending != nil || !s.queue.idle() {
+	if s.finished || s.closeSent {
+		return true, ErrClosed // nothing may follow the close frame
+	}
+	if s.pending != nil || !s.queue.idle() {
 		return false, nil
 	}
 	buf := getFrameBuf()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +23,8 @@ var errKilled = errors.New("wsconn: connection force-closed")
 //     writeAll.
 //   - writeAll blocks until everything is written or the deadline passes.
 //     Only the session's writer goroutine uses it.
+//
+// The descriptor (fd) also serves reads (readWait) and the poller.
 //
 // Concurrency: the caller holds the session's writeMu for both, so bytes
 // of different frames never interleave. kill may be called at any time.
@@ -45,13 +46,6 @@ type socket struct {
 	readN      int
 	readErr    error
 	readFn     func(fd uintptr) bool // s.rawRead, bound once
-
-	// Set and read only under writeMu.
-	deadline time.Time // write deadline in force on out, zero for none
-	attempt  []byte    // the buffer tryWrite is writing
-	wrote    int
-	werr     error
-	writeFn  func(fd uintptr) bool // s.rawWrite, bound once so calls do not allocate
 }
 
 func newSocket(out net.Conn) *socket {
@@ -60,54 +54,37 @@ func newSocket(out net.Conn) *socket {
 		if raw, err := sc.SyscallConn(); err == nil {
 			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
 				s.raw = raw
-				s.writeFn, s.readFn = s.rawWrite, s.rawRead
+				s.readFn = s.rawRead
 			}
 		}
 	}
 	return s
 }
 
-// rawWrite is the body of one non-blocking attempt; returning true tells
-// the runtime not to wait for the socket to become writable.
-func (s *socket) rawWrite(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), s.attempt)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			n, err = 0, nil
-		}
-		s.wrote, s.werr = max(n, 0), err
-		return true
-	}
-}
-
 // tryWrite writes as much of b as the kernel takes at once, without
 // waiting. ok is false when there is no descriptor to try on.
+//
+// It calls write(2) on the descriptor itself, past the runtime's fd lock
+// and deadlines: the caller holds the session's writeMu, under which the
+// session never closes the socket, so the descriptor is valid; and since
+// a deadline would not stop it, a killed socket is refused here.
 func (s *socket) tryWrite(b []byte) (n int, ok bool, err error) {
 	if s.raw == nil {
 		return 0, false, nil
 	}
-	s.attempt = b
-	err = s.raw.Write(s.writeFn)
-	if errors.Is(err, os.ErrDeadlineExceeded) && !s.deadline.IsZero() && !s.killed.Load() {
-		// A deadline writeAll set long ago has passed; it must not fail a
-		// write that does not wait. kill stores killed before it sets its
-		// own deadline, so clearing one of kill's is caught just below.
-		_ = s.out.SetWriteDeadline(time.Time{})
-		s.deadline = time.Time{}
-		if s.killed.Load() {
-			err = errKilled
-		} else {
-			err = s.raw.Write(s.writeFn)
+	if s.killed.Load() {
+		return 0, true, errKilled
+	}
+	for {
+		n, err = syscall.Write(s.fd, b)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, true, nil
 		}
+		return max(n, 0), true, err
 	}
-	s.attempt = nil
-	if err == nil {
-		err = s.werr
-	}
-	return s.wrote, true, err
 }
 
 // rawRead is the body of one read: false tells the runtime to wait until
@@ -150,8 +127,7 @@ func (s *socket) readWait(b []byte, wait bool) (int, error) {
 
 // writeAll writes b, waiting at most timeout for the client to take it.
 func (s *socket) writeAll(b []byte, timeout time.Duration) error {
-	s.deadline = time.Now().Add(timeout)
-	if err := s.out.SetWriteDeadline(s.deadline); err != nil {
+	if err := s.out.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
 	if s.killed.Load() {
