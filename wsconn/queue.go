@@ -21,6 +21,10 @@ type outMessage struct {
 //
 // Concurrency: every method may be called from any goroutine.
 type sendQueue struct {
+	// busy mirrors "not idle" for the lock-free check on every delivery;
+	// it is stored under mu after every change.
+	busy atomic.Bool
+
 	mu       sync.Mutex
 	items    []outMessage
 	bytes    int
@@ -31,10 +35,6 @@ type sendQueue struct {
 	writing  bool // a writer goroutine runs
 	stopped  bool // the session is ending: no writer may start
 	writers  sync.WaitGroup
-
-	// busy mirrors "not idle" for the lock-free check on every delivery;
-	// it is stored under mu after every change.
-	busy atomic.Bool
 }
 
 // update refreshes busy; q.mu is held.

@@ -48,8 +48,9 @@ type socket struct {
 	readFn     func(fd uintptr) bool // s.rawRead, bound once
 }
 
-func newSocket(out net.Conn) *socket {
-	s := &socket{out: out}
+// init sets s up on out; s must not be copied afterwards.
+func (s *socket) init(out net.Conn) {
+	s.out = out
 	if sc, ok := out.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
@@ -58,7 +59,6 @@ func newSocket(out net.Conn) *socket {
 			}
 		}
 	}
-	return s
 }
 
 // tryWrite writes as much of b as the kernel takes at once, without
