@@ -128,6 +128,12 @@ func (s *Session) Send(kind int, data []byte) error {
 	if done, err := s.writeNow(kind, data); done {
 		return err
 	}
+	return s.enqueue(kind, data)
+}
+
+// enqueue queues one data message for the writer, applying the
+// disconnect slow-consumer policy when the queue is full.
+func (s *Session) enqueue(kind int, data []byte) error {
 	ok, start := s.queue.push(outMessage{kind: kind, data: data})
 	s.startWriter(start)
 	if !ok {
@@ -166,7 +172,7 @@ func (s *Session) Reply(kind int, data []byte) error {
 	if done, err := s.writeNow(kind, data); done {
 		return err
 	}
-	return s.Send(kind, bytes.Clone(data))
+	return s.enqueue(kind, bytes.Clone(data))
 }
 
 // Close asks the writer to flush what is queued, then send a close frame
