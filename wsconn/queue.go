@@ -42,10 +42,6 @@ func (q *sendQueue) update() {
 	q.busy.Store(q.writing || q.stopped || len(q.items) > 0 || q.pingDue || q.pongDue)
 }
 
-func newSendQueue(maxBytes int) *sendQueue {
-	return &sendQueue{maxBytes: maxBytes}
-}
-
 // claimWriter reports whether the caller must start a writer goroutine,
 // and counts it in writers if so; q.mu is held. Counting under the lock
 // that stop also takes means no writer is counted after stop returns.

@@ -13,7 +13,7 @@ func pushed(q *sendQueue, m outMessage) bool {
 }
 
 func TestQueueCapsBytes(t *testing.T) {
-	q := newSendQueue(10)
+	q := &sendQueue{maxBytes: 10}
 	if !pushed(q, msg("12345")) || !pushed(q, msg("12345")) {
 		t.Fatal("pushes under the cap refused")
 	}
@@ -30,7 +30,7 @@ func TestQueueCapsBytes(t *testing.T) {
 }
 
 func TestQueueDropOldestKeepsNewestInOrder(t *testing.T) {
-	q := newSendQueue(10)
+	q := &sendQueue{maxBytes: 10}
 	for i := 0; i < 5; i++ {
 		if _, ok, _ := q.pushDropOldest(msg(fmt.Sprintf("m%d", i))); !ok { // 2 bytes each
 			t.Fatal("refused")
@@ -55,7 +55,7 @@ func TestQueueDropOldestKeepsNewestInOrder(t *testing.T) {
 // One writer at a time, started by whoever queues first, gone once the
 // queue is empty, and none after stop.
 func TestQueueWriterLifecycle(t *testing.T) {
-	q := newSendQueue(100)
+	q := &sendQueue{maxBytes: 100}
 	if !q.idle() {
 		t.Fatal("new queue not idle")
 	}

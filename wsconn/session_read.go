@@ -72,7 +72,7 @@ func (s *Session) readTurnFor(linger time.Duration) {
 		if s.ended {
 			return // rstate stays running: nothing is read any more
 		}
-		// Silent for activeLinger: watch the socket again, then let go.
+		// Silent for linger: watch the socket again, then let go.
 		// Input that came meanwhile fires the poller at once.
 		if err := s.poll.rearm(s.sock.fd, s.id); err != nil {
 			s.log.Error("session not watched for input", "session", s.id, "err", err)
@@ -116,7 +116,7 @@ func (s *Session) readActive(linger time.Duration) {
 			if isTimeout(err) && !s.endReq.Load() {
 				return // idle: back to the poller
 			}
-			s.end(!s.endReq.Load() || s.dead.Load()) // stopReading's deadline is not a dead client
+			s.endAfterReadError()
 			return
 		}
 	}
@@ -124,6 +124,11 @@ func (s *Session) readActive(linger time.Duration) {
 		s.end(s.dead.Load())
 	}
 }
+
+// endAfterReadError ends the session after a read failed. A client gone
+// or a broken socket is dead; but the read deadline stopReading sets only
+// stops reading, and the writer may still send a close frame that is due.
+func (s *Session) endAfterReadError() { s.end(!s.endReq.Load() || s.dead.Load()) }
 
 // readBlocking reads the session on the calling goroutine until it ends,
 // for a connection the poller cannot watch.
@@ -140,7 +145,7 @@ func (s *Session) readBlocking() {
 			s.consume((*buf)[:n])
 		}
 		if err != nil {
-			s.end(!s.endReq.Load() || s.dead.Load()) // stopReading's deadline is not a dead client
+			s.endAfterReadError()
 		}
 	}
 }

@@ -291,21 +291,15 @@ func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
 
 // openWith runs reg behind a bare fasthttp server on a loopback port, with
 // handlers made by open, and returns its ws:// URL. Everything is stopped
-// when the test ends.
-// Sessions write directly to the accepted socket, as in production.
+// when the test ends. Sessions are given their socket, as in production.
 func openWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) string {
 	t.Helper()
 	return openServer(t, reg, lim, open, true)
 }
 
-// openQueuedWith is openWith for sessions that cannot write directly (no
-// socket given, as for a connection that is not TCP): every frame goes
-// through the writer goroutine.
-func openQueuedWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) string {
-	t.Helper()
-	return openServer(t, reg, lim, open, false)
-}
-
+// openServer is openWith; with direct false the sessions get no socket (as
+// for a connection that is not TCP): they are read on the handler goroutine
+// and every frame goes through the writer goroutine.
 func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct bool) string {
 	t.Helper()
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
