@@ -38,6 +38,23 @@ func pubCmd(channel string, n int) protocol.Command {
 	return protocol.Command{Op: protocol.OpPublish, Channel: channel, Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
 }
 
+// wantReaderGotAll checks that a subscriber that kept reading got all
+// published publications of ch, in order from offset 1, and was never told
+// it missed any.
+func wantReaderGotAll(t *testing.T, reader *rtClient, ch string, published int) {
+	t.Helper()
+	all := reader.pubs(ch)
+	if len(all) != published {
+		t.Fatalf("reader got %d publications, want %d", len(all), published)
+	}
+	wantContiguous(t, "reader", all, 1)
+	for _, m := range reader.allPushes() {
+		if m.Missed != 0 {
+			t.Fatalf("reader was told it missed %d", m.Missed)
+		}
+	}
+}
+
 // wantContiguous checks that pubs have offsets from, from+1, ... in order.
 func wantContiguous(t *testing.T, who string, pubs []protocol.ServerMessage, from uint64) {
 	t.Helper()
@@ -854,16 +871,7 @@ func TestRealtimeSlowConsumerDisconnect(t *testing.T) {
 
 	// The reader got every message exactly once and is still connected.
 	reader.ping()
-	all := reader.pubs(ch)
-	if len(all) != published {
-		t.Fatalf("reader got %d publications, want %d", len(all), published)
-	}
-	wantContiguous(t, "reader", all, 1)
-	for _, m := range reader.allPushes() {
-		if m.Missed != 0 {
-			t.Fatalf("reader was told it missed %d", m.Missed)
-		}
-	}
+	wantReaderGotAll(t, reader, ch, published)
 	waitFor(t, "one connection left", 3*time.Second, func() bool { return s.app.Connections() == 1 })
 }
 
@@ -932,16 +940,7 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	}
 
 	reader.ping()
-	all := reader.pubs(ch)
-	if len(all) != published {
-		t.Fatalf("reader got %d publications, want %d", len(all), published)
-	}
-	wantContiguous(t, "reader", all, 1)
-	for _, m := range reader.allPushes() {
-		if m.Missed != 0 {
-			t.Fatalf("reader was told it missed %d", m.Missed)
-		}
-	}
+	wantReaderGotAll(t, reader, ch, published)
 }
 
 func TestRealtimeIdentity(t *testing.T) {
