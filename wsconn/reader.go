@@ -79,22 +79,23 @@ func (p *frameParser) feed(data []byte, ev frameEvents) *violation {
 		p.partial = nil
 	}
 	for start := true; len(data) > 0; start = false {
-		need := p.frameLen(data)
-		if need < 0 {
+		hdr, n, ok := decodeHeader(data)
+		if !ok {
 			if v := checkFirstByte(data[0], p.msgOp); v != nil {
 				return p.fail(v)
 			}
 			p.keep(data, maxHeaderLen, joined && start)
 			return nil
 		}
-		if v := p.checkHeader(data); v != nil {
+		if v := p.checkHeader(data[0], data[1], n); v != nil {
 			return p.fail(v)
 		}
+		need := hdr + int(n) // checkHeader bounds n by the message limit
 		if len(data) < need {
 			p.keep(data, need, joined && start)
 			return nil
 		}
-		if v := p.handle(data[:need], ev); v != nil {
+		if v := p.handle(data[:need], hdr, ev); v != nil {
 			return p.fail(v)
 		}
 		if p.done {
@@ -120,41 +121,30 @@ func (p *frameParser) keep(data []byte, size int, reuse bool) {
 // length and the 4-byte mask key.
 const maxHeaderLen = 14
 
-// frameLen is the whole length of the frame that starts b, or -1 if b
-// does not hold its header yet. A length that cannot be real (the 64-bit
-// form with its top bit set, or more than the message limit allows)
-// reports the limit plus one, so checkHeader refuses it.
-func (p *frameParser) frameLen(b []byte) int {
+// decodeHeader reads the header at the start of b: its length (the mask
+// key included) and the payload length it declares. ok is false while b
+// does not hold the whole header.
+func decodeHeader(b []byte) (hdr int, n uint64, ok bool) {
 	if len(b) < 2 {
-		return -1
+		return 0, 0, false
 	}
-	n, hdr := int64(b[1]&0x7F), 2
+	n, hdr = uint64(b[1]&0x7F), 2
 	switch n {
 	case 126:
 		if len(b) < 4 {
-			return -1
+			return 0, 0, false
 		}
-		n, hdr = int64(binary.BigEndian.Uint16(b[2:])), 4
+		n, hdr = uint64(binary.BigEndian.Uint16(b[2:])), 4
 	case 127:
 		if len(b) < 10 {
-			return -1
+			return 0, 0, false
 		}
-		u := binary.BigEndian.Uint64(b[2:])
-		if u > uint64(p.maxMessage) {
-			u = uint64(p.maxMessage) + 1
-		}
-		n, hdr = int64(u), 10
+		n, hdr = binary.BigEndian.Uint64(b[2:]), 10
 	}
 	if b[1]&0x80 != 0 {
 		hdr += 4
 	}
-	if len(b) < hdr {
-		return -1
-	}
-	if n > p.maxMessage { // refused by checkHeader before anything is buffered
-		n = 0
-	}
-	return hdr + int(n)
+	return hdr, n, len(b) >= hdr
 }
 
 func checkFirstByte(b0 byte, msgOp int) *violation {
@@ -180,51 +170,33 @@ func checkFirstByte(b0 byte, msgOp int) *violation {
 	return nil
 }
 
-// checkHeader checks a complete header: the first byte, the mask, and the
-// lengths, before the payload is buffered.
-func (p *frameParser) checkHeader(b []byte) *violation {
-	if v := checkFirstByte(b[0], p.msgOp); v != nil {
+// checkHeader checks a complete header, given its first two bytes and the
+// payload length it declares, before the payload is buffered: the first
+// byte, the mask, and the lengths.
+func (p *frameParser) checkHeader(b0, b1 byte, n uint64) *violation {
+	if v := checkFirstByte(b0, p.msgOp); v != nil {
 		return v
 	}
-	if b[1]&0x80 == 0 {
+	if b1&0x80 == 0 {
 		return &violation{CloseProtocolError, "unmasked client frame"}
 	}
-	n := payloadLen(b)
-	op := int(b[0] & 0x0F)
+	op := int(b0 & 0x0F)
 	switch {
 	case op >= opClose && n > maxControlPayload:
 		return &violation{CloseProtocolError, "control frame over 125 bytes"}
-	case b[1]&0x7F == 127 && b[2]&0x80 != 0:
+	case n>>63 != 0:
 		return &violation{CloseProtocolError, "frame length with its top bit set"}
-	case op < opClose && int64(len(p.msg))+n > p.maxMessage:
+	case op < opClose && uint64(len(p.msg))+n > uint64(p.maxMessage):
 		return &violation{CloseMessageTooBig, "message over the size limit"}
 	}
 	return nil
 }
 
-// payloadLen is the payload length a complete header declares.
-func payloadLen(b []byte) int64 {
-	switch n := b[1] & 0x7F; n {
-	case 126:
-		return int64(binary.BigEndian.Uint16(b[2:]))
-	case 127:
-		return int64(binary.BigEndian.Uint64(b[2:]) &^ (1 << 63))
-	default:
-		return int64(n)
-	}
-}
-
-// handle unmasks one whole, checked frame and reports it.
-func (p *frameParser) handle(frame []byte, ev frameEvents) *violation {
-	hdr := 2
-	switch frame[1] & 0x7F {
-	case 126:
-		hdr = 4
-	case 127:
-		hdr = 10
-	}
-	key := frame[hdr : hdr+4]
-	payload := frame[hdr+4:]
+// handle unmasks one whole, checked frame, whose header (mask key
+// included) is hdr bytes long, and reports it.
+func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
+	key := frame[hdr-4 : hdr]
+	payload := frame[hdr:]
 	unmask(payload, key)
 	fin, op := frame[0]&0x80 != 0, int(frame[0]&0x0F)
 	switch op {
