@@ -25,7 +25,7 @@ func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
 	buf := getFrameBuf()
 	defer putFrameBuf(buf)
 	*buf = appendFrame((*buf)[:0], opcode, payload)
-	n, _, werr := s.sock.tryWrite(*buf)
+	n, werr := s.sock.tryWrite(*buf)
 	if werr != nil {
 		s.failWrite(werr)
 		return true, ErrClosed

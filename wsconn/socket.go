@@ -62,18 +62,15 @@ func (s *socket) init(out net.Conn) {
 }
 
 // tryWrite writes as much of b as the kernel takes at once, without
-// waiting. ok is false when there is no descriptor to try on.
+// waiting. Only for a socket with a descriptor (raw non-nil).
 //
 // It calls write(2) on the descriptor itself, past the runtime's fd lock
 // and deadlines: the caller holds the session's writeMu, under which the
 // session never closes the socket, so the descriptor is valid; and since
 // a deadline would not stop it, a killed socket is refused here.
-func (s *socket) tryWrite(b []byte) (n int, ok bool, err error) {
-	if s.raw == nil {
-		return 0, false, nil
-	}
+func (s *socket) tryWrite(b []byte) (n int, err error) {
 	if s.killed.Load() {
-		return 0, true, errKilled
+		return 0, errKilled
 	}
 	for {
 		n, err = syscall.Write(s.fd, b)
@@ -81,9 +78,9 @@ func (s *socket) tryWrite(b []byte) (n int, ok bool, err error) {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return 0, true, nil
+			return 0, nil
 		}
-		return max(n, 0), true, err
+		return max(n, 0), err
 	}
 }
 
@@ -139,24 +136,27 @@ func (s *socket) writeAll(b []byte, timeout time.Duration) error {
 
 // stopReads makes every pending and later read fail at once; writes go
 // on. Safe from any goroutine.
-func (s *socket) stopReads() {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
-	if !s.closed {
-		_ = s.out.SetReadDeadline(time.Unix(1, 0))
-	}
-}
+func (s *socket) stopReads() { s.expire(false) }
 
 // kill makes every pending and later read and write fail at once. It does
-// not close the socket: a hijacked fasthttp connection ignores Close, and
-// the server closes it as the handler returns. Safe from any goroutine.
+// not close the socket: the session does that once it has ended (close).
+// Safe from any goroutine.
 func (s *socket) kill() {
 	s.killed.Store(true)
+	s.expire(true)
+}
+
+// expire sets the read deadline, and the write deadline with writes, in
+// the past, unless the connection is closed.
+func (s *socket) expire(writes bool) {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
-	if !s.closed {
-		past := time.Unix(1, 0)
-		_ = s.out.SetReadDeadline(past)
+	if s.closed {
+		return
+	}
+	past := time.Unix(1, 0)
+	_ = s.out.SetReadDeadline(past)
+	if writes {
 		_ = s.out.SetWriteDeadline(past)
 	}
 }
