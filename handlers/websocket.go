@@ -57,10 +57,10 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 // as the upgrade response is out.
 type Opener func(c *fiber.Ctx) wsconn.OpenFunc
 
-// readBufferSize is the per-connection buffer inbound frames are read
-// through. Small, because an idle connection holds it for its whole life;
-// a larger message is read straight into the message buffer, past it.
-const readBufferSize = 1024
+// readBufferSize is the size of the upgrader's own read buffer, which the
+// library allocates per connection but which is never read through: the
+// session reads the socket itself. So the smallest size it accepts.
+const readBufferSize = 128
 
 // IsUpgrade reports whether c asks for a WebSocket upgrade.
 func IsUpgrade(c *fiber.Ctx) bool { return websocket.FastHTTPIsWebSocketUpgrade(c.Context()) }
@@ -80,9 +80,9 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.FastHTTPIsWebSocketUpgrade(
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused RefusalCounter, log *slog.Logger) fiber.Handler {
 	up := websocket.FastHTTPUpgrader{
 		ReadBufferSize: readBufferSize,
-		// The session frames its own writes; the library writes only the
-		// close frames of the protocol errors it detects, which need no
-		// buffer. A pool keeps it from allocating one per connection.
+		// The session frames its own writes (the library writes only the
+		// 1011 of recoverSocket, which needs no buffer). A pool keeps it
+		// from allocating a write buffer per connection.
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true }, // UpgradeGuard has checked
 	}
