@@ -122,7 +122,7 @@ func (s *Session) ID() uint64 { return s.id }
 // the slow-consumer policy applies: the session is closed with 1013 and
 // ErrSlowConsumer is returned.
 func (s *Session) Send(kind int, data []byte) error {
-	if s.closing() || s.dead.Load() {
+	if s.closingOrDead() {
 		return ErrClosed
 	}
 	if done, err := s.writeNow(kind, data); done {
@@ -148,7 +148,7 @@ func (s *Session) enqueue(kind int, data []byte) error {
 // the session, and reports how many it dropped. It fails with
 // ErrSlowConsumer only if data alone is larger than the queue's cap.
 func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error) {
-	if s.closing() || s.dead.Load() {
+	if s.closingOrDead() {
 		return 0, ErrClosed
 	}
 	if done, err := s.writeNow(kind, data); done {
@@ -166,7 +166,7 @@ func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error)
 // message it is handling, like Send; but data is not kept, so it is copied
 // if it has to be queued.
 func (s *Session) Reply(kind int, data []byte) error {
-	if s.closing() || s.dead.Load() {
+	if s.closingOrDead() {
 		return ErrClosed
 	}
 	if done, err := s.writeNow(kind, data); done {
@@ -203,6 +203,10 @@ func (s *Session) closeWith(code int, reason string, echo bool) {
 
 func (s *Session) closing() bool { return s.closingNow.Load() }
 
+// closingOrDead reports that nothing more may be sent: Close was called,
+// or the connection failed.
+func (s *Session) closingOrDead() bool { return s.closingNow.Load() || s.dead.Load() }
+
 // forceClose ends the session without waiting for anything: every pending
 // and later read and write on the socket fails at once, and the session
 // ends at its next read turn. Safe from any goroutine, any number of
@@ -226,7 +230,7 @@ func (s *Session) stopReading() {
 // has sent nothing (not even a pong) for a ping interval plus the pong
 // timeout, and otherwise pings it and schedules the next beat.
 func (s *Session) beat() {
-	if s.closing() || s.dead.Load() {
+	if s.closingOrDead() {
 		return
 	}
 	if time.Since(time.Unix(0, s.lastSeen.Load())) > s.lim.PingInterval+s.lim.PongTimeout {
