@@ -60,7 +60,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 
 	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
-	a.registry = wsconn.NewRegistry(cfg.MaxConnections, a.metrics, log)
+	a.registry = wsconn.NewRegistry(wsconn.RegistryConfig{
+		MaxSessions: cfg.MaxConnections, Poller: cfg.WS.Poller, Observer: a.metrics, Log: log,
+	})
+
 	if cfg.TokenSecret != "" {
 		verify, err := realtime.TokenVerifierHS256([]byte(cfg.TokenSecret))
 		if err != nil {
@@ -118,7 +121,7 @@ func (a *App) routes(version string) {
 		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
 	}
 	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins), a.metrics)
-	echo := handlers.WebSocket(a.registry, lim, handlers.Echo, a.metrics, a.log)
+	echo := handlers.WebSocket(a.registry, lim, handlers.Echo, a.log)
 
 	// "/" serves the page, and the echo socket too, so the tutorial's own
 	// client (new WebSocket("ws://host:8088")) works unchanged.
@@ -127,7 +130,7 @@ func (a *App) routes(version string) {
 	rtLim := lim
 	rtLim.MaxBatch = realtimeBatch
 	rt := handlers.WebSocket(a.registry, rtLim,
-		handlers.Realtime(a.hub, realtime.ClientLimits{MaxSubscriptions: a.cfg.MaxSubscriptions}), a.metrics, a.log)
+		handlers.Realtime(a.hub, realtime.ClientLimits{MaxSubscriptions: a.cfg.MaxSubscriptions}), a.log)
 	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
 
 	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
@@ -203,6 +206,15 @@ func proxyHeader(trusted []string) string {
 		return ""
 	}
 	return fiber.HeaderXForwardedFor
+}
+
+// IdleReads says how idle WebSockets are read: by one epoll poller with no
+// goroutine each (WS_POLLER=auto on Linux), or on a goroutine each.
+func (a *App) IdleReads() string {
+	if a.registry.Polling() {
+		return "epoll poller"
+	}
+	return "goroutine per connection"
 }
 
 // Connections is the number of open WebSocket connections.

@@ -91,7 +91,7 @@ func TestAccessLogSkipsProbes(t *testing.T) {
 // fiber.Test, with its log captured.
 func newUnstartedApp(t *testing.T, env map[string]string) (*App, *bytes.Buffer) {
 	t.Helper()
-	cfg, err := config.Load(nil, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := config.Load(nil, testEnv(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +23,24 @@ type testServer struct {
 	served chan error
 }
 
+// testEnv looks settings up in env; WS_POLLER comes from the test
+// process's environment unless env sets it, so that `WS_POLLER=off go
+// test` runs the suites on the goroutine-per-connection path that systems
+// other than Linux have.
+func testEnv(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok || k != "WS_POLLER" {
+			return v
+		}
+		return os.Getenv(k)
+	}
+}
+
 // startServer runs the server with the given environment on top of the
 // defaults, and shuts it down when the test ends.
 func startServer(t *testing.T, env map[string]string) *testServer {
 	t.Helper()
-	cfg, err := config.Load(nil, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := config.Load(nil, testEnv(env), io.Discard)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

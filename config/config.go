@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/wsconn"
 )
 
 // Config is the effective configuration of one duplex process.
@@ -82,6 +83,10 @@ type WebSocket struct {
 	// SendQueueBytes caps the bytes queued for one client; past it the
 	// slow-consumer policy applies.
 	SendQueueBytes int
+	// Poller is how idle connections are read: auto (epoll on Linux, no
+	// goroutine per idle connection) or off (a goroutine per connection,
+	// as on every other system).
+	Poller wsconn.PollerMode
 }
 
 // NATS holds the NATS broker's settings.
@@ -201,6 +206,12 @@ func settings() []setting {
 		{"WS_SEND_QUEUE_BYTES", "ws-send-queue-bytes", "bytes queued per client before the slow-consumer policy applies",
 			func(c *Config) string { return strconv.Itoa(c.WS.SendQueueBytes) },
 			func(c *Config, v string) error { return parseInt(v, &c.WS.SendQueueBytes) }, false},
+		{"WS_POLLER", "ws-poller", "auto (Linux: idle connections wait in one epoll poller, with no goroutine each) or off (a goroutine per connection, as on other systems)",
+			func(c *Config) string { return c.WS.Poller.String() },
+			func(c *Config, v string) (err error) {
+				c.WS.Poller, err = wsconn.ParsePollerMode(strings.ToLower(strings.TrimSpace(v)))
+				return err
+			}, false},
 		{"API_KEY", "api-key", "bearer key for the HTTP push API (empty: API off)",
 			func(c *Config) string { return c.APIKey },
 			func(c *Config, v string) error { c.APIKey = v; return nil }, true},

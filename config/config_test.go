@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/duplex/duplex/wsconn"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -22,6 +24,13 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.WS.MaxMessageBytes != 64<<10 || cfg.MaxConnections != 10000 || len(cfg.AllowedOrigins) != 0 {
 		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+	if cfg.WS.Poller != wsconn.PollerAuto {
+		t.Errorf("WS_POLLER defaults to %v, want auto", cfg.WS.Poller)
+	}
+	off, err := Load([]string{"-ws-poller", "OFF"}, env(nil), io.Discard)
+	if err != nil || off.WS.Poller != wsconn.PollerOff {
+		t.Errorf("-ws-poller OFF: %v %v", off.WS.Poller, err)
 	}
 }
 
@@ -65,6 +74,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"SHUTDOWN_DRAIN_DELAY": "20s"}, nil, "SHUTDOWN_DRAIN_DELAY"},
 		{map[string]string{"WS_SEND_QUEUE_BYTES": "100"}, nil, "WS_SEND_QUEUE_BYTES"},
 		{map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{map[string]string{"WS_POLLER": "epoll"}, nil, "WS_POLLER"},
 		{nil, []string{"extra"}, "unexpected argument"},
 	}
 	for _, tc := range cases {

@@ -144,7 +144,13 @@ start_duplex() {
     TRUSTED_PROXIES=127.0.0.1 API_KEY="$API_KEY" TOKEN_SECRET="$TOKEN_SECRET" \
     DUPLEX_CLUSTER_PIECE="$WORKDIR/$name" \
     setsid "$DUPLEX_BIN" </dev/null >>"$WORKDIR/logs/$name.log" 2>&1 &
-  echo $! >"$(pidfile "$name")"
+  local pid=$!
+  echo "$pid" >"$(pidfile "$name")"
+  # $! is the forked shell until it has exec'd the binary, and only the
+  # binary's environment names the piece: wait for that (a few ms; longer
+  # on a loaded machine), so piece_alive does not mistake it for dead.
+  local tries=0
+  until piece_alive "$name" || ! kill -0 "$pid" 2>/dev/null || ((++tries > 100)); do sleep 0.05; done
 }
 
 # write_nginx_conf: deploy/nginx.conf with two changes — it listens on

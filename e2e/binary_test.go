@@ -1,3 +1,8 @@
+//go:build linux
+
+// The image the Dockerfile builds is Linux: these tests read /proc and the
+// ELF header of the static binary.
+
 package e2e
 
 import (
@@ -35,7 +40,7 @@ const defaultShutdownTimeout = 10 * time.Second
 // enter, as /duplex sits alone in the image, and returns the directory,
 // the copy and the credential to run it with: nobody when the tests run as
 // root, else nil, since the current user is then not root already.
-func imageLike(t *testing.T) (dir, bin string, cred *syscall.Credential) {
+func imageLike(t *testing.T) (dir, bin string, cred *testbin.Credential) {
 	t.Helper()
 	src := testbin.Binary(t)
 	dir, err := os.MkdirTemp("", "duplex-image-")
@@ -73,7 +78,7 @@ func imageLike(t *testing.T) (dir, bin string, cred *syscall.Credential) {
 			break
 		}
 	}
-	return dir, bin, &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}
+	return dir, bin, &testbin.Credential{Uid: nobody, Gid: nobody}
 }
 
 // TestBinaryRunsAsTheImageDoes proves what the Dockerfile relies on: the
@@ -93,7 +98,11 @@ func TestBinaryRunsAsTheImageDoes(t *testing.T) {
 	if cred != nil && !regexp.MustCompile(`(?m)^Gid:\s+65534\s+65534\s+65534\s+65534$`).MatchString(status) {
 		t.Errorf("server does not run as gid %d:\n%s", nobody, status)
 	}
-	if env, want := procFile(t, s.PID(), "environ"), "PORT="+strconv.Itoa(s.Port)+"\x00"; env != want {
+	want := ""
+	for _, kv := range append(testbin.InheritedEnv(), "PORT="+strconv.Itoa(s.Port)) {
+		want += kv + "\x00"
+	}
+	if env := procFile(t, s.PID(), "environ"); env != want {
 		t.Errorf("server environment is %q, want only %q", env, want)
 	}
 	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", s.PID())); err != nil || cwd != dir {

@@ -89,7 +89,7 @@ func startProc(t *testing.T, name, path string, args ...string) *proc {
 	p := &proc{name: name, out: &testbin.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = testbin.ChildAttr()
 	started := make(chan error, 1)
 	go func() {
 		// Pdeathsig fires when the forking thread exits: keep it alive.

@@ -3,8 +3,7 @@ package handlers
 import (
 	"sync"
 
-	"github.com/fasthttp/websocket"
-	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/contrib/websocket"
 
 	"github.com/duplex/duplex/wsconn"
 )
@@ -32,27 +31,27 @@ const maxPooledReply = 64 << 10
 // Echo serves one /ws connection: a non-empty text message gets the
 // tutorial's reply, an empty one gets nothing, and a binary message comes
 // back verbatim.
-func Echo(*fiber.Ctx) wsconn.OpenFunc { return openEcho }
+func Echo(*websocket.Conn) wsconn.OpenFunc { return openEcho }
 
 func openEcho(s *wsconn.Session) wsconn.Handler { return echoHandler{s} }
 
 // echoHandler runs on its session's reader goroutine.
 type echoHandler struct{ s *wsconn.Session }
 
-func (h echoHandler) HandleMessage(kind int, data []byte) {
+func (h echoHandler) HandleMessage(kind wsconn.MessageType, data []byte) {
 	switch kind {
-	case websocket.TextMessage:
+	case wsconn.TextMessage:
 		if len(data) == 0 {
 			return
 		}
 		buf := replyBufPool.Get().(*[]byte)
 		*buf = EchoReply((*buf)[:0], data)
-		_ = h.s.Reply(websocket.TextMessage, *buf)
+		_ = h.s.Reply(wsconn.TextMessage, *buf)
 		if cap(*buf) <= maxPooledReply {
 			replyBufPool.Put(buf)
 		}
-	case websocket.BinaryMessage:
-		_ = h.s.Reply(websocket.BinaryMessage, data)
+	case wsconn.BinaryMessage:
+		_ = h.s.Reply(wsconn.BinaryMessage, data)
 	}
 }
 

@@ -3,7 +3,7 @@ package handlers
 import (
 	"strings"
 
-	"github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/duplex/duplex/realtime"
@@ -52,8 +52,8 @@ func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 // Realtime serves one /realtime connection: JSON commands in text frames,
 // handled by a realtime.Client over the session.
 func Realtime(hub *realtime.Hub, limits realtime.ClientLimits) Opener {
-	return func(c *fiber.Ctx) wsconn.OpenFunc {
-		id, _ := c.Locals(identityKey).(realtime.Identity) // unnamed: the client names it
+	return func(conn *websocket.Conn) wsconn.OpenFunc {
+		id, _ := conn.Locals(identityKey).(realtime.Identity) // unnamed: the client names it
 		return func(s *wsconn.Session) wsconn.Handler {
 			return &realtimeHandler{s: s, client: realtime.NewClient(hub, subscriber{s}, id, limits)}
 		}
@@ -66,13 +66,13 @@ type realtimeHandler struct {
 	client *realtime.Client
 }
 
-func (h *realtimeHandler) HandleMessage(kind int, data []byte) {
-	if kind != websocket.TextMessage {
+func (h *realtimeHandler) HandleMessage(kind wsconn.MessageType, data []byte) {
+	if kind != wsconn.TextMessage {
 		h.s.Close(wsconn.CloseUnsupportedData, "binary messages are not part of the protocol")
 		return
 	}
 	if action := h.client.HandleFrame(data); action.Close {
-		h.s.Close(action.Code, action.Reason)
+		h.s.Close(wsconn.CloseCode(action.Code), action.Reason)
 	}
 }
 
@@ -90,8 +90,8 @@ func (a subscriber) ID() uint64 { return a.s.ID() }
 
 func (a subscriber) Enqueue(frame []byte, policy realtime.SlowPolicy) (dropped int, ok bool) {
 	if policy == realtime.PolicyDropOldest {
-		n, err := a.s.SendDropOldest(websocket.TextMessage, frame)
+		n, err := a.s.SendDropOldest(wsconn.TextMessage, frame)
 		return n, err == nil
 	}
-	return 0, a.s.Send(websocket.TextMessage, frame) == nil
+	return 0, a.s.Send(wsconn.TextMessage, frame) == nil
 }

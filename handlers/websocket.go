@@ -1,14 +1,16 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/duplex/duplex/wsconn"
 )
@@ -24,13 +26,19 @@ type RefusalCounter interface {
 }
 
 // UpgradeGuard checks a WebSocket upgrade before it happens, so a refused
-// client gets a meaningful HTTP status instead of the library's blanket
-// 426: 403 for a foreign Origin, 503 with Retry-After when the server is
-// full or shutting down. Requests that are not upgrades pass through.
+// client gets a meaningful HTTP status instead of contrib/websocket's
+// blanket 426 (which it answers for every failure, a foreign origin
+// included): 400 for a malformed handshake, 403 for a foreign Origin, 503
+// with Retry-After when the server is full or shutting down. Requests that
+// are not upgrades pass through.
 func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCounter) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !IsUpgrade(c) {
 			return c.Next()
+		}
+		if msg := handshakeProblem(c); msg != "" {
+			refused.UpgradeRefused("bad_handshake")
+			return fiber.NewError(fiber.StatusBadRequest, "bad WebSocket handshake: "+msg)
 		}
 		if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, c.Hostname()) {
 			refused.UpgradeRefused("origin")
@@ -38,11 +46,11 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 				"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
 			})
 		}
-		if ok, reason := reg.Admitting(); !ok {
-			refused.UpgradeRefused(reason)
+		if why := reg.Admitting(); why != wsconn.Admitted {
+			refused.UpgradeRefused(why.String())
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retryAfter.Seconds())))
 			msg := "server at connection limit, retry later"
-			if reason == "shutting_down" {
+			if why == wsconn.RefusedShuttingDown {
 				msg = "server shutting down, retry later"
 			}
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": msg})
@@ -51,69 +59,116 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 	}
 }
 
-// Opener picks the handler of one connection before the upgrade: it may
-// read the request (query, Locals) and returns what makes the Handler once
-// the session is registered. It must not keep c, which is reused as soon
-// as the upgrade response is out.
-type Opener func(c *fiber.Ctx) wsconn.OpenFunc
+// handshakeProblem says what is wrong with an upgrade request that the
+// upgrader would refuse, "" if nothing: contrib/websocket would answer
+// each of these with 426, as if the client had not asked to upgrade.
+func handshakeProblem(c *fiber.Ctx) string {
+	switch {
+	case c.Get(fiber.HeaderSecWebSocketKey) == "":
+		return "Sec-WebSocket-Key is missing"
+	case !headerHasToken(c.Get(fiber.HeaderSecWebSocketVersion), "13"):
+		return "Sec-WebSocket-Version must be 13"
+	}
+	return ""
+}
+
+// headerHasToken reports whether the comma-separated header value lists
+// token (RFC 7230 section 7), in any case.
+func headerHasToken(value, token string) bool {
+	for part := range strings.SplitSeq(value, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// Opener picks the handler of one connection once it is upgraded. What it
+// may know of the request is what the route's middleware left in Locals,
+// which contrib/websocket copies at the upgrade (string keys only): the
+// request's own buffers are reused by then. It must not keep conn, which
+// goes back to contrib's pool when the upgrade handler returns.
+type Opener func(conn *websocket.Conn) wsconn.OpenFunc
+
+// Locals keys under which the route leaves request data for the socket.
+const (
+	// socketKey holds the TCP socket under the upgraded connection
+	// (socketRef), which the session reads and writes directly.
+	socketKey = "duplex.socket"
+	// requestIDKey is where Fiber's requestid middleware leaves its id.
+	requestIDKey = "requestid"
+)
+
+// socketRef carries the TCP socket through Locals. It is a struct and not
+// the net.Conn itself because fasthttp closes every io.Closer in a
+// request's user values when the request ends, which for a hijacked
+// connection is right after the upgrade.
+type socketRef struct{ conn net.Conn }
 
 // readBufferSize is the size of the upgrader's own read buffer, which the
 // library allocates per connection but which is never read through: the
 // session reads the socket itself. So the smallest size it accepts.
 const readBufferSize = 128
 
-// IsUpgrade reports whether c asks for a WebSocket upgrade.
-func IsUpgrade(c *fiber.Ctx) bool { return websocket.FastHTTPIsWebSocketUpgrade(c.Context()) }
+// writeBufferPool keeps the upgrader from allocating a write buffer per
+// connection: the session frames its own writes, and the library writes
+// at most the 1011 of recoverSocket.
+var writeBufferPool = &sync.Pool{}
 
-// WebSocket upgrades the request and runs the connection through reg with
-// the handler open picks; a request that is not an upgrade goes on to the
-// next handler. Origins are checked by UpgradeGuard before this runs.
+// IsUpgrade reports whether c asks for a WebSocket upgrade.
+func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
+
+// WebSocket upgrades the request through contrib/websocket and runs the
+// connection through reg with the handler open picks; a request that is
+// not an upgrade goes on to the next handler. UpgradeGuard has checked
+// the handshake, the origin and the capacity before this runs, so
+// contrib's own Origins check is left at its "*".
 //
-// It drives the fasthttp/websocket upgrader itself rather than through the
-// contrib middleware, which copies the request's headers, query, cookies
-// and Locals into maps every connection keeps for its whole life; open
-// reads what it needs from the request instead. The accepted socket goes
-// to the session for good: the session frames, reads and writes it itself
-// and closes it, so the server must keep hijacked connections open
-// (fasthttp Server.KeepHijackedConns), and the handler goroutine is free
-// as soon as the session is set up.
-func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, refused RefusalCounter, log *slog.Logger) fiber.Handler {
-	up := websocket.FastHTTPUpgrader{
-		ReadBufferSize: readBufferSize,
-		// The session frames its own writes (the library writes only the
-		// 1011 of recoverSocket, which needs no buffer). A pool keeps it
-		// from allocating a write buffer per connection.
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true }, // UpgradeGuard has checked
-	}
+// contrib's handler only hands the socket over: the session frames, reads
+// and writes it itself and closes it, so the server must keep hijacked
+// connections open (fasthttp Server.KeepHijackedConns). Where the registry
+// polls, the handler returns as soon as the session is set up and the
+// maps contrib copied for the connection (headers, query, cookies,
+// Locals) are dropped with its Conn; nothing of contrib's is kept per idle
+// connection.
+func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.Logger) fiber.Handler {
+	upgrade := websocket.New(func(conn *websocket.Conn) {
+		// Nothing has read the connection yet: the session must be first,
+		// since it owns every byte the client sends after the handshake.
+		sock, _ := conn.Locals(socketKey).(socketRef)
+		openSession := open(conn)
+		if id, _ := conn.Locals(requestIDKey).(string); id != "" && log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
+		}
+		reg.Serve(conn.NetConn(), sock.conn, lim, openSession)
+	}, websocket.Config{
+		ReadBufferSize:  readBufferSize,
+		WriteBufferPool: writeBufferPool,
+		RecoverHandler:  recoverSocket(lim, log),
+	})
 	return func(c *fiber.Ctx) error {
 		if !IsUpgrade(c) {
 			return c.Next()
 		}
-		openSession := open(c)
-		ctx := c.Context()
-		sock := ctx.Conn()
-		err := up.Upgrade(ctx, func(conn *websocket.Conn) {
-			defer recoverSocket(conn, lim, log)
-			reg.Serve(conn.NetConn(), sock, lim, openSession)
-		})
-		if err != nil {
-			refused.UpgradeRefused("bad_handshake")
-			return fiber.NewError(fiber.StatusBadRequest, "bad WebSocket handshake: "+err.Error())
-		}
-		return nil
+		c.Locals(socketKey, socketRef{c.Context().Conn()})
+		return upgrade(c)
 	}
 }
 
-// recoverSocket is the last line behind Serve, which recovers the message
-// handlers itself: a panic is logged, the client is told nothing but 1011,
-// and the connection, which the server keeps open, is closed.
-func recoverSocket(conn *websocket.Conn, lim wsconn.Limits, log *slog.Logger) {
-	if r := recover(); r != nil {
-		log.Error("websocket handler panicked", "panic", r)
-		msg := websocket.FormatCloseMessage(wsconn.CloseInternalError, "internal error")
-		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(lim.WriteTimeout))
-		_ = conn.NetConn().Close()
+// recoverSocket replaces contrib's default RecoverHandler, which would
+// send the panic value to the client: it is the last line behind Serve,
+// which recovers the message handlers itself. A panic is logged, the
+// client is told nothing but 1011, and the connection, which the server
+// keeps open, is closed.
+func recoverSocket(lim wsconn.Limits, log *slog.Logger) func(*websocket.Conn) {
+	return func(conn *websocket.Conn) {
+		if r := recover(); r != nil {
+			log.Error("websocket handler panicked", "panic", r)
+			nc := conn.NetConn()
+			_ = nc.SetWriteDeadline(time.Now().Add(lim.WriteTimeout))
+			_, _ = nc.Write(wsconn.CloseFrame(wsconn.CloseInternalError, ""))
+			_ = nc.Close()
+		}
 	}
 }
 

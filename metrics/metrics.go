@@ -67,6 +67,6 @@ func (m *Metrics) ConnOpened()      { m.connsOpen.Inc(); m.connsTotal.Inc() }
 func (m *Metrics) ConnClosed()      { m.connsOpen.Dec() }
 func (m *Metrics) MessageIn(n int)  { m.messagesIn.Inc(); m.bytesIn.Add(float64(n)) }
 func (m *Metrics) MessageOut(n int) { m.messagesOut.Inc(); m.bytesOut.Add(float64(n)) }
-func (m *Metrics) CloseSent(code int) {
-	m.closesSent.WithLabelValues(strconv.Itoa(code)).Inc()
+func (m *Metrics) CloseSent(code wsconn.CloseCode) {
+	m.closesSent.WithLabelValues(strconv.Itoa(int(code))).Inc()
 }

@@ -1,10 +1,6 @@
 package wsconn
 
-import (
-	"encoding/binary"
-
-	"github.com/fasthttp/websocket"
-)
+import "encoding/binary"
 
 // finBit marks the last (here: the only) frame of a message.
 const finBit = 0x80
@@ -37,7 +33,7 @@ func appendJoinedTextFrame(dst []byte, msgs []outMessage) []byte {
 	for _, m := range msgs {
 		n += len(m.data)
 	}
-	dst = appendFrameHeader(dst, websocket.TextMessage, n)
+	dst = appendFrameHeader(dst, opText, n)
 	for i, m := range msgs {
 		if i > 0 {
 			dst = append(dst, '\n')

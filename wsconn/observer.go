@@ -11,7 +11,7 @@ type Observer interface {
 	MessageIn(bytes int)
 	MessageOut(bytes int)
 	// CloseSent counts a close frame sent to a client, by code.
-	CloseSent(code int)
+	CloseSent(code CloseCode)
 }
 
 // NopObserver ignores everything. It is safe for concurrent use.
@@ -19,8 +19,8 @@ type NopObserver struct{}
 
 var _ Observer = NopObserver{}
 
-func (NopObserver) ConnOpened()    {}
-func (NopObserver) ConnClosed()    {}
-func (NopObserver) MessageIn(int)  {}
-func (NopObserver) MessageOut(int) {}
-func (NopObserver) CloseSent(int)  {}
+func (NopObserver) ConnOpened()         {}
+func (NopObserver) ConnClosed()         {}
+func (NopObserver) MessageIn(int)       {}
+func (NopObserver) MessageOut(int)      {}
+func (NopObserver) CloseSent(CloseCode) {}

@@ -7,7 +7,7 @@ import (
 
 // outMessage is one data message waiting for the writer.
 type outMessage struct {
-	kind int // websocket.TextMessage or websocket.BinaryMessage
+	kind int // opText or opBinary
 	data []byte
 }
 

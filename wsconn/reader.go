@@ -3,27 +3,21 @@ package wsconn
 import (
 	"encoding/binary"
 	"unicode/utf8"
-
-	"github.com/fasthttp/websocket"
 )
 
 // Opcodes of RFC 6455 section 5.2. The data and control ones are the
 // message kinds Send and the handlers use.
 const (
 	opContinuation = 0x0
-	opText         = websocket.TextMessage
-	opBinary       = websocket.BinaryMessage
-	opClose        = websocket.CloseMessage
-	opPing         = websocket.PingMessage
-	opPong         = websocket.PongMessage
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
 )
 
 // maxControlPayload is the largest payload a control frame may carry.
 const maxControlPayload = 125
-
-// noStatusCode (1005) stands for a close frame without a code; it is never
-// sent on the wire, and answering it means an empty close frame.
-const noStatusCode = 1005
 
 // frameEvents receives what a frameParser finds, in stream order.
 type frameEvents interface {
@@ -36,13 +30,13 @@ type frameEvents interface {
 	pong()
 	// closeFrame is the client's close frame: its code (1005 when it had
 	// none) and whether it was well formed. Nothing is parsed after it.
-	closeFrame(code int)
+	closeFrame(code CloseCode)
 }
 
 // violation is a protocol error in the client's stream: the close code to
 // send and why.
 type violation struct {
-	code   int
+	code   CloseCode
 	reason string
 }
 
@@ -239,14 +233,14 @@ func (p *frameParser) deliver(op int, data []byte, ev frameEvents) *violation {
 
 // parseClose reads a close frame's payload: empty, or a valid code and a
 // UTF-8 reason.
-func parseClose(payload []byte) (code int, v *violation) {
+func parseClose(payload []byte) (code CloseCode, v *violation) {
 	switch {
 	case len(payload) == 0:
 		return noStatusCode, nil
 	case len(payload) == 1:
 		return 0, &violation{CloseProtocolError, "close frame with a 1-byte payload"}
 	}
-	code = int(binary.BigEndian.Uint16(payload))
+	code = CloseCode(binary.BigEndian.Uint16(payload))
 	if !validReceivedCloseCode(code) {
 		return 0, &violation{CloseProtocolError, "invalid close code"}
 	}
@@ -258,7 +252,7 @@ func parseClose(payload []byte) (code int, v *violation) {
 
 // validReceivedCloseCode follows RFC 6455 section 7.4 and the IANA
 // registry: codes an endpoint may send, or the private range.
-func validReceivedCloseCode(code int) bool {
+func validReceivedCloseCode(code CloseCode) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
 		return true

@@ -37,9 +37,11 @@ type recorder struct{ events []string }
 func (r *recorder) message(op int, data []byte) {
 	r.events = append(r.events, fmt.Sprintf("msg %d %q", op, data))
 }
-func (r *recorder) ping(p []byte)       { r.events = append(r.events, fmt.Sprintf("ping %q", p)) }
-func (r *recorder) pong()               { r.events = append(r.events, "pong") }
-func (r *recorder) closeFrame(code int) { r.events = append(r.events, fmt.Sprintf("close %d", code)) }
+func (r *recorder) ping(p []byte) { r.events = append(r.events, fmt.Sprintf("ping %q", p)) }
+func (r *recorder) pong()         { r.events = append(r.events, "pong") }
+func (r *recorder) closeFrame(code CloseCode) {
+	r.events = append(r.events, fmt.Sprintf("close %d", code))
+}
 
 // parseInPieces feeds stream to a new parser in pieces of size n (every
 // read the network might deliver) and returns the events and the first
@@ -96,7 +98,7 @@ func TestParserRefusesWhatTheProtocolForbids(t *testing.T) {
 	cases := []struct {
 		name   string
 		stream []byte
-		code   int
+		code   CloseCode
 	}{
 		{"invalid UTF-8 text", clientFrame(true, opText, []byte{'o', 'k', 0xff}), CloseInvalidPayload},
 		{"UTF-8 split across fragments is fine, truncated is not",

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fasthttp/websocket"
 )
 
 // ErrShutdownTimeout is returned by Shutdown when some sessions outlived
@@ -28,9 +26,10 @@ var ErrShutdownTimeout = errors.New("wsconn: sessions still open at shutdown dea
 //
 // Concurrency: every method may be called from any goroutine.
 type Registry struct {
-	max int
-	obs Observer
-	log *slog.Logger
+	max    int
+	direct bool // sessions given their socket use direct I/O and the poller
+	obs    Observer
+	log    *slog.Logger
 
 	nextID atomic.Uint64
 
@@ -45,17 +44,37 @@ type Registry struct {
 	pollStopped bool
 }
 
-// NewRegistry makes a registry that admits at most max sessions at once.
-// obs and log may be nil.
-func NewRegistry(max int, obs Observer, log *slog.Logger) *Registry {
+// RegistryConfig is what NewRegistry needs.
+type RegistryConfig struct {
+	// MaxSessions is how many sessions may be open at once.
+	MaxSessions int
+	// Poller picks how idle sessions are read (PollerAuto by default).
+	Poller PollerMode
+	// Observer is told what the sessions do; nil ignores it.
+	Observer Observer
+	// Log is where sessions log; nil discards.
+	Log *slog.Logger
+}
+
+// NewRegistry makes a registry as cfg says.
+func NewRegistry(cfg RegistryConfig) *Registry {
+	obs, log := cfg.Observer, cfg.Log
 	if obs == nil {
 		obs = NopObserver{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{max: max, obs: obs, log: log, sessions: make(map[uint64]*Session), emptied: make(chan struct{})}
+	return &Registry{
+		max: cfg.MaxSessions, direct: cfg.Poller == PollerAuto && pollerSupported,
+		obs: obs, log: log, sessions: make(map[uint64]*Session), emptied: make(chan struct{}),
+	}
 }
+
+// Polling reports whether idle sessions that Serve is given the socket of
+// are read by the poller, with no goroutine each (PollerAuto on Linux),
+// rather than on a goroutine of their own.
+func (r *Registry) Polling() bool { return r.direct }
 
 // Len is the number of open sessions.
 func (r *Registry) Len() int {
@@ -64,19 +83,45 @@ func (r *Registry) Len() int {
 	return len(r.sessions)
 }
 
+// Admission is whether a new connection would be accepted, or why not.
+type Admission int
+
+// The answers of Admitting.
+const (
+	// Admitted: a new connection would be accepted.
+	Admitted Admission = iota
+	// RefusedShuttingDown: the registry is shutting down.
+	RefusedShuttingDown
+	// RefusedCapacity: MaxSessions sessions are open.
+	RefusedCapacity
+)
+
+// String is the reason as metrics label it: "shutting_down", "capacity".
+func (a Admission) String() string {
+	switch a {
+	case Admitted:
+		return "admitted"
+	case RefusedShuttingDown:
+		return "shutting_down"
+	case RefusedCapacity:
+		return "capacity"
+	}
+	return "unknown"
+}
+
 // Admitting reports whether a new connection would be accepted now. It is
 // the check made before an upgrade, so refused clients get a proper HTTP
 // status; Serve checks again, since two upgrades may race past it.
-func (r *Registry) Admitting() (ok bool, reason string) {
+func (r *Registry) Admitting() Admission {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case r.shutdown:
-		return false, "shutting_down"
+		return RefusedShuttingDown
 	case len(r.sessions) >= r.max:
-		return false, "capacity"
+		return RefusedCapacity
 	}
-	return true, ""
+	return Admitted
 }
 
 // Serve runs one upgraded connection, with the Handler that open makes for
@@ -85,23 +130,23 @@ func (r *Registry) Admitting() (ok bool, reason string) {
 //
 // sock is the TCP socket under hijacked, when the caller hands the
 // connection over for good: the session then closes it itself, and with
-// fasthttp the server must not (Server.KeepHijackedConns). Serve then
-// returns as soon as the session is set up, and the registry's poller
-// reads it from then on, so an idle connection needs no goroutine; frames
-// are written to sock directly, without waiting, when the client is idle.
-// With sock nil, Serve reads on the calling goroutine and returns when the
-// session has ended and its writer has stopped, so the caller may then let
-// the connection be reused.
+// fasthttp the server must not (Server.KeepHijackedConns). Where the
+// registry polls (Polling), Serve then returns as soon as the session is
+// set up, and the poller reads it from then on, so an idle connection
+// needs no goroutine; frames are written to sock directly, without
+// waiting, when the client is idle. Otherwise, or with sock nil, Serve
+// reads on the calling goroutine and returns when the session has ended
+// and its writer has stopped (with sock nil the caller may then let the
+// connection be reused).
 func (r *Registry) Serve(hijacked, sock net.Conn, lim Limits, open OpenFunc) {
-	s := newSession(r.nextID.Add(1), hijacked, sock, lim, r.obs, r.log)
+	s := newSession(r.nextID.Add(1), hijacked, sock, r.direct, lim, r.obs, r.log)
 	s.onEnd = r.remove
 	if sock != nil && s.sock.raw != nil {
 		s.poll = r.poller() // before add: the poller finds the session through it
 	}
 	if code, reason, ok := r.add(s); !ok {
 		// Lost the race for the last slot, or shutdown began meanwhile.
-		frame := appendFrame(nil, opClose, websocket.FormatCloseMessage(code, reason))
-		if s.sock.writeAll(frame, lim.WriteTimeout) == nil {
+		if s.sock.writeAll(CloseFrame(code, reason), lim.WriteTimeout) == nil {
 			r.obs.CloseSent(code)
 		}
 		_ = hijacked.Close()
@@ -171,7 +216,7 @@ func (r *Registry) lookup(id uint64) *Session {
 	return r.sessions[id]
 }
 
-func (r *Registry) add(s *Session) (code int, reason string, ok bool) {
+func (r *Registry) add(s *Session) (code CloseCode, reason string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {

@@ -33,7 +33,7 @@ var (
 // (which takes ownership). A handler must not block for long, since the
 // next message is not read until it returns.
 type Handler interface {
-	HandleMessage(kind int, data []byte)
+	HandleMessage(kind MessageType, data []byte)
 	Closed()
 }
 
@@ -88,12 +88,14 @@ type Session struct {
 	grace     *time.Timer                // after Close: the client's time to answer
 
 	closeOnce   sync.Once
-	closeCode   int // written once before closingNow is set; 0: no close frame
+	closeCode   CloseCode // written once before closingNow is set; 0: no close frame
 	closeReason string
 	closeEcho   bool // the close frame answers the client's; not counted as sent
 }
 
-func newSession(id uint64, hijacked, sock net.Conn, lim Limits, obs Observer, log *slog.Logger) *Session {
+// newSession sets a session up on hijacked; with direct, sock's descriptor
+// is used for non-blocking writes and reads (and by the poller).
+func newSession(id uint64, hijacked, sock net.Conn, direct bool, lim Limits, obs Observer, log *slog.Logger) *Session {
 	if sock == nil {
 		sock = hijacked
 	}
@@ -105,7 +107,7 @@ func newSession(id uint64, hijacked, sock net.Conn, lim Limits, obs Observer, lo
 		log:      log,
 		parser:   frameParser{maxMessage: lim.MaxMessageBytes},
 	}
-	s.sock.init(sock)
+	s.sock.init(sock, direct)
 	s.queue.maxBytes = lim.SendQueueBytes
 	s.lastSeen.Store(time.Now().UnixNano())
 	return s
@@ -115,17 +117,17 @@ func newSession(id uint64, hijacked, sock net.Conn, lim Limits, obs Observer, lo
 // reused, so they are safe as map keys.
 func (s *Session) ID() uint64 { return s.id }
 
-// Send sends one data message (websocket.TextMessage or BinaryMessage)
+// Send sends one data message (TextMessage or BinaryMessage)
 // and returns at once: it writes the frame itself when the client is idle
 // and the socket takes it whole, and queues it for the writer otherwise.
 // data must not be modified afterwards. If the queue is over its byte cap,
 // the slow-consumer policy applies: the session is closed with 1013 and
 // ErrSlowConsumer is returned.
-func (s *Session) Send(kind int, data []byte) error {
+func (s *Session) Send(kind MessageType, data []byte) error {
 	if s.closingOrDead() {
 		return ErrClosed
 	}
-	if done, err := s.writeNow(kind, data); done {
+	if done, err := s.writeNow(int(kind), data); done {
 		return err
 	}
 	return s.enqueue(kind, data)
@@ -133,8 +135,8 @@ func (s *Session) Send(kind int, data []byte) error {
 
 // enqueue queues one data message for the writer, applying the
 // disconnect slow-consumer policy when the queue is full.
-func (s *Session) enqueue(kind int, data []byte) error {
-	ok, start := s.queue.push(outMessage{kind: kind, data: data})
+func (s *Session) enqueue(kind MessageType, data []byte) error {
+	ok, start := s.queue.push(outMessage{kind: int(kind), data: data})
 	s.startWriter(start)
 	if !ok {
 		s.Close(CloseTryAgainLater, "slow consumer: send queue full")
@@ -147,14 +149,14 @@ func (s *Session) enqueue(kind int, data []byte) error {
 // full it drops the oldest queued messages to make room instead of closing
 // the session, and reports how many it dropped. It fails with
 // ErrSlowConsumer only if data alone is larger than the queue's cap.
-func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error) {
+func (s *Session) SendDropOldest(kind MessageType, data []byte) (dropped int, err error) {
 	if s.closingOrDead() {
 		return 0, ErrClosed
 	}
-	if done, err := s.writeNow(kind, data); done {
+	if done, err := s.writeNow(int(kind), data); done {
 		return 0, err
 	}
-	dropped, ok, start := s.queue.pushDropOldest(outMessage{kind: kind, data: data})
+	dropped, ok, start := s.queue.pushDropOldest(outMessage{kind: int(kind), data: data})
 	s.startWriter(start)
 	if !ok {
 		return 0, ErrSlowConsumer
@@ -165,11 +167,11 @@ func (s *Session) SendDropOldest(kind int, data []byte) (dropped int, err error)
 // Reply sends one data message, typically the handler's answer to the
 // message it is handling, like Send; but data is not kept, so it is copied
 // if it has to be queued.
-func (s *Session) Reply(kind int, data []byte) error {
+func (s *Session) Reply(kind MessageType, data []byte) error {
 	if s.closingOrDead() {
 		return ErrClosed
 	}
-	if done, err := s.writeNow(kind, data); done {
+	if done, err := s.writeNow(int(kind), data); done {
 		return err
 	}
 	return s.enqueue(kind, bytes.Clone(data))
@@ -179,13 +181,13 @@ func (s *Session) Reply(kind int, data []byte) error {
 // with code and reason; the client then has closeGrace to answer before
 // the connection is dropped. Only the first call has any effect. It does
 // not block.
-func (s *Session) Close(code int, reason string) {
+func (s *Session) Close(code CloseCode, reason string) {
 	s.closeWith(code, reason, false)
 }
 
 // closeWith is Close; echo marks the answer to a client's close frame.
 // code 0 sends no close frame at all.
-func (s *Session) closeWith(code int, reason string, echo bool) {
+func (s *Session) closeWith(code CloseCode, reason string, echo bool) {
 	s.closeOnce.Do(func() {
 		s.closeCode, s.closeReason, s.closeEcho = code, reason, echo
 		s.closingNow.Store(true)

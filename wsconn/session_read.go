@@ -183,7 +183,7 @@ func (s *Session) ping(payload []byte) {
 
 func (s *Session) pong() {} // any input proves the client alive; consume noted it
 
-func (s *Session) closeFrame(code int) {
+func (s *Session) closeFrame(code CloseCode) {
 	s.closeWith(code, "", true) // no-op if our own close frame went first
 	s.end(false)
 }
@@ -197,7 +197,7 @@ func (s *Session) dispatch(opcode int, data []byte) (ok bool) {
 			ok = false
 		}
 	}()
-	s.handler.HandleMessage(opcode, data)
+	s.handler.HandleMessage(MessageType(opcode), data)
 	return true
 }
 

@@ -2,10 +2,12 @@ package wsconn
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,6 +19,22 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// testPollerMode is the poller mode of every registry the tests make:
+// WS_POLLER=off runs them on the goroutine-per-connection path that every
+// system other than Linux has.
+func testPollerMode(t testing.TB) PollerMode {
+	m, err := ParsePollerMode(cmp.Or(os.Getenv("WS_POLLER"), "auto"))
+	if err != nil {
+		t.Fatalf("WS_POLLER: %v", err)
+	}
+	return m
+}
+
+// newTestRegistry is a registry of max sessions in the tests' poller mode.
+func newTestRegistry(t testing.TB, max int) *Registry {
+	return NewRegistry(RegistryConfig{MaxSessions: max, Poller: testPollerMode(t)})
+}
+
 var testLimits = Limits{
 	MaxMessageBytes: 1 << 16,
 	PingInterval:    time.Minute,
@@ -27,7 +45,7 @@ var testLimits = Limits{
 
 // serve runs reg behind a bare fasthttp server on a loopback port, with
 // handle for every message, and returns its ws:// URL.
-func serve(t *testing.T, reg *Registry, lim Limits, handle func(s *Session, kind int, data []byte)) string {
+func serve(t *testing.T, reg *Registry, lim Limits, handle func(s *Session, kind MessageType, data []byte)) string {
 	t.Helper()
 	return openWith(t, reg, lim, func(s *Session) Handler { return funcHandler{s, handle} })
 }
@@ -41,7 +59,7 @@ var writeModes = []struct {
 	direct bool
 }{{"direct", true}, {"queued", false}}
 
-func serveMode(t *testing.T, direct bool, reg *Registry, lim Limits, handle func(s *Session, kind int, data []byte)) string {
+func serveMode(t *testing.T, direct bool, reg *Registry, lim Limits, handle func(s *Session, kind MessageType, data []byte)) string {
 	t.Helper()
 	return openServer(t, reg, lim, func(s *Session) Handler { return funcHandler{s, handle} }, direct)
 }
@@ -49,11 +67,11 @@ func serveMode(t *testing.T, direct bool, reg *Registry, lim Limits, handle func
 // funcHandler adapts a plain function to Handler.
 type funcHandler struct {
 	s *Session
-	f func(s *Session, kind int, data []byte)
+	f func(s *Session, kind MessageType, data []byte)
 }
 
-func (h funcHandler) HandleMessage(kind int, data []byte) { h.f(h.s, kind, data) }
-func (funcHandler) Closed()                               {}
+func (h funcHandler) HandleMessage(kind MessageType, data []byte) { h.f(h.s, kind, data) }
+func (funcHandler) Closed()                                       {}
 
 func dial(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
@@ -66,7 +84,7 @@ func dial(t *testing.T, url string) *websocket.Conn {
 }
 
 // readUntilClose counts data messages until the server's close frame.
-func readUntilClose(t *testing.T, c *websocket.Conn) (messages int, code int) {
+func readUntilClose(t *testing.T, c *websocket.Conn) (messages int, code CloseCode) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -79,7 +97,7 @@ func readUntilClose(t *testing.T, c *websocket.Conn) (messages int, code int) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("after %d messages: no close frame: %v", messages, err)
 		}
-		return messages, ce.Code
+		return messages, CloseCode(ce.Code)
 	}
 }
 
@@ -101,7 +119,7 @@ func sessions(reg *Registry, lim Limits, t *testing.T) (string, chan *Session) {
 
 func sessionsMode(t *testing.T, direct bool, reg *Registry, lim Limits) (string, chan *Session) {
 	got := make(chan *Session, 16)
-	url := serveMode(t, direct, reg, lim, func(s *Session, _ int, data []byte) {
+	url := serveMode(t, direct, reg, lim, func(s *Session, _ MessageType, data []byte) {
 		if string(data) == "hello" {
 			got <- s
 		}
@@ -116,7 +134,7 @@ func TestShutdownFlushesQueuedMessagesBeforeGoingAway(t *testing.T) {
 }
 
 func testShutdownFlushes(t *testing.T, direct bool) {
-	reg := NewRegistry(10, nil, nil)
+	reg := newTestRegistry(t, 10)
 	url, got := sessionsMode(t, direct, reg, testLimits)
 	c := dial(t, url)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
@@ -152,7 +170,7 @@ func TestSlowConsumerIsClosedWithTryAgainLater(t *testing.T) {
 func testSlowConsumer(t *testing.T, direct bool) {
 	lim := testLimits
 	lim.SendQueueBytes = 64 << 10
-	reg := NewRegistry(10, nil, nil)
+	reg := newTestRegistry(t, 10)
 	url, got := sessionsMode(t, direct, reg, lim)
 
 	slow := dial(t, url)
@@ -196,7 +214,7 @@ func TestWriteDeadlineDropsClientThatStopsReading(t *testing.T) {
 	lim := testLimits
 	lim.WriteTimeout = 200 * time.Millisecond
 	lim.SendQueueBytes = 64 << 20
-	reg := NewRegistry(10, nil, nil)
+	reg := newTestRegistry(t, 10)
 	url, got := sessions(reg, lim, t)
 	c := dial(t, url)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
@@ -213,8 +231,8 @@ func TestWriteDeadlineDropsClientThatStopsReading(t *testing.T) {
 }
 
 func TestHandlerPanicClosesWithInternalError(t *testing.T) {
-	reg := NewRegistry(10, nil, nil)
-	url := serve(t, reg, testLimits, func(s *Session, _ int, data []byte) {
+	reg := newTestRegistry(t, 10)
+	url := serve(t, reg, testLimits, func(s *Session, _ MessageType, data []byte) {
 		if string(data) == "boom" {
 			panic("secret internal detail")
 		}
@@ -228,7 +246,7 @@ func TestHandlerPanicClosesWithInternalError(t *testing.T) {
 	_ = victim.SetReadDeadline(time.Now().Add(3 * time.Second))
 	_, _, err := victim.ReadMessage()
 	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != CloseInternalError || ce.Text != "internal error" {
+	if !errors.As(err, &ce) || CloseCode(ce.Code) != CloseInternalError || ce.Text != "internal error" {
 		t.Fatalf("after panic: %v, want close 1011 \"internal error\"", err)
 	}
 	if err := other.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
@@ -243,8 +261,8 @@ func TestHandlerPanicClosesWithInternalError(t *testing.T) {
 func TestServeRefusesOverCapWithTryAgainLater(t *testing.T) {
 	// Admitting is checked before the upgrade, but two upgrades can race
 	// past it; Serve is the hard cap and closes the loser with 1013.
-	reg := NewRegistry(1, nil, nil)
-	url := serve(t, reg, testLimits, func(*Session, int, []byte) {})
+	reg := newTestRegistry(t, 1)
+	url := serve(t, reg, testLimits, func(*Session, MessageType, []byte) {})
 	dial(t, url)
 	waitUntil(t, "one session", func() bool { return reg.Len() == 1 })
 	second := dial(t, url)
@@ -252,15 +270,15 @@ func TestServeRefusesOverCapWithTryAgainLater(t *testing.T) {
 	if code != CloseTryAgainLater {
 		t.Fatalf("over cap: close %d, want 1013", code)
 	}
-	if ok, reason := reg.Admitting(); ok || reason != "capacity" {
-		t.Fatalf("Admitting() = %v %q at the cap", ok, reason)
+	if got := reg.Admitting(); got != RefusedCapacity {
+		t.Fatalf("Admitting() = %v at the cap, want %v", got, RefusedCapacity)
 	}
 }
 
 func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
-	reg := NewRegistry(100, nil, nil)
+	reg := newTestRegistry(t, 100)
 	var served atomic.Int64
-	url := serve(t, reg, testLimits, func(s *Session, kind int, data []byte) {
+	url := serve(t, reg, testLimits, func(s *Session, kind MessageType, data []byte) {
 		served.Add(1)
 		_ = s.Reply(kind, data)
 	})
@@ -333,7 +351,7 @@ func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct b
 func TestTextMessagesAreBatchedIntoFrames(t *testing.T) {
 	lim := testLimits
 	lim.MaxBatch = 8
-	reg := NewRegistry(10, nil, nil)
+	reg := newTestRegistry(t, 10)
 	// Queued while a write is under way (writeMu held here), so the
 	// writer finds all 20 at once.
 	url := openWith(t, reg, lim, func(s *Session) Handler {
@@ -342,7 +360,7 @@ func TestTextMessagesAreBatchedIntoFrames(t *testing.T) {
 			_ = s.Send(websocket.TextMessage, []byte(fmt.Sprintf(`{"n":%d}`, i)))
 		}
 		s.writeMu.Unlock()
-		return funcHandler{s, func(*Session, int, []byte) {}}
+		return funcHandler{s, func(*Session, MessageType, []byte) {}}
 	})
 	c := dial(t, url)
 	var frames []int
@@ -370,7 +388,7 @@ func TestTextMessagesAreBatchedIntoFrames(t *testing.T) {
 func TestDropOldestNeverDisconnects(t *testing.T) {
 	lim := testLimits
 	lim.SendQueueBytes = 4 << 10
-	reg := NewRegistry(10, nil, nil)
+	reg := newTestRegistry(t, 10)
 	var dropped atomic.Int64
 	url := openWith(t, reg, lim, func(s *Session) Handler {
 		// Far more than the queue holds, before the writer can drain any
@@ -384,7 +402,7 @@ func TestDropOldestNeverDisconnects(t *testing.T) {
 			}
 			dropped.Add(int64(n))
 		}
-		return funcHandler{s, func(*Session, int, []byte) {}}
+		return funcHandler{s, func(*Session, MessageType, []byte) {}}
 	})
 	c := dial(t, url)
 	var last string
@@ -413,9 +431,9 @@ func TestReplyKeepsOrderWithSendAndDoesNotKeepTheBuffer(t *testing.T) {
 }
 
 func testReplyKeepsOrder(t *testing.T, direct bool) {
-	reg := NewRegistry(10, nil, nil)
+	reg := newTestRegistry(t, 10)
 	const total = 2000
-	url := serveMode(t, direct, reg, testLimits, func(s *Session, _ int, data []byte) {
+	url := serveMode(t, direct, reg, testLimits, func(s *Session, _ MessageType, data []byte) {
 		// One goroutine mixing queued and inline sends, reusing one buffer
 		// for Reply: the client must still see 0..total-1 in order.
 		scratch := make([]byte, 0, 16)
@@ -444,12 +462,14 @@ func testReplyKeepsOrder(t *testing.T, direct bool) {
 	}
 }
 
-// An idle session costs no goroutine: its read turn hands the socket to
-// the registry's poller after activeLinger of silence, and the writer runs
-// only while something is queued. The sessions still answer afterwards.
-func TestIdleSessionsHaveNoGoroutine(t *testing.T) {
-	reg := NewRegistry(100, nil, nil)
-	url := serve(t, reg, testLimits, func(s *Session, kind int, data []byte) { _ = s.Reply(kind, data) })
+// An idle session costs no goroutine where the registry polls: its read
+// turn hands the socket to the registry's poller after activeLinger of
+// silence, and the writer runs only while something is queued. Without
+// the poller (WS_POLLER=off, and every system but Linux) it costs its
+// reader alone, and no writer. The sessions still answer afterwards.
+func TestIdleSessionGoroutines(t *testing.T) {
+	reg := newTestRegistry(t, 100)
+	url := serve(t, reg, testLimits, func(s *Session, kind MessageType, data []byte) { _ = s.Reply(kind, data) })
 	echo := func(c *websocket.Conn, msg string) {
 		t.Helper()
 		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
@@ -477,8 +497,12 @@ func TestIdleSessionsHaveNoGoroutine(t *testing.T) {
 	}
 	// The client side of each connection has no goroutine either (the
 	// test reads synchronously); the server's 50 read turns wind down.
+	perSession := 0
+	if !reg.Polling() {
+		perSession = 1
+	}
 	deadline := time.Now().Add(activeLinger + 3*time.Second)
-	for runtime.NumGoroutine() > before+2 {
+	for runtime.NumGoroutine() > before+2+perSession*conns {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d goroutines for %d idle sessions (%d before)", runtime.NumGoroutine(), conns, before)
 		}

@@ -1,10 +1,6 @@
 package wsconn
 
-import (
-	"bytes"
-
-	"github.com/fasthttp/websocket"
-)
+import "bytes"
 
 // writeNow writes one frame on the caller's goroutine if that cannot
 // overtake anything and need not wait: nothing is queued or being
@@ -140,7 +136,7 @@ func (s *Session) flush(spare work) (work, error) {
 		i += n
 	}
 	if closing {
-		b = appendFrame(b, opClose, websocket.FormatCloseMessage(s.closeCode, s.closeReason))
+		b = appendFrame(b, opClose, AppendClosePayload(nil, s.closeCode, s.closeReason))
 	}
 	*buf = b
 	if len(b) > 0 {

@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -48,63 +47,13 @@ type socket struct {
 	readFn     func(fd uintptr) bool // s.rawRead, bound once
 }
 
-// init sets s up on out; s must not be copied afterwards.
-func (s *socket) init(out net.Conn) {
+// init sets s up on out; with direct, and where the system allows
+// (initDirect), its descriptor is used for non-blocking writes and reads.
+// s must not be copied afterwards.
+func (s *socket) init(out net.Conn, direct bool) {
 	s.out = out
-	if sc, ok := out.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
-				s.raw = raw
-				s.readFn = s.rawRead
-			}
-		}
-	}
-}
-
-// tryWrite writes as much of b as the kernel takes at once, without
-// waiting. Only for a socket with a descriptor (raw non-nil).
-//
-// It calls write(2) on the descriptor itself, past the runtime's fd lock
-// and deadlines: the caller holds the session's writeMu, under which the
-// session never closes the socket, so the descriptor is valid; and since
-// a deadline would not stop it, a killed socket is refused here.
-func (s *socket) tryWrite(b []byte) (n int, err error) {
-	if s.killed.Load() {
-		return 0, errKilled
-	}
-	for {
-		n, err = syscall.Write(s.fd, b)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, nil
-		}
-		return max(n, 0), err
-	}
-}
-
-// rawRead is the body of one read: false tells the runtime to wait until
-// the socket is readable and call it again.
-func (s *socket) rawRead(fd uintptr) bool {
-	for {
-		n, err := syscall.Read(int(fd), s.readInto)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			if !s.readNoWait {
-				return false
-			}
-			s.readN, s.readErr = 0, nil
-		case err != nil:
-			s.readN, s.readErr = 0, err
-		case n == 0:
-			s.readN, s.readErr = 0, io.EOF
-		default:
-			s.readN, s.readErr = n, nil
-		}
-		return true
+	if direct {
+		s.initDirect()
 	}
 }
 

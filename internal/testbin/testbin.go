@@ -136,14 +136,15 @@ type Options struct {
 	Binary string
 	// Args are the command-line arguments after the program name.
 	Args []string
-	// Env is the whole environment of the process: nothing is inherited.
-	// Start adds PORT=<Port> after it, so a PORT given here is replaced.
+	// Env is the whole environment of the process: nothing is inherited
+	// but InheritedEnv. Start adds PORT=<Port> after it, so a PORT given
+	// here is replaced.
 	Env []string
 	// Dir is the working directory; empty means the test's own.
 	Dir string
 	// Credential, if set, runs the process as that uid/gid (the test
-	// process must be root to switch user).
-	Credential *syscall.Credential
+	// process must be root to switch user; Linux only).
+	Credential *Credential
 	// Port is the port Start gives the server; 0 means FreePort. Run
 	// ignores it.
 	Port int
@@ -154,6 +155,17 @@ type Options struct {
 	StopTimeout time.Duration
 	// RunTimeout bounds Run; the process is killed after it (default 30s).
 	RunTimeout time.Duration
+}
+
+// InheritedEnv is what Start passes on from the test process's own
+// environment, after opts.Env: WS_POLLER, when set, so that
+// `WS_POLLER=off go test ./...` runs every server on the goroutine-per-
+// connection path that systems other than Linux have.
+func InheritedEnv() []string {
+	if v, ok := os.LookupEnv("WS_POLLER"); ok {
+		return []string{"WS_POLLER=" + v}
+	}
+	return nil
 }
 
 // Server is one running duplex process started by Start.
@@ -200,7 +212,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if port == 0 {
 		port = FreePort(t)
 	}
-	opts.Env = append(append([]string(nil), opts.Env...), "PORT="+strconv.Itoa(port))
+	opts.Env = append(append(append([]string(nil), opts.Env...), InheritedEnv()...), "PORT="+strconv.Itoa(port))
 	s := &Server{
 		Port:        port,
 		URL:         "http://127.0.0.1:" + strconv.Itoa(port),
@@ -406,13 +418,16 @@ func command(t testing.TB, opts Options, out *SyncBuffer) *exec.Cmd {
 	cmd.Dir = opts.Dir
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: opts.Credential,
-		// If the test process dies, the kernel kills the server too.
-		Pdeathsig: syscall.SIGKILL,
+	attr, err := sysProcAttr(opts.Credential)
+	if err != nil {
+		t.Fatalf("testbin: %v", err)
 	}
+	cmd.SysProcAttr = attr
 	return cmd
 }
+
+// Credential is a user and group to run the binary as.
+type Credential struct{ Uid, Gid uint32 }
 
 // startAndReap starts cmd and waits for it on a goroutine locked to its OS
 // thread: Pdeathsig fires when the thread that forked the child exits, so
@@ -459,4 +474,11 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// ChildAttr is what a test gives any other process it starts (a NATS
+// server, nginx): on Linux the kernel kills it if the test process dies.
+func ChildAttr() *syscall.SysProcAttr {
+	attr, _ := sysProcAttr(nil)
+	return attr
 }

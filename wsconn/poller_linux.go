@@ -1,3 +1,5 @@
+//go:build linux
+
 package wsconn
 
 import (
@@ -29,6 +31,9 @@ type poller struct {
 	closed bool
 	done   chan struct{}
 }
+
+// pollerSupported: Linux has epoll, so PollerAuto polls.
+const pollerSupported = true
 
 // pollerWakeID is the event data of the wake-up eventfd; session ids start
 // at 1.
