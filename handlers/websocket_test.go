@@ -94,8 +94,10 @@ type replier struct {
 	reply string
 }
 
-func (h replier) HandleMessage(kind wsconn.MessageType, _ []byte) { _ = h.s.Reply(kind, []byte(h.reply)) }
-func (replier) Closed()                                           {}
+func (h replier) HandleMessage(kind wsconn.MessageType, _ []byte) {
+	_ = h.s.Reply(kind, []byte(h.reply))
+}
+func (replier) Closed() {}
 
 // contrib/websocket's default RecoverHandler writes the panic value to the
 // client as JSON. Ours logs it and sends close 1011 with no reason.
