@@ -198,12 +198,12 @@ func EncodeCommand(cmd Command) []byte {
 		Token   string          `json:"token,omitempty"`
 		Name    string          `json:"name,omitempty"`
 	}
-	b, err := json.Marshal(wire(cmd))
+	b, err := marshal(wire(cmd))
 	if err != nil {
 		// Only invalid Data can fail; encode it as a string instead so the
 		// result is still one valid JSON line.
-		cmd.Data, _ = json.Marshal(string(cmd.Data))
-		b, _ = json.Marshal(wire(cmd))
+		cmd.Data, _ = marshal(string(cmd.Data))
+		b, _ = marshal(wire(cmd))
 	}
 	return b
 }

@@ -1,9 +1,6 @@
 package protocol
 
-import (
-	"encoding/json"
-	"strconv"
-)
+import "strconv"
 
 // ConnectResult answers connect: who the server thinks the client is.
 type ConnectResult struct {
@@ -51,7 +48,7 @@ type Empty struct{}
 // (all result types above do); if it does not, an internal error reply
 // is returned instead.
 func EncodeResult(id uint64, result any) []byte {
-	body, err := json.Marshal(result)
+	body, err := marshal(result)
 	if err != nil {
 		return EncodeError(id, Errorf(CodeInternal, "encoding result failed"))
 	}
@@ -66,7 +63,7 @@ func EncodeResult(id uint64, result any) []byte {
 // EncodeError encodes {"id":id,"error":{...}}, or {"error":{...}} when id
 // is 0 (the command's id could not be read).
 func EncodeError(id uint64, e *Error) []byte {
-	body, _ := json.Marshal(e) // two strings: cannot fail
+	body, _ := marshal(e) // two strings: cannot fail
 	b := make([]byte, 0, len(body)+32)
 	b = append(b, '{')
 	if id != 0 {

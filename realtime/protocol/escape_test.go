@@ -1,0 +1,34 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// The server sends publication data byte for byte as it was published,
+// whatever message carries it: a push, a history or recovery reply, a
+// presence reply. Go's default JSON encoder rewrites <, > and & as \u003c
+// and so on, which makes a reply's copy differ from the push's (and up to
+// six times larger).
+func TestServerEncodersDoNotEscapeHTML(t *testing.T) {
+	data := json.RawMessage(`"<b>&</b>"`)
+	info := &ClientInfo{Client: "1", Name: "<Tom & Jerry>"}
+	pub := Publication{Offset: 1, Data: data, Info: info}
+	for name, frame := range map[string][]byte{
+		"push":     EncodePublication("chat:a", pub),
+		"join":     EncodeJoin("chat:a", *info),
+		"history":  EncodeResult(1, HistoryResult{Publications: []Publication{pub}, Epoch: "e"}),
+		"recover":  EncodeResult(2, SubscribeResult{Publications: []Publication{pub}, Epoch: "e"}),
+		"presence": EncodeResult(3, PresenceResult{Count: 1, Clients: map[string]ClientInfo{"1": *info}}),
+		"error":    EncodeError(4, Errorf(CodeBadRequest, "unknown op %q", "<x>")),
+		"command":  EncodeCommand(Command{ID: 5, Op: OpPublish, Channel: "chat:a", Data: data}),
+	} {
+		if bytes.Contains(frame, []byte(`\u00`)) {
+			t.Errorf("%s: HTML-escaped: %s", name, frame)
+		}
+		if !json.Valid(frame) || bytes.IndexByte(frame, '\n') >= 0 {
+			t.Errorf("%s: not one JSON line: %q", name, frame)
+		}
+	}
+}
