@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strconv"
 	"sync"
@@ -220,8 +221,10 @@ func (c *Client) replyPolicy() SlowPolicy {
 func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, c.replyPolicy()) }
 
 func (c *Client) fail(id uint64, err error) {
-	pe, ok := err.(*Error)
-	if !ok {
+	// Hub errors wrap the coded error a client may see (backendError
+	// keeps the cause for logs), so look through the chain.
+	var pe *Error
+	if !errors.As(err, &pe) {
 		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
 		c.hub.log.Error("unexpected error in client command", "client", c.info.Client, "err", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"hash/maphash"
 	"log/slog"
 	"runtime"
@@ -349,7 +348,7 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 					h.forget(hc)
 				}
 				hc.mu.Unlock()
-				return nil, SubscribeResult{}, unavailable("subscribe", err)
+				return nil, SubscribeResult{}, h.unavailable("subscribe", ch.Name, err)
 			}
 			hc.brokerSubscribed = true
 		}
@@ -371,12 +370,12 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 	hist, err := h.broker.History(ctx, ch.Name, req)
 	if err != nil {
 		h.unsubscribe(ctx, s, false)
-		return nil, SubscribeResult{}, unavailable("history", err)
+		return nil, SubscribeResult{}, h.unavailable("history", ch.Name, err)
 	}
 	if nsOpts.Presence != PresenceOff {
 		if err := h.presence.Add(ctx, ch.Name, opts.Info); err != nil {
 			h.unsubscribe(ctx, s, false)
-			return nil, SubscribeResult{}, unavailable("presence", err)
+			return nil, SubscribeResult{}, h.unavailable("presence", ch.Name, err)
 		}
 	}
 	res := SubscribeResult{Position: hist.Position}
@@ -467,7 +466,7 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte, info *Cl
 func (h *Hub) publish(ctx context.Context, channel string, nsOpts NamespaceOptions, data []byte, info *ClientInfo) (StreamPosition, error) {
 	pos, err := h.broker.Publish(ctx, channel, data, info, PublishOptions{HistorySize: nsOpts.HistorySize, HistoryTTL: nsOpts.HistoryTTL})
 	if err != nil {
-		return StreamPosition{}, unavailable("publish", err)
+		return StreamPosition{}, h.unavailable("publish", channel, err)
 	}
 	return pos, nil
 }
@@ -557,13 +556,13 @@ func (h *Hub) Presence(ctx context.Context, channel string) (protocol.PresenceRe
 	case PresenceCount:
 		n, err := h.presence.Count(ctx, channel)
 		if err != nil {
-			return protocol.PresenceResult{}, unavailable("presence", err)
+			return protocol.PresenceResult{}, h.unavailable("presence", channel, err)
 		}
 		return protocol.PresenceResult{Count: n}, nil
 	}
 	m, err := h.presence.Get(ctx, channel)
 	if err != nil {
-		return protocol.PresenceResult{}, unavailable("presence", err)
+		return protocol.PresenceResult{}, h.unavailable("presence", channel, err)
 	}
 	return protocol.PresenceResult{Count: len(m), Clients: m}, nil
 }
@@ -588,7 +587,7 @@ func (h *Hub) History(ctx context.Context, channel string, since *StreamPosition
 	}
 	res, err := h.broker.History(ctx, channel, HistoryRequest{Since: since, Limit: limit})
 	if err != nil {
-		return protocol.HistoryResult{}, unavailable("history", err)
+		return protocol.HistoryResult{}, h.unavailable("history", channel, err)
 	}
 	if since != nil && !res.Recovered && len(res.Publications) == 0 {
 		return protocol.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "position is no longer in history (reload)")
@@ -598,14 +597,6 @@ func (h *Hub) History(ctx context.Context, channel string, since *StreamPosition
 		pubs = []Publication{}
 	}
 	return protocol.HistoryResult{Publications: pubs, Offset: res.Position.Offset, Epoch: res.Position.Epoch}, nil
-}
-
-func unavailable(what string, err error) error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &Error{Code: protocol.CodeUnavailable, Message: what + " failed: " + err.Error()}
 }
 
 // clientID names a connection across the cluster: the hub's node id, then
