@@ -32,3 +32,19 @@ func TestServerEncodersDoNotEscapeHTML(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicationSizeIsExact(t *testing.T) {
+	for _, p := range []Publication{
+		{Offset: 1, Data: json.RawMessage(`1`)},
+		{Offset: 18446744073709551615, Data: json.RawMessage(`{"t":"<弹幕>&\u2028"}`), Info: &ClientInfo{Client: "n-1", User: "42", Name: "李旺 <&>"}},
+		{Offset: 7, Data: json.RawMessage(`"` + "\u2028\u2029" + `"`), Info: &ClientInfo{}},
+	} {
+		b, err := marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := PublicationSize(p); got != len(b) {
+			t.Errorf("PublicationSize %d, encoded %d: %s", got, len(b), b)
+		}
+	}
+}

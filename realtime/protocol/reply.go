@@ -34,11 +34,27 @@ type PresenceResult struct {
 }
 
 // HistoryResult answers history: publications in offset order and the
-// channel's current position.
+// channel's current position. More is set when the selection did not fit
+// in one reply: Publications holds its oldest part, and the client asks
+// again with since set to the last one's offset for the rest.
 type HistoryResult struct {
 	Publications []Publication `json:"publications"`
 	Offset       uint64        `json:"offset"`
 	Epoch        string        `json:"epoch"`
+	More         bool          `json:"more,omitempty"`
+}
+
+// PublicationSize is the length of p as the reply encoders write it
+// inside a list ({"offset":N,"data":…,"info":{…}}), without the comma.
+// p.Data must be compact JSON, as the hub keeps it (it is then copied
+// verbatim). Size-bounded replies use it to decide what fits.
+func PublicationSize(p Publication) int {
+	n := len(`{"offset":,"data":}`) + len(strconv.AppendUint(nil, p.Offset, 10)) + len(p.Data)
+	if p.Info != nil {
+		info, _ := marshal(p.Info) // strings only: cannot fail
+		n += len(`,"info":`) + len(info)
+	}
+	return n
 }
 
 // Empty is the result of ops that return nothing (ping, unsubscribe).
