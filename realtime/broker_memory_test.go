@@ -125,3 +125,38 @@ func TestMemoryPresence(t *testing.T) {
 		t.Errorf("empty get: %v", m)
 	}
 }
+
+// Reading a channel that has nothing (history, presence, a recovery
+// position) creates nothing: thousands of reads of never-seen channels
+// leave the broker and the presence store as empty as they were, while a
+// position read that way still holds once the channel comes to life.
+func TestReadsOfUnknownChannelsCreateNothing(t *testing.T) {
+	ctx := context.Background()
+	b, p := NewMemoryBroker(), NewMemoryPresence()
+	h := newTestHub(t, HubConfig{Broker: b, Presence: p})
+	s := newTestSub(1 << 20)
+	c := NewClient(h, s, Identity{Name: "reader"}, ClientLimits{CommandRate: 1e6, CommandBurst: 1 << 20})
+	defer c.Close()
+	for i := range 2000 {
+		ch := fmt.Sprintf("chat:never-%d", i)
+		c.HandleFrame([]byte(fmt.Sprintf(`{"id":1,"op":"history","channel":%q,"limit":10}`+"\n"+`{"id":2,"op":"presence","channel":%q}`, ch, ch)))
+		if msgs := s.Drain(t); len(msgs) != 2 || msgs[0].Error != nil || msgs[1].Error != nil {
+			t.Fatalf("%s: %+v", ch, msgs)
+		}
+		if _, err := h.History(ctx, ch, &StreamPosition{Offset: 0}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Len() != 0 || p.Channels() != 0 || len(h.Channels()) != 0 {
+		t.Errorf("reads left %d streams, %d presence channels, %d hub channels", b.Len(), p.Channels(), len(h.Channels()))
+	}
+
+	res, err := h.History(ctx, "chat:never-1", nil, 0)
+	if err != nil || res.Offset != 0 || res.Epoch == "" {
+		t.Fatalf("position of a never-seen channel: %+v %v", res, err)
+	}
+	pos, _ := h.Publish(ctx, "chat:never-1", []byte(`1`), nil)
+	if pos.Epoch != res.Epoch || pos.Offset != 1 {
+		t.Errorf("first publication %+v after position %d/%s", pos, res.Offset, res.Epoch)
+	}
+}
