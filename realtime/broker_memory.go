@@ -38,8 +38,11 @@ const memShards = 64
 type MemoryBroker struct {
 	handler atomic.Pointer[BrokerHandler]
 	now     func() time.Time
-	idleTTL time.Duration
-	seed    maphash.Seed
+	// newTicker makes StartSweeper's ticks (a time.Ticker; tests drive
+	// their own with the clock of WithClock).
+	newTicker func(time.Duration) (<-chan time.Time, func())
+	idleTTL   time.Duration
+	seed      maphash.Seed
 	// epochKey and gen derive epochs (see the type's doc). Sweep advances
 	// gen before it deletes a stream, under that stream's shard lock, and
 	// creators read it under theirs, so a stream made after its channel
@@ -91,7 +94,7 @@ func WithIdleTTL(d time.Duration) MemoryBrokerOption {
 
 // NewMemoryBroker makes an empty broker.
 func NewMemoryBroker(opts ...MemoryBrokerOption) *MemoryBroker {
-	b := &MemoryBroker{now: time.Now, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed(), epochKey: maphash.MakeSeed()}
+	b := &MemoryBroker{now: time.Now, newTicker: realTicker, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed(), epochKey: maphash.MakeSeed()}
 	for i := range b.shards {
 		b.shards[i].streams = make(map[string]*memStream)
 	}
@@ -406,15 +409,15 @@ func (b *MemoryBroker) Sweep() {
 func (b *MemoryBroker) StartSweeper(interval time.Duration) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	ticks, stopTicks := b.newTicker(interval)
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(interval)
-		defer t.Stop()
+		defer stopTicks()
 		for {
 			select {
 			case <-done:
 				return
-			case <-t.C:
+			case <-ticks:
 				b.Sweep()
 			}
 		}
@@ -424,6 +427,11 @@ func (b *MemoryBroker) StartSweeper(interval time.Duration) (stop func()) {
 		once.Do(func() { close(done) })
 		<-finished
 	}
+}
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // Len is the number of channel streams the broker currently keeps.

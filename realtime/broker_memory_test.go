@@ -95,10 +95,56 @@ func TestMemoryBrokerSweep(t *testing.T) {
 	if p2.Epoch == p1.Epoch || p2.Offset != 1 {
 		t.Errorf("recreated stream must have a new epoch: %+v %+v", p1, p2)
 	}
-	stop := b.StartSweeper(time.Millisecond)
-	time.Sleep(5 * time.Millisecond)
+}
+
+// The sweeper sweeps on each tick, by the broker's clock: a channel idle
+// for less than the idle TTL survives a tick, one idle for longer does
+// not, and after stop nothing sweeps any more. The ticks are the test's
+// own; a tick's send returns only once the sweeper is back waiting, so
+// the next send is the barrier for the previous sweep.
+func TestMemoryBrokerSweeper(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	b := NewMemoryBroker(WithClock(clock.Now), WithIdleTTL(time.Minute))
+	ticks := make(chan time.Time)
+	stopped := false
+	b.newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		if d != time.Second {
+			t.Errorf("ticker interval %s", d)
+		}
+		return ticks, func() { stopped = true }
+	}
+	tick := func() { ticks <- clock.Now() }
+	b.Publish(ctx, "chat:idle", []byte("1"), nil, PublishOptions{}) // nothing kept
+	stop := b.StartSweeper(time.Second)
+
+	clock.Add(59 * time.Second)
+	tick()
+	tick()
+	if b.Len() != 1 {
+		t.Fatalf("swept before the idle TTL: %d streams", b.Len())
+	}
+	clock.Add(time.Second)
+	tick()
+	tick()
+	if b.Len() != 0 {
+		t.Fatalf("not swept at the idle TTL: %d streams", b.Len())
+	}
+	b.Publish(ctx, "chat:idle", []byte("1"), nil, PublishOptions{})
 	stop()
 	stop()
+	if !stopped {
+		t.Error("the ticker was not stopped")
+	}
+	clock.Add(time.Hour)
+	select {
+	case ticks <- clock.Now():
+		t.Error("a tick was taken after stop")
+	default:
+	}
+	if b.Len() != 1 {
+		t.Errorf("swept after stop: %d streams", b.Len())
+	}
 }
 
 func TestMemoryPresence(t *testing.T) {
