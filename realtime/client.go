@@ -439,7 +439,7 @@ func (c *Client) presence(cmd protocol.Command) (any, error) {
 	if err := c.access(ch, o); err != nil {
 		return nil, err
 	}
-	return c.hub.Presence(c.ctx, ch.Name)
+	return c.hub.presencePage(c.ctx, ch.Name, cmd.After, c.lim.MaxReplyBytes)
 }
 
 func (c *Client) history(cmd protocol.Command) (any, error) {

@@ -90,6 +90,8 @@ type hubChannel struct {
 	dirty atomic.Bool // subs changed since snap was built
 	snap  atomic.Pointer[[]*Subscription]
 	count atomic.Int64
+
+	presence atomic.Pointer[presenceList] // the encoded member list, while current
 }
 
 type hubStats struct {

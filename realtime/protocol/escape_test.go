@@ -48,3 +48,28 @@ func TestPublicationSizeIsExact(t *testing.T) {
 		}
 	}
 }
+
+// A page assembled from entries decodes like the PresenceResult the
+// generic encoder would make.
+func TestEncodePresencePage(t *testing.T) {
+	a := ClientInfo{Client: "n-1", Name: "李旺 <&>"}
+	b := ClientInfo{Client: "n-2", User: "42", Name: "b"}
+	for _, tt := range []struct {
+		entries [][]byte
+		next    string
+		want    PresenceResult
+	}{
+		{nil, "", PresenceResult{Count: 0}},
+		{[][]byte{EncodePresenceEntry(a), EncodePresenceEntry(b)}, "", PresenceResult{Count: 2, Clients: map[string]ClientInfo{"n-1": a, "n-2": b}}},
+		{[][]byte{EncodePresenceEntry(a)}, "n-1", PresenceResult{Count: 2, Clients: map[string]ClientInfo{"n-1": a}, More: true, Next: "n-1"}},
+	} {
+		page := EncodePresencePage(tt.want.Count, tt.entries, tt.next)
+		want, _ := marshal(tt.want)
+		if string(page) != string(want) {
+			t.Errorf("page %s\nwant %s", page, want)
+		}
+	}
+	if got := string(EncodeResultJSON(3, []byte(`{"count":1}`))); got != `{"id":3,"result":{"count":1}}` {
+		t.Errorf("EncodeResultJSON: %s", got)
+	}
+}
