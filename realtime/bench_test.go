@@ -80,3 +80,24 @@ func benchFanout(b *testing.B, kind string, n int) {
 	allocs := testing.AllocsPerRun(20, func() { _, _ = h.publish(ctx, "live:bench", opts, data, info) })
 	b.ReportMetric(allocs/float64(n), "allocs/delivery")
 }
+
+// BenchmarkClientPresence answers one client's presence command on a
+// room of 1,000 members (the issue's "presence is expensive" case).
+func BenchmarkClientPresence(b *testing.B) {
+	ctx := context.Background()
+	p := NewMemoryPresence()
+	h, _ := NewHub(HubConfig{Presence: p})
+	owner := NewClient(h, &discardSub{id: 1}, Identity{Name: "o"}, ClientLimits{})
+	defer owner.Close()
+	owner.HandleFrame([]byte(`{"id":1,"op":"subscribe","channel":"chat:room"}`))
+	for i := range 1000 {
+		p.Add(ctx, "chat:room", ClientInfo{Client: fmt.Sprintf("node-%d", i), Name: "访客" + fmt.Sprint(i)})
+	}
+	c := NewClient(h, &discardSub{id: 2}, Identity{Name: "b"}, ClientLimits{CommandRate: 1e9, CommandBurst: 1 << 30})
+	defer c.Close()
+	cmd := []byte(`{"id":2,"op":"presence","channel":"chat:room"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.HandleFrame(cmd)
+	}
+}

@@ -143,14 +143,19 @@ func brokerConformance(t *testing.T, newBroker func(t *testing.T) Broker) {
 			defer h.mu.Unlock()
 			return slices.Clone(h.pubs["chat:a"]), slices.Clone(h.events)
 		}
+		// Made without interest: must never be delivered. The barrier is
+		// a sentinel of each kind after subscribing (a broker keeps
+		// publications in order, and events in order with events of the
+		// same node): anything stray would arrive before it.
 		b.Publish(ctx, "chat:a", []byte("1"), nil, long)
-		b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "1"})
-		time.Sleep(50 * time.Millisecond)
-		if p, e := snapshot(); len(p) != 0 || len(e) != 0 {
-			t.Fatalf("delivered without interest: %v %v", p, e)
-		}
+		b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "early"})
 		if err := b.Subscribe(ctx, "chat:a"); err != nil {
 			t.Fatal(err)
+		}
+		b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "sentinel1"})
+		eventually(t, 5*time.Second, "the first sentinel", func() bool { _, e := snapshot(); return len(e) > 0 })
+		if p, e := snapshot(); len(p) != 0 || fmt.Sprint(e) != "[join chat:a sentinel1]" {
+			t.Fatalf("delivered without interest: %v %v", p, e)
 		}
 		const writers, each = 8, 50
 		var wg sync.WaitGroup
@@ -172,20 +177,35 @@ func brokerConformance(t *testing.T, newBroker func(t *testing.T) Broker) {
 		if len(got) != writers*each {
 			t.Fatalf("got %d deliveries", len(got))
 		}
-		for i, off := range got {
+		for i, off := range got { // offset 1 was published without interest
 			if off != uint64(i+2) {
 				t.Fatalf("delivery %d has offset %d: out of order", i, off)
 			}
 		}
 		b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "1"})
 		b.PublishLeave(ctx, "chat:a", ClientInfo{Client: "1"})
-		eventually(t, 5*time.Second, "join and leave", func() bool { _, e := snapshot(); return len(e) == 2 })
+		eventually(t, 5*time.Second, "join and leave", func() bool { _, e := snapshot(); return len(e) == 3 })
 		b.Unsubscribe(ctx, "chat:a")
-		b.Publish(ctx, "chat:a", []byte("1"), nil, long)
+		// Made after the unsubscribe: must not be delivered, not even once
+		// the node subscribes again. Sentinels after the new subscribe
+		// are the barrier.
+		stray, _ := b.Publish(ctx, "chat:a", []byte("1"), nil, long)
 		b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "2"})
-		time.Sleep(50 * time.Millisecond)
-		if p, e := snapshot(); len(p) != writers*each || fmt.Sprint(e) != "[join chat:a 1 leave chat:a 1]" {
-			t.Errorf("after unsubscribe: %d %v", len(p), e)
+		if err := b.Subscribe(ctx, "chat:a"); err != nil {
+			t.Fatal(err)
+		}
+		sentinel, _ := b.Publish(ctx, "chat:a", []byte("1"), nil, long)
+		b.PublishJoin(ctx, "chat:a", ClientInfo{Client: "sentinel2"})
+		eventually(t, 5*time.Second, "the second sentinels", func() bool {
+			p, e := snapshot()
+			return len(p) > writers*each && len(e) > 3
+		})
+		p, e := snapshot()
+		if len(p) != writers*each+1 || p[len(p)-1] != sentinel.Offset || sentinel.Offset != stray.Offset+1 {
+			t.Errorf("after unsubscribe: %d deliveries ending %v, sentinel %d", len(p), p[len(p)-1:], sentinel.Offset)
+		}
+		if fmt.Sprint(e) != "[join chat:a sentinel1 join chat:a 1 leave chat:a 1 join chat:a sentinel2]" {
+			t.Errorf("events after unsubscribe: %v", e)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"hash/maphash"
 	"sync"
@@ -21,9 +22,15 @@ const memShards = 64
 // so after a restart every channel has a new epoch and clients recovering
 // an old position get recovered=false.
 //
-// Offsets start at 1 and grow by 1 per publication of a channel; the epoch
-// is a random string chosen when the channel's stream is created (on its
-// first publish, subscribe or history read).
+// Offsets start at 1 and grow by 1 per publication of a channel. A
+// stream is created by the channel's first publish or subscribe, never by
+// a read: history of a channel the broker does not hold answers offset 0
+// in the epoch the stream will get when it is created, so that position
+// stays valid, and keeps nothing (reads of never-seen channels would
+// otherwise hold memory until the idle sweep). That epoch is a keyed hash
+// of the channel name and the sweep generation, which Sweep advances
+// before it forgets any stream: a re-created stream always gets a new
+// epoch, and the key is random per broker, so a restart does too.
 //
 // Concurrency: all methods are safe for concurrent use. Publications of
 // one channel are numbered and handed to the handler under that channel's
@@ -31,9 +38,18 @@ const memShards = 64
 type MemoryBroker struct {
 	handler atomic.Pointer[BrokerHandler]
 	now     func() time.Time
-	idleTTL time.Duration
-	seed    maphash.Seed
-	shards  [memShards]memShard
+	// newTicker makes StartSweeper's ticks (a time.Ticker; tests drive
+	// their own with the clock of WithClock).
+	newTicker func(time.Duration) (<-chan time.Time, func())
+	idleTTL   time.Duration
+	seed      maphash.Seed
+	// epochKey and gen derive epochs (see the type's doc). Sweep advances
+	// gen before it deletes a stream, under that stream's shard lock, and
+	// creators read it under theirs, so a stream made after its channel
+	// was forgotten always sees the new generation.
+	epochKey maphash.Seed
+	gen      atomic.Uint64
+	shards   [memShards]memShard
 }
 
 type memShard struct {
@@ -78,7 +94,7 @@ func WithIdleTTL(d time.Duration) MemoryBrokerOption {
 
 // NewMemoryBroker makes an empty broker.
 func NewMemoryBroker(opts ...MemoryBrokerOption) *MemoryBroker {
-	b := &MemoryBroker{now: time.Now, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed()}
+	b := &MemoryBroker{now: time.Now, newTicker: realTicker, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed(), epochKey: maphash.MakeSeed()}
 	for i := range b.shards {
 		b.shards[i].streams = make(map[string]*memStream)
 	}
@@ -104,15 +120,41 @@ func (b *MemoryBroker) shard(channel string) *memShard {
 
 // stream returns the channel's stream, creating it when create is set.
 func (b *MemoryBroker) stream(channel string, create bool) *memStream {
+	s, _ := b.streamOrEpoch(channel, create)
+	return s
+}
+
+// streamOrEpoch returns the channel's stream, creating it when create is
+// set; without one it returns the epoch the stream would be created
+// with now. Both are decided under the shard lock, as Sweep forgets.
+func (b *MemoryBroker) streamOrEpoch(channel string, create bool) (*memStream, string) {
 	sh := b.shard(channel)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.streams[channel]
-	if s == nil && create {
-		s = &memStream{epoch: newEpoch(), lastActive: b.now()}
+	if s != nil {
+		return s, ""
+	}
+	epoch := b.epochFor(channel)
+	if create {
+		s = &memStream{epoch: epoch, lastActive: b.now()}
 		sh.streams[channel] = s
 	}
-	return s
+	return s, epoch
+}
+
+// epochFor is the epoch a stream of channel created now gets: 12 hex
+// digits of a keyed hash of the name and the sweep generation.
+func (b *MemoryBroker) epochFor(channel string) string {
+	var h maphash.Hash
+	h.SetSeed(b.epochKey)
+	h.WriteString(channel)
+	var g [8]byte
+	binary.LittleEndian.PutUint64(g[:], b.gen.Load())
+	h.Write(g[:])
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], h.Sum64())
+	return hex.EncodeToString(out[2:])
 }
 
 func newEpoch() string {
@@ -257,11 +299,16 @@ func (b *MemoryBroker) Unsubscribe(_ context.Context, channel string) error {
 	return nil
 }
 
-// History implements Broker. A channel never seen before gets a stream
-// (and an epoch) so its position stays stable for the next publication.
+// History implements Broker. A channel the broker does not hold is read
+// as an empty stream in the epoch it would be created with, and is not
+// created.
 func (b *MemoryBroker) History(_ context.Context, channel string, req HistoryRequest) (HistoryResult, error) {
 	for {
-		s := b.stream(channel, true)
+		s, epoch := b.streamOrEpoch(channel, false)
+		if s == nil {
+			empty := memStream{epoch: epoch}
+			return empty.history(b.now(), req), nil
+		}
 		s.mu.RLock()
 		if s.removed {
 			s.mu.RUnlock()
@@ -332,6 +379,7 @@ func (s *memStream) history(now time.Time, req HistoryRequest) HistoryResult {
 // Call it periodically (StartSweeper does).
 func (b *MemoryBroker) Sweep() {
 	now := b.now()
+	advanced := false
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.mu.Lock()
@@ -341,6 +389,12 @@ func (b *MemoryBroker) Sweep() {
 				s.expire(now)
 			}
 			if !s.subscribed && s.n == 0 && now.Sub(s.lastActive) >= b.idleTTL {
+				// A new generation before the first stream is forgotten:
+				// its next stream must not get its old epoch back.
+				if !advanced {
+					b.gen.Add(1)
+					advanced = true
+				}
 				s.removed = true
 				delete(sh.streams, name)
 			}
@@ -355,15 +409,15 @@ func (b *MemoryBroker) Sweep() {
 func (b *MemoryBroker) StartSweeper(interval time.Duration) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	ticks, stopTicks := b.newTicker(interval)
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(interval)
-		defer t.Stop()
+		defer stopTicks()
 		for {
 			select {
 			case <-done:
 				return
-			case <-t.C:
+			case <-ticks:
 				b.Sweep()
 			}
 		}
@@ -373,6 +427,11 @@ func (b *MemoryBroker) StartSweeper(interval time.Duration) (stop func()) {
 		once.Do(func() { close(done) })
 		<-finished
 	}
+}
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // Len is the number of channel streams the broker currently keeps.

@@ -95,10 +95,56 @@ func TestMemoryBrokerSweep(t *testing.T) {
 	if p2.Epoch == p1.Epoch || p2.Offset != 1 {
 		t.Errorf("recreated stream must have a new epoch: %+v %+v", p1, p2)
 	}
-	stop := b.StartSweeper(time.Millisecond)
-	time.Sleep(5 * time.Millisecond)
+}
+
+// The sweeper sweeps on each tick, by the broker's clock: a channel idle
+// for less than the idle TTL survives a tick, one idle for longer does
+// not, and after stop nothing sweeps any more. The ticks are the test's
+// own; a tick's send returns only once the sweeper is back waiting, so
+// the next send is the barrier for the previous sweep.
+func TestMemoryBrokerSweeper(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	b := NewMemoryBroker(WithClock(clock.Now), WithIdleTTL(time.Minute))
+	ticks := make(chan time.Time)
+	stopped := false
+	b.newTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		if d != time.Second {
+			t.Errorf("ticker interval %s", d)
+		}
+		return ticks, func() { stopped = true }
+	}
+	tick := func() { ticks <- clock.Now() }
+	b.Publish(ctx, "chat:idle", []byte("1"), nil, PublishOptions{}) // nothing kept
+	stop := b.StartSweeper(time.Second)
+
+	clock.Add(59 * time.Second)
+	tick()
+	tick()
+	if b.Len() != 1 {
+		t.Fatalf("swept before the idle TTL: %d streams", b.Len())
+	}
+	clock.Add(time.Second)
+	tick()
+	tick()
+	if b.Len() != 0 {
+		t.Fatalf("not swept at the idle TTL: %d streams", b.Len())
+	}
+	b.Publish(ctx, "chat:idle", []byte("1"), nil, PublishOptions{})
 	stop()
 	stop()
+	if !stopped {
+		t.Error("the ticker was not stopped")
+	}
+	clock.Add(time.Hour)
+	select {
+	case ticks <- clock.Now():
+		t.Error("a tick was taken after stop")
+	default:
+	}
+	if b.Len() != 1 {
+		t.Errorf("swept after stop: %d streams", b.Len())
+	}
 }
 
 func TestMemoryPresence(t *testing.T) {
@@ -123,5 +169,40 @@ func TestMemoryPresence(t *testing.T) {
 	}
 	if m, _ := p.Get(ctx, "chat:none"); m == nil || len(m) != 0 {
 		t.Errorf("empty get: %v", m)
+	}
+}
+
+// Reading a channel that has nothing (history, presence, a recovery
+// position) creates nothing: thousands of reads of never-seen channels
+// leave the broker and the presence store as empty as they were, while a
+// position read that way still holds once the channel comes to life.
+func TestReadsOfUnknownChannelsCreateNothing(t *testing.T) {
+	ctx := context.Background()
+	b, p := NewMemoryBroker(), NewMemoryPresence()
+	h := newTestHub(t, HubConfig{Broker: b, Presence: p})
+	s := newTestSub(1 << 20)
+	c := NewClient(h, s, Identity{Name: "reader"}, ClientLimits{CommandRate: 1e6, CommandBurst: 1 << 20})
+	defer c.Close()
+	for i := range 2000 {
+		ch := fmt.Sprintf("chat:never-%d", i)
+		c.HandleFrame([]byte(fmt.Sprintf(`{"id":1,"op":"history","channel":%q,"limit":10}`+"\n"+`{"id":2,"op":"presence","channel":%q}`, ch, ch)))
+		if msgs := s.Drain(t); len(msgs) != 2 || msgs[0].Error != nil || msgs[1].Error != nil {
+			t.Fatalf("%s: %+v", ch, msgs)
+		}
+		if _, err := h.History(ctx, ch, &StreamPosition{Offset: 0}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Len() != 0 || p.Channels() != 0 || len(h.Channels()) != 0 {
+		t.Errorf("reads left %d streams, %d presence channels, %d hub channels", b.Len(), p.Channels(), len(h.Channels()))
+	}
+
+	res, err := h.History(ctx, "chat:never-1", nil, 0)
+	if err != nil || res.Offset != 0 || res.Epoch == "" {
+		t.Fatalf("position of a never-seen channel: %+v %v", res, err)
+	}
+	pos, _ := h.Publish(ctx, "chat:never-1", []byte(`1`), nil)
+	if pos.Epoch != res.Epoch || pos.Offset != 1 {
+		t.Errorf("first publication %+v after position %d/%s", pos, res.Offset, res.Epoch)
 	}
 }

@@ -825,7 +825,12 @@ func (b *NATSBroker) History(ctx context.Context, channel string, req HistoryReq
 		if !errors.Is(err, jetstream.ErrMsgNotFound) || attempt == 3 {
 			break
 		}
-		err = b.mark(ctx, st, subject)
+		// A marker that could not be stored is the cause to report; the
+		// next read would only say "not found" again.
+		if merr := b.mark(ctx, st, subject); merr != nil {
+			err = fmt.Errorf("storing the epoch marker: %w", merr)
+			break
+		}
 	}
 	if err != nil {
 		return HistoryResult{}, fmt.Errorf("nats: history of %s: %w", channel, err)

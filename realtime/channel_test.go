@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -76,6 +77,34 @@ func TestCleanName(t *testing.T) {
 	for _, bad := range []string{"", "  ", "a\nb", "a\u202eb", strings.Repeat("名", 33), "\xff"} {
 		if _, err := CleanName(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// Names that show nothing (fillers, blank braille, lone combining marks,
+// spaces of any width) are refused, on connect as everywhere; ordinary
+// names in any script still work.
+func TestBlankLookingNamesAreRefused(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	for _, blank := range []string{
+		"\u3164", "\u2800", "\u115f", "\u1160", "\uffa0", "\u0301", "\u0301\u0302\u20dd",
+		"\u3164\u3164 \u2800", "\u3000", "\u2003\u2003", "\u115f\u1160\u3164", "\u200b", "\ufe0f", "\u034f",
+	} {
+		if n, err := CleanName(blank); err == nil {
+			t.Errorf("CleanName(%+q) = %+q, want an error", blank, n)
+		}
+		c, s := newClient(t, h, Identity{})
+		msgs, _ := send(t, c, s, fmt.Sprintf(`{"id":1,"op":"connect","name":%q}`, blank))
+		if len(msgs) != 1 || msgs[0].Error == nil || msgs[0].Error.Code != protocol.CodeBadRequest {
+			t.Errorf("connect as %+q: %+v", blank, msgs)
+		}
+	}
+	for name, want := range map[string]string{
+		"李旺": "李旺", " 小明 ": "小明", "Zoë": "Zoë", "Ana María": "Ana María", "O'Brien": "O'Brien",
+		"访客7": "访客7", "김민준": "김민준", "🙂": "🙂", "e\u0301": "é", "a\u3000b": "a b",
+	} {
+		if got, err := CleanName(name); err != nil || got != want {
+			t.Errorf("CleanName(%+q) = %+q, %v; want %+q", name, got, err, want)
 		}
 	}
 }

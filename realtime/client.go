@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strconv"
 	"sync"
@@ -25,6 +26,11 @@ const (
 // DefaultMaxSubscriptions is the default cap on one connection's subscriptions.
 const DefaultMaxSubscriptions = 128
 
+// DefaultMaxReplyBytes is the default bound on one reply: a quarter of the
+// default send queue (WS_SEND_QUEUE_BYTES, 1 MiB), so a reply always fits
+// with room for the pushes queued around it.
+const DefaultMaxReplyBytes = 256 << 10
+
 // ClientLimits bound one connection's use of the protocol. A value is
 // copied into each Client.
 type ClientLimits struct {
@@ -47,6 +53,14 @@ type ClientLimits struct {
 	// sustained, close the connection.
 	AbuseRate  float64
 	AbuseBurst int
+	// MaxReplyBytes bounds one reply, so that a reply always fits in the
+	// connection's send queue (WS_SEND_QUEUE_BYTES) and never counts as
+	// slow consumption. A history reply holds the oldest publications
+	// that fit and sets more (the client asks again from the last
+	// offset); a recovery that does not fit answers recovered=false (the
+	// client pages through history). Default DefaultMaxReplyBytes; keep
+	// it well below the send queue.
+	MaxReplyBytes int
 }
 
 // DefaultClientLimits returns the defaults documented on ClientLimits.
@@ -56,6 +70,7 @@ func DefaultClientLimits() ClientLimits {
 		MaxPublishBytes:  16 << 10,
 		CommandRate:      50, CommandBurst: 100,
 		AbuseRate: 1, AbuseBurst: 10,
+		MaxReplyBytes: DefaultMaxReplyBytes,
 	}
 }
 
@@ -78,6 +93,9 @@ func (l ClientLimits) withDefaults() ClientLimits {
 	}
 	if l.AbuseBurst <= 0 {
 		l.AbuseBurst = 1
+	}
+	if l.MaxReplyBytes <= 0 {
+		l.MaxReplyBytes = d.MaxReplyBytes
 	}
 	return l
 }
@@ -220,8 +238,10 @@ func (c *Client) replyPolicy() SlowPolicy {
 func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, c.replyPolicy()) }
 
 func (c *Client) fail(id uint64, err error) {
-	pe, ok := err.(*Error)
-	if !ok {
+	// Hub errors wrap the coded error a client may see (backendError
+	// keeps the cause for logs), so look through the chain.
+	var pe *Error
+	if !errors.As(err, &pe) {
 		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
 		c.hub.log.Error("unexpected error in client command", "client", c.info.Client, "err", err)
 	}
@@ -343,9 +363,14 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 		OnReady: func(res SubscribeResult) {
 			r := protocol.SubscribeResult{Offset: res.Position.Offset, Epoch: res.Position.Epoch}
 			if cmd.Recover != nil {
-				recovered := res.Recovered
+				recovered, pubs := res.Recovered, res.Publications
+				if recovered && fitPublications(pubs, res.Position.Epoch, c.lim.MaxReplyBytes) < len(pubs) {
+					// Too much for one reply: the client reloads
+					// history, page by page, as after any lost gap.
+					recovered, pubs = false, nil
+				}
 				r.Recovered = &recovered
-				r.Publications = res.Publications
+				r.Publications = pubs
 			}
 			c.reply(protocol.EncodeResult(cmd.ID, r))
 		},
@@ -414,7 +439,7 @@ func (c *Client) presence(cmd protocol.Command) (any, error) {
 	if err := c.access(ch, o); err != nil {
 		return nil, err
 	}
-	return c.hub.Presence(c.ctx, ch.Name)
+	return c.hub.presencePage(c.ctx, ch.Name, cmd.After, c.lim.MaxReplyBytes)
 }
 
 func (c *Client) history(cmd protocol.Command) (any, error) {
@@ -425,5 +450,12 @@ func (c *Client) history(cmd protocol.Command) (any, error) {
 	if err := c.access(ch, o); err != nil {
 		return nil, err
 	}
-	return c.hub.History(c.ctx, ch.Name, cmd.Since, cmd.Limit)
+	res, err := c.hub.History(c.ctx, ch.Name, cmd.Since, cmd.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if n := fitPublications(res.Publications, res.Epoch, c.lim.MaxReplyBytes); n < len(res.Publications) {
+		res.Publications, res.More = res.Publications[:n], true
+	}
+	return res, nil
 }

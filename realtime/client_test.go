@@ -133,6 +133,9 @@ type panicPresence struct{ *MemoryPresence }
 
 func (panicPresence) Get(context.Context, string) (map[string]ClientInfo, error) { panic("boom") }
 
+// members is how the hub reads a MemoryPresence's list: it panics too.
+func (panicPresence) members(string) ([]ClientInfo, uint64) { panic("boom") }
+
 func TestClientErrorCodes(t *testing.T) {
 	secret := []byte(strings.Repeat("k", 32))
 	verify, _ := TokenVerifierHS256(secret)

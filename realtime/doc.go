@@ -23,7 +23,8 @@ type (
 	ClientInfo = protocol.ClientInfo
 	// Publication is one message of a channel, with its offset.
 	Publication = protocol.Publication
-	// Error is a coded protocol error; hub methods return *Error for every
-	// failure a client or API caller should see.
+	// Error is a coded protocol error. Every failure of a hub method that
+	// a client or API caller should see holds one: find it with
+	// errors.As, since backend failures wrap it around their cause.
 	Error = protocol.Error
 )

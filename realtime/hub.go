@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"hash/maphash"
 	"log/slog"
 	"runtime"
@@ -91,6 +90,8 @@ type hubChannel struct {
 	dirty atomic.Bool // subs changed since snap was built
 	snap  atomic.Pointer[[]*Subscription]
 	count atomic.Int64
+
+	presence atomic.Pointer[presenceList] // the encoded member list, while current
 }
 
 type hubStats struct {
@@ -349,7 +350,7 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 					h.forget(hc)
 				}
 				hc.mu.Unlock()
-				return nil, SubscribeResult{}, unavailable("subscribe", err)
+				return nil, SubscribeResult{}, h.unavailable("subscribe", ch.Name, err)
 			}
 			hc.brokerSubscribed = true
 		}
@@ -371,12 +372,12 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 	hist, err := h.broker.History(ctx, ch.Name, req)
 	if err != nil {
 		h.unsubscribe(ctx, s, false)
-		return nil, SubscribeResult{}, unavailable("history", err)
+		return nil, SubscribeResult{}, h.unavailable("history", ch.Name, err)
 	}
 	if nsOpts.Presence != PresenceOff {
 		if err := h.presence.Add(ctx, ch.Name, opts.Info); err != nil {
 			h.unsubscribe(ctx, s, false)
-			return nil, SubscribeResult{}, unavailable("presence", err)
+			return nil, SubscribeResult{}, h.unavailable("presence", ch.Name, err)
 		}
 	}
 	res := SubscribeResult{Position: hist.Position}
@@ -467,7 +468,7 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte, info *Cl
 func (h *Hub) publish(ctx context.Context, channel string, nsOpts NamespaceOptions, data []byte, info *ClientInfo) (StreamPosition, error) {
 	pos, err := h.broker.Publish(ctx, channel, data, info, PublishOptions{HistorySize: nsOpts.HistorySize, HistoryTTL: nsOpts.HistoryTTL})
 	if err != nil {
-		return StreamPosition{}, unavailable("publish", err)
+		return StreamPosition{}, h.unavailable("publish", channel, err)
 	}
 	return pos, nil
 }
@@ -500,112 +501,6 @@ func (h *Hub) Broadcast(ctx context.Context, channels []string, data []byte, inf
 		out = append(out, pos)
 	}
 	return out, nil
-}
-
-// ChannelInfo is one active channel and its local subscriber count.
-type ChannelInfo struct {
-	Channel     string `json:"channel"`
-	Subscribers int    `json:"subscribers"`
-}
-
-// Channels lists the channels with local subscribers, sorted by name.
-func (h *Hub) Channels() []ChannelInfo {
-	var out []ChannelInfo
-	for i := range h.shards {
-		sh := &h.shards[i]
-		sh.mu.RLock()
-		for name, hc := range sh.channels {
-			if n := hc.count.Load(); n > 0 {
-				out = append(out, ChannelInfo{Channel: name, Subscribers: int(n)})
-			}
-		}
-		sh.mu.RUnlock()
-	}
-	slices.SortFunc(out, func(a, b ChannelInfo) int {
-		if a.Channel < b.Channel {
-			return -1
-		}
-		if a.Channel > b.Channel {
-			return 1
-		}
-		return 0
-	})
-	return out
-}
-
-// Subscribers is the number of local subscribers of channel.
-func (h *Hub) Subscribers(channel string) int {
-	if hc := h.lookup(channel); hc != nil {
-		return int(hc.count.Load())
-	}
-	return 0
-}
-
-// Presence returns who is in channel (all nodes). The server always gets
-// the member list where one is kept; namespaces with count-only presence
-// return only Count.
-//
-// Errors: bad_channel, not_found (presence off), unavailable.
-func (h *Hub) Presence(ctx context.Context, channel string) (protocol.PresenceResult, error) {
-	_, o, err := h.ns.Lookup(channel)
-	if err != nil {
-		return protocol.PresenceResult{}, err
-	}
-	switch o.Presence {
-	case PresenceOff:
-		return protocol.PresenceResult{}, protocol.Errorf(protocol.CodeNotFound, "presence is off in this namespace")
-	case PresenceCount:
-		n, err := h.presence.Count(ctx, channel)
-		if err != nil {
-			return protocol.PresenceResult{}, unavailable("presence", err)
-		}
-		return protocol.PresenceResult{Count: n}, nil
-	}
-	m, err := h.presence.Get(ctx, channel)
-	if err != nil {
-		return protocol.PresenceResult{}, unavailable("presence", err)
-	}
-	return protocol.PresenceResult{Count: len(m), Clients: m}, nil
-}
-
-// History returns up to limit kept publications of channel in offset
-// order: the latest ones, or with since the ones after it (since.Epoch may
-// be empty to match any epoch). limit <= 0 or above the namespace's
-// history size means the history size.
-//
-// Errors: bad_channel, not_found (history off, or since no longer kept or
-// of another epoch), unavailable.
-func (h *Hub) History(ctx context.Context, channel string, since *StreamPosition, limit int) (protocol.HistoryResult, error) {
-	_, o, err := h.ns.Lookup(channel)
-	if err != nil {
-		return protocol.HistoryResult{}, err
-	}
-	if o.HistorySize == 0 {
-		return protocol.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is off in this namespace")
-	}
-	if limit <= 0 || limit > o.HistorySize {
-		limit = o.HistorySize
-	}
-	res, err := h.broker.History(ctx, channel, HistoryRequest{Since: since, Limit: limit})
-	if err != nil {
-		return protocol.HistoryResult{}, unavailable("history", err)
-	}
-	if since != nil && !res.Recovered && len(res.Publications) == 0 {
-		return protocol.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "position is no longer in history (reload)")
-	}
-	pubs := res.Publications
-	if pubs == nil {
-		pubs = []Publication{}
-	}
-	return protocol.HistoryResult{Publications: pubs, Offset: res.Position.Offset, Epoch: res.Position.Epoch}, nil
-}
-
-func unavailable(what string, err error) error {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &Error{Code: protocol.CodeUnavailable, Message: what + " failed: " + err.Error()}
 }
 
 // clientID names a connection across the cluster: the hub's node id, then

@@ -62,6 +62,9 @@ type Command struct {
 	// Token and Name, on connect, authenticate (token) or name a guest.
 	Token string
 	Name  string
+	// After, on presence, asks for the members whose client ids sort
+	// after it: the next page, from the previous reply's next.
+	After string
 }
 
 // rawCommand is the lenient shape json.Unmarshal fills; pointers tell a
@@ -76,6 +79,7 @@ type rawCommand struct {
 	Limit   *int            `json:"limit"`
 	Token   *string         `json:"token"`
 	Name    *string         `json:"name"`
+	After   *string         `json:"after"`
 }
 
 type rawPosition struct {
@@ -144,6 +148,10 @@ func DecodeCommand(line []byte) (Command, *Error) {
 			return cmd, Errorf(CodeBadRequest, "invalid data: %s", shortErr(err))
 		}
 		cmd.Data = buf.Bytes()
+	case OpPresence:
+		if raw.After != nil {
+			cmd.After = *raw.After
+		}
 	case OpHistory:
 		if raw.Since != nil {
 			p, err := raw.Since.position("since")
@@ -197,13 +205,14 @@ func EncodeCommand(cmd Command) []byte {
 		Limit   int             `json:"limit,omitempty"`
 		Token   string          `json:"token,omitempty"`
 		Name    string          `json:"name,omitempty"`
+		After   string          `json:"after,omitempty"`
 	}
-	b, err := json.Marshal(wire(cmd))
+	b, err := marshal(wire(cmd))
 	if err != nil {
 		// Only invalid Data can fail; encode it as a string instead so the
 		// result is still one valid JSON line.
-		cmd.Data, _ = json.Marshal(string(cmd.Data))
-		b, _ = json.Marshal(wire(cmd))
+		cmd.Data, _ = marshal(string(cmd.Data))
+		b, _ = marshal(wire(cmd))
 	}
 	return b
 }

@@ -108,7 +108,7 @@ func TestEncodePushes(t *testing.T) {
 	if err != nil || m.Channel != "chat:lobby" || m.Offset != 42 || m.Info.Name != "李旺" {
 		t.Errorf("round trip: %+v %v", m, err)
 	}
-	if got := string(EncodeJoin("chat:a", ClientInfo{Client: "1", Name: "<b>"})); got != `{"channel":"chat:a","join":{"client":"1","name":"\u003cb\u003e"}}` {
+	if got := string(EncodeJoin("chat:a", ClientInfo{Client: "1", Name: "<b>"})); got != `{"channel":"chat:a","join":{"client":"1","name":"<b>"}}` {
 		t.Errorf("join: %s", got)
 	}
 	if got := string(EncodeLeave("chat:a", ClientInfo{Client: "1"})); got != `{"channel":"chat:a","leave":{"client":"1"}}` {

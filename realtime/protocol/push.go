@@ -10,7 +10,7 @@ import (
 // pub.Data must be compact valid JSON (as DecodeCommand and the hub
 // guarantee); the result has no raw newline.
 func EncodePublication(channel string, pub Publication) []byte {
-	ch, _ := json.Marshal(channel)
+	ch, _ := marshal(channel)
 	b := make([]byte, 0, len(ch)+len(pub.Data)+96)
 	b = append(b, `{"channel":`...)
 	b = append(b, ch...)
@@ -19,7 +19,7 @@ func EncodePublication(channel string, pub Publication) []byte {
 	b = append(b, `,"data":`...)
 	b = append(b, pub.Data...)
 	if pub.Info != nil {
-		info, _ := json.Marshal(pub.Info)
+		info, _ := marshal(pub.Info)
 		b = append(b, `,"info":`...)
 		b = append(b, info...)
 	}
@@ -33,8 +33,8 @@ func EncodeJoin(channel string, info ClientInfo) []byte { return encodeEvent(cha
 func EncodeLeave(channel string, info ClientInfo) []byte { return encodeEvent(channel, "leave", info) }
 
 func encodeEvent(channel, kind string, info ClientInfo) []byte {
-	ch, _ := json.Marshal(channel)
-	in, _ := json.Marshal(info)
+	ch, _ := marshal(channel)
+	in, _ := marshal(info)
 	b := make([]byte, 0, len(ch)+len(in)+24)
 	b = append(b, `{"channel":`...)
 	b = append(b, ch...)
