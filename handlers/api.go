@@ -2,14 +2,11 @@ package handlers
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,29 +14,6 @@ import (
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/realtime/protocol"
 )
-
-// MaxAPIBodyBytes caps the body of one API request.
-const MaxAPIBodyBytes = 64 << 10
-
-// APIAuth lets a request through only with "Authorization: Bearer <key>".
-// The comparison is of SHA-256 digests in constant time, so neither the
-// key's bytes nor its length leak through timing. With no key configured
-// the API is off and says how to turn it on.
-func APIAuth(key string) fiber.Handler {
-	want := sha256.Sum256([]byte(key))
-	return func(c *fiber.Ctx) error {
-		if key == "" {
-			return fiber.NewError(fiber.StatusServiceUnavailable, "the HTTP API is off: set API_KEY to enable it")
-		}
-		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="duplex"`)
-			return fiber.NewError(fiber.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer $API_KEY)")
-		}
-		return c.Next()
-	}
-}
 
 // API serves the server-side push API over the hub. Its fields are set
 // once; the handlers run concurrently.
