@@ -32,6 +32,7 @@ type MemoryBroker struct {
 	handler atomic.Pointer[BrokerHandler]
 	now     func() time.Time
 	idleTTL time.Duration
+	dedup   *dedupWindow
 	seed    maphash.Seed
 	shards  [memShards]memShard
 }
@@ -76,9 +77,17 @@ func WithIdleTTL(d time.Duration) MemoryBrokerOption {
 	return func(b *MemoryBroker) { b.idleTTL = d }
 }
 
+// WithIdempotencyWindow sets how long, and for how many keys at most, a
+// PublishOnce key is remembered (default IdempotencyWindow and
+// DefaultIdempotencyKeys).
+func WithIdempotencyWindow(d time.Duration, keys int) MemoryBrokerOption {
+	return func(b *MemoryBroker) { b.dedup = newDedupWindow(d, keys) }
+}
+
 // NewMemoryBroker makes an empty broker.
 func NewMemoryBroker(opts ...MemoryBrokerOption) *MemoryBroker {
-	b := &MemoryBroker{now: time.Now, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed()}
+	b := &MemoryBroker{now: time.Now, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed(),
+		dedup: newDedupWindow(IdempotencyWindow, DefaultIdempotencyKeys)}
 	for i := range b.shards {
 		b.shards[i].streams = make(map[string]*memStream)
 	}
@@ -122,7 +131,16 @@ func newEpoch() string {
 }
 
 // Publish implements Broker. data and info must not be modified afterwards.
-func (b *MemoryBroker) Publish(_ context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error) {
+func (b *MemoryBroker) Publish(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error) {
+	pos, _, err := b.PublishOnce(ctx, channel, data, info, opts, "")
+	return pos, err
+}
+
+// PublishOnce implements Broker. Keys are remembered in memory, bounded
+// in time and count (WithIdempotencyWindow); the check and the publish
+// happen under the channel's ordering lock, so concurrent repeats of a
+// key publish once.
+func (b *MemoryBroker) PublishOnce(_ context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions, key string) (StreamPosition, bool, error) {
 	if info != nil {
 		c := *info
 		info = &c
@@ -137,6 +155,13 @@ func (b *MemoryBroker) Publish(_ context.Context, channel string, data []byte, i
 			continue
 		}
 		now := b.now()
+		if key != "" {
+			if pos, ok := b.dedup.get(channel, key, now); ok {
+				s.mu.Unlock()
+				s.order.Unlock()
+				return pos, true, nil
+			}
+		}
 		s.top++
 		pub := Publication{Offset: s.top, Data: data, Info: info}
 		s.appendPub(pub, now, opts)
@@ -144,11 +169,14 @@ func (b *MemoryBroker) Publish(_ context.Context, channel string, data []byte, i
 		pos := StreamPosition{Offset: s.top, Epoch: s.epoch}
 		subscribed := s.subscribed
 		s.mu.Unlock()
+		if key != "" {
+			b.dedup.put(channel, key, pos, now)
+		}
 		if h := b.getHandler(); subscribed && h != nil {
 			h.HandlePublication(channel, pub)
 		}
 		s.order.Unlock()
-		return pos, nil
+		return pos, false, nil
 	}
 }
 
@@ -332,6 +360,7 @@ func (s *memStream) history(now time.Time, req HistoryRequest) HistoryResult {
 // Call it periodically (StartSweeper does).
 func (b *MemoryBroker) Sweep() {
 	now := b.now()
+	b.dedup.sweep(now)
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.mu.Lock()
