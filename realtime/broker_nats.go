@@ -333,7 +333,7 @@ func (b *NATSBroker) streamFor(ctx context.Context, ns string, opts *PublishOpti
 			Discard:           jetstream.DiscardOld,
 			MaxMsgsPerSubject: int64(keep + 1),
 			MaxAge:            maxAge,
-			Duplicates:        min(2*time.Minute, maxAge),
+			Duplicates:        min(IdempotencyWindow, maxAge), // PublishOnce's window
 			Storage:           jetstream.FileStorage,
 			Replicas:          b.opts.Replicas,
 			RePublish:         &jetstream.RePublish{Source: src, Destination: b.opts.Prefix + ".live." + ns + ".>"},

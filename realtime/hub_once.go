@@ -10,7 +10,7 @@ import (
 // Published is the outcome of one keyed publish: the publication's
 // position, and whether the key had been used already (nothing new was
 // published; the position is the first publication's, zero when the
-// broker no longer keeps it).
+// broker no longer keeps it). A plain value, safe to copy and share.
 type Published struct {
 	StreamPosition
 	Replayed bool `json:"replayed,omitempty"`
