@@ -450,17 +450,11 @@ func (h *Hub) unsubscribe(ctx context.Context, s *Subscription, started bool) {
 // the server, whatever the namespace's ClientPublish says, and returns the
 // new stream position. info may be nil.
 //
-// Errors: bad_channel, bad_request (data not JSON), unavailable.
+// Errors: bad_channel, bad_request (data not JSON), unavailable (not
+// stored), outcome_unknown (maybe stored; see PublishOnce).
 func (h *Hub) Publish(ctx context.Context, channel string, data []byte, info *ClientInfo) (StreamPosition, error) {
-	_, nsOpts, err := h.ns.Lookup(channel)
-	if err != nil {
-		return StreamPosition{}, err
-	}
-	compact, err := compactJSON(data)
-	if err != nil {
-		return StreamPosition{}, err
-	}
-	return h.publish(ctx, channel, nsOpts, compact, info)
+	res, err := h.PublishOnce(ctx, channel, data, info, "")
+	return res.StreamPosition, err
 }
 
 // publish sends already compacted data.
