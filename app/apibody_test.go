@@ -146,3 +146,21 @@ func TestAPIUnauthenticatedBodiesAreNotBuffered(t *testing.T) {
 			float64(grew)/(1<<20), clients, declared, float64(budget)/(1<<20))
 	}
 }
+
+// A body longer than a request without the key may make the server read
+// gets the answer a short one gets: 401 with WWW-Authenticate, or 503
+// when the API is off, not 413.
+func TestAPIUnauthenticatedLongBodyGetsTheKeysAnswer(t *testing.T) {
+	body := `{"channel":"push:x","data":"` + strings.Repeat("x", 10<<10) + `"}`
+	on := startServer(t, rtEnv(nil))
+	status, hdr, resp := apiRequest(t, on, "POST", "/api/publish", "wrong-key", body)
+	wantAPIError(t, "wrong key, 10 KiB body", status, resp, 401, "")
+	if hdr.Get("WWW-Authenticate") != `Bearer realm="duplex"` {
+		t.Errorf("WWW-Authenticate = %q", hdr.Get("WWW-Authenticate"))
+	}
+	off := startServer(t, map[string]string{})
+	status, _, resp = apiRequest(t, off, "POST", "/api/publish", "", body)
+	if e := wantAPIError(t, "API off, 10 KiB body", status, resp, 503, ""); !strings.Contains(e.Error, "API_KEY") {
+		t.Errorf("API off: %q", e.Error)
+	}
+}
