@@ -83,16 +83,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	a.hub = hub
 	a.metrics.WatchHub(hub)
+	apiKey := handlers.NewAPIKey(cfg.APIKey)
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
-		ErrorHandler:          errorHandler(log),
+		ErrorHandler:          apiKey.ErrorHandler(errorHandler(log)),
 		DisableStartupMessage: true,
 		// These bound plain HTTP only; WebSockets have their own deadlines.
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 10 * time.Second,
 		IdleTimeout:  60 * time.Second,
-		BodyLimit:    1 << 20,
+		// No route takes more; see apiKey.HeaderReceived for requests
+		// without the key.
+		BodyLimit: handlers.MaxAPIBodyBytes,
 		// Release request read buffers between requests instead of keeping
 		// them per connection: a hijacked WebSocket would otherwise pin
 		// one for its whole life (about 3.5 KB per idle connection).
@@ -106,6 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	// A WebSocket outlives its hijack handler: the session closes the
 	// connection itself, and the registry's poller reads it meanwhile.
 	a.fiber.Server().KeepHijackedConns = true
+	a.fiber.Server().HeaderReceived = apiKey.HeaderReceived
 
 	useMiddleware(a.fiber, log)
 	a.routes(version)

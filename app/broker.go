@@ -28,6 +28,7 @@ func (a *App) startBroker(ctx context.Context) error {
 		URLs: n.URLs, Token: n.Token, User: n.User, Password: n.Password, CredsFile: n.CredsFile,
 		CAFile: n.CAFile, CertFile: n.CertFile, KeyFile: n.KeyFile,
 		Prefix: n.Prefix, WaitForNATS: n.Startup == "wait", Replicas: n.Replicas,
+		PingInterval: n.PingInterval, MaxPingsOutstanding: n.MaxPingsOutstanding,
 		Namespaces: a.cfg.Namespaces, Logger: a.log,
 	})
 	if err != nil {

@@ -103,3 +103,45 @@ func TestNATSOutageFailsPublishesThenRecovers(t *testing.T) {
 		t.Fatalf("after the outage: %s (the failed publish must not have taken an offset)", describePushes(got))
 	}
 }
+
+// A NATS server that hangs (SIGSTOP: its socket still accepts, nothing
+// answers) is noticed within seconds, not at the client library's default
+// two-minute ping: /readyz turns 503 so the balancer sends new clients
+// elsewhere, publishes are refused at once as not stored, and once the
+// server resumes the node is ready again by itself.
+func TestNATSFreezeMakesTheNodeUnreadyThenRecovers(t *testing.T) {
+	n := natstest.StartProcess(t)
+	a := startServer(t, natsEnv(n.URL(), nil))
+	apiPublish(t, a, "push:freeze", `{"n":1}`)
+	if status, body := readyz(t, a); status != 200 || body["broker"] != "connected" {
+		t.Fatalf("/readyz before the freeze = %d %v", status, body)
+	}
+
+	n.Freeze()
+	thawed := false
+	defer func() {
+		if !thawed {
+			n.Thaw()
+		}
+	}()
+	// The defaults (NATS_PING_INTERVAL 2s, NATS_MAX_PINGS_OUTSTANDING 2)
+	// notice it within 6 s; the wait is longer only to bound a failure.
+	waitFor(t, "/readyz to report the frozen broker", 15*time.Second, func() bool {
+		status, body := readyz(t, a)
+		return status == 503 && body["status"] == "broker_unavailable" && body["broker"] == "reconnecting"
+	})
+	status, _, body := apiRequest(t, a, "POST", "/api/publish", testAPIKey, `{"channel":"push:freeze","data":{"n":2}}`)
+	if status != 503 || !strings.Contains(body, `"code":"unavailable"`) {
+		t.Fatalf("API publish while frozen: %d %s", status, body)
+	}
+
+	n.Thaw()
+	thawed = true
+	waitFor(t, "/readyz to recover after the thaw", 20*time.Second, func() bool {
+		status, _ := readyz(t, a)
+		return status == 200
+	})
+	if got := apiPublish(t, a, "push:freeze", `{"n":3}`); got.Offset != 2 {
+		t.Fatalf("publish after the thaw got offset %d, want 2 (the refused one must not have been stored)", got.Offset)
+	}
+}

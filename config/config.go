@@ -113,6 +113,11 @@ type NATS struct {
 	// PresenceTTL bounds how long a crashed node's presence entries stay
 	// visible.
 	PresenceTTL time.Duration
+	// PingInterval and MaxPingsOutstanding: how often the node pings
+	// NATS, and how many unanswered pings make it give the connection up
+	// (and turn unready) and reconnect.
+	PingInterval        time.Duration
+	MaxPingsOutstanding int
 }
 
 // Default returns the configuration used when nothing is set.
@@ -139,6 +144,9 @@ func Default() Config {
 			Startup:     "wait",
 			Replicas:    1,
 			PresenceTTL: 30 * time.Second,
+
+			PingInterval:        realtime.DefaultNATSPingInterval,
+			MaxPingsOutstanding: realtime.DefaultNATSMaxPingsOutstanding,
 		},
 		LogLevel:  "info",
 		LogFormat: "json",
@@ -270,6 +278,12 @@ func settings() []setting {
 		{"PRESENCE_TTL", "presence-ttl", "with NATS: how long a crashed node's presence entries stay visible",
 			func(c *Config) string { return c.NATS.PresenceTTL.String() },
 			func(c *Config, v string) error { return parseDuration(v, &c.NATS.PresenceTTL) }, false},
+		{"NATS_PING_INTERVAL", "nats-ping-interval", "how often the node pings NATS (a hung server is noticed within (outstanding+1) intervals)",
+			func(c *Config) string { return c.NATS.PingInterval.String() },
+			func(c *Config, v string) error { return parseDuration(v, &c.NATS.PingInterval) }, false},
+		{"NATS_MAX_PINGS_OUTSTANDING", "nats-max-pings-outstanding", "unanswered pings after which the NATS connection is given up and replaced",
+			func(c *Config) string { return strconv.Itoa(c.NATS.MaxPingsOutstanding) },
+			func(c *Config, v string) error { return parseInt(v, &c.NATS.MaxPingsOutstanding) }, false},
 		{"LOG_LEVEL", "log-level", "debug, info, warn or error",
 			func(c *Config) string { return c.LogLevel },
 			func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
@@ -349,6 +363,8 @@ func (c Config) Validate() error {
 		check(oneOf(c.NATS.Startup, "wait", "fail"), "NATS_STARTUP", "must be wait or fail, got %q", c.NATS.Startup)
 		check(c.NATS.Replicas >= 1 && c.NATS.Replicas <= 5, "NATS_REPLICAS", "must be 1..5, got %d", c.NATS.Replicas)
 		check(c.NATS.PresenceTTL >= time.Second, "PRESENCE_TTL", "must be at least 1s, got %s", c.NATS.PresenceTTL)
+		check(c.NATS.PingInterval >= 100*time.Millisecond, "NATS_PING_INTERVAL", "must be at least 100ms, got %s", c.NATS.PingInterval)
+		check(c.NATS.MaxPingsOutstanding >= 1 && c.NATS.MaxPingsOutstanding <= 100, "NATS_MAX_PINGS_OUTSTANDING", "must be 1..100, got %d", c.NATS.MaxPingsOutstanding)
 		check((c.NATS.CertFile == "") == (c.NATS.KeyFile == ""), "NATS_TLS_CERT", "and NATS_TLS_KEY must be set together")
 		for _, u := range c.NATS.URLs {
 			if pu, err := url.Parse(u); err != nil || !oneOf(pu.Scheme, "nats", "tls") || pu.Host == "" {

@@ -183,3 +183,23 @@ func TestTrustedProxiesMustBeAddresses(t *testing.T) {
 		t.Fatalf("hostname accepted: %v", err)
 	}
 }
+
+func TestNATSPingSettings(t *testing.T) {
+	cfg, err := Load(nil, env(map[string]string{"BROKER": "nats", "NATS_PING_INTERVAL": "5s", "NATS_MAX_PINGS_OUTSTANDING": "3"}), io.Discard)
+	if err != nil || cfg.NATS.PingInterval != 5*time.Second || cfg.NATS.MaxPingsOutstanding != 3 {
+		t.Fatalf("valid: %+v %v", cfg.NATS, err)
+	}
+	if d := Default().NATS; d.PingInterval != 2*time.Second || d.MaxPingsOutstanding != 2 {
+		t.Errorf("defaults %s and %d, want the documented 2s and 2", d.PingInterval, d.MaxPingsOutstanding)
+	}
+	for _, tc := range []struct{ env, value string }{
+		{"NATS_PING_INTERVAL", "50ms"},
+		{"NATS_PING_INTERVAL", "often"},
+		{"NATS_MAX_PINGS_OUTSTANDING", "0"},
+	} {
+		_, err := Load(nil, env(map[string]string{"BROKER": "nats", tc.env: tc.value}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.env) {
+			t.Errorf("%s=%s: err = %v, want it to name the setting", tc.env, tc.value, err)
+		}
+	}
+}

@@ -220,8 +220,15 @@ func TestRealtimeChatSurvivesRestart(t *testing.T) {
 	waitMessage(t, b, "李旺", "重启后的新消息", 5*time.Second)
 	waitMessage(t, a, "李旺", "重启后的新消息", 5*time.Second)
 
-	// Give a late duplicate the time to show up, then count.
-	time.Sleep(500 * time.Millisecond)
+	// A barrier before counting: one more publication on the same
+	// channel. The server delivers a channel's pushes in order, so once
+	// both pages show it, any late duplicate of the earlier messages would
+	// have arrived before it.
+	const barrier = "最后一条（同步标记）"
+	other.command("publish", map[string]any{"channel": "chat:" + room, "data": map[string]any{"text": barrier}})
+	for _, tab := range []context.Context{a, b} {
+		waitMessage(t, tab, "王五", barrier, 5*time.Second)
+	}
 	t.Logf("page 1 shows: %s", strings.Join(innerTexts(t, a, "#messages li"), " // "))
 	saveShot(t, a, "chat-after-restart.png")
 	for i, tab := range []context.Context{a, b} {

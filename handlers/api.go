@@ -2,8 +2,7 @@ package handlers
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,29 +17,6 @@ import (
 	"github.com/duplex/duplex/realtime/protocol"
 )
 
-// MaxAPIBodyBytes caps the body of one API request.
-const MaxAPIBodyBytes = 64 << 10
-
-// APIAuth lets a request through only with "Authorization: Bearer <key>".
-// The comparison is of SHA-256 digests in constant time, so neither the
-// key's bytes nor its length leak through timing. With no key configured
-// the API is off and says how to turn it on.
-func APIAuth(key string) fiber.Handler {
-	want := sha256.Sum256([]byte(key))
-	return func(c *fiber.Ctx) error {
-		if key == "" {
-			return fiber.NewError(fiber.StatusServiceUnavailable, "the HTTP API is off: set API_KEY to enable it")
-		}
-		token, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="duplex"`)
-			return fiber.NewError(fiber.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer $API_KEY)")
-		}
-		return c.Next()
-	}
-}
-
 // API serves the server-side push API over the hub. Its fields are set
 // once; the handlers run concurrently.
 type API struct {
@@ -51,13 +27,15 @@ type API struct {
 }
 
 type publishRequest struct {
-	Channel string          `json:"channel"`
-	Data    json.RawMessage `json:"data"`
+	Channel        string          `json:"channel"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotency_key"`
 }
 
 type broadcastRequest struct {
-	Channels []string        `json:"channels"`
-	Data     json.RawMessage `json:"data"`
+	Channels       []string        `json:"channels"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotency_key"`
 }
 
 type tokenRequest struct {
@@ -66,7 +44,9 @@ type tokenRequest struct {
 	TTL  string `json:"ttl"`
 }
 
-// Publish: POST /api/publish {"channel","data"} → {"offset","epoch"}.
+// Publish: POST /api/publish {"channel","data","idempotency_key"} →
+// {"offset","epoch"}, plus "replayed":true (and the header
+// Idempotent-Replayed) when the key was used already.
 func (a API) Publish(c *fiber.Ctx) error {
 	var req publishRequest
 	if err := decodeBody(c, &req); err != nil {
@@ -75,20 +55,33 @@ func (a API) Publish(c *fiber.Ctx) error {
 	if req.Channel == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "channel is required")
 	}
-	pos, err := a.Hub.Publish(c.UserContext(), req.Channel, req.Data, nil)
+	key, err := idempotencyKey(c, req.IdempotencyKey)
+	if err != nil {
+		return err
+	}
+	res, err := a.Hub.PublishOnce(c.UserContext(), req.Channel, req.Data, nil, key)
 	if err != nil {
 		return apiError(err)
 	}
-	return c.JSON(pos)
+	if res.Replayed {
+		c.Set(headerIdempotentReplayed, "true")
+	}
+	return c.JSON(res)
 }
 
-// Broadcast: POST /api/broadcast {"channels":[...],"data"} → {"positions":[...]}.
+// Broadcast: POST /api/broadcast {"channels":[...],"data","idempotency_key"}
+// → {"positions":[...]}; a position the key had published already has
+// "replayed":true.
 func (a API) Broadcast(c *fiber.Ctx) error {
 	var req broadcastRequest
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	positions, err := a.Hub.Broadcast(c.UserContext(), req.Channels, req.Data, nil)
+	key, err := idempotencyKey(c, req.IdempotencyKey)
+	if err != nil {
+		return err
+	}
+	positions, err := a.Hub.BroadcastOnce(c.UserContext(), req.Channels, req.Data, nil, key)
 	if err != nil {
 		return apiError(err)
 	}
@@ -188,6 +181,35 @@ func decodeBody(c *fiber.Ctx, v any) error {
 	return nil
 }
 
+// Idempotency keys: the request header, or the body's field.
+const (
+	headerIdempotencyKey     = "Idempotency-Key"
+	headerIdempotentReplayed = "Idempotent-Replayed"
+	maxIdempotencyKeyBytes   = 128
+)
+
+// idempotencyKey is the request's key from the Idempotency-Key header or
+// the idempotency_key field (both may be given if they agree), "" when
+// neither is: 1 to 128 visible ASCII characters.
+func idempotencyKey(c *fiber.Ctx, field string) (string, error) {
+	// Cloned: Fiber's header strings alias the request buffer, and the
+	// memory broker keeps the key past the request.
+	header := strings.Clone(c.Get(headerIdempotencyKey))
+	if header != "" && field != "" && header != field {
+		return "", fiber.NewError(fiber.StatusBadRequest, "the Idempotency-Key header and the idempotency_key field differ")
+	}
+	key := cmp.Or(header, field)
+	if len(key) > maxIdempotencyKeyBytes {
+		return "", fiber.NewError(fiber.StatusBadRequest, "idempotency key is longer than "+strconv.Itoa(maxIdempotencyKeyBytes)+" bytes")
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return "", fiber.NewError(fiber.StatusBadRequest, "idempotency key may only contain visible ASCII characters")
+		}
+	}
+	return key, nil
+}
+
 func channelParam(c *fiber.Ctx) (string, error) {
 	channel, err := url.PathUnescape(c.Params("channel"))
 	if err != nil || channel == "" {
@@ -204,8 +226,11 @@ var apiStatus = map[protocol.Code]int{
 	protocol.CodeLimitExceeded: fiber.StatusRequestEntityTooLarge,
 	protocol.CodeRateLimited:   fiber.StatusTooManyRequests,
 	protocol.CodeUnavailable:   fiber.StatusServiceUnavailable,
-	protocol.CodeNotFound:      fiber.StatusNotFound,
-	protocol.CodeUnauthorized:  fiber.StatusUnauthorized,
+	// Not stored (503) and perhaps stored (504) call for different
+	// retries, so they are told apart.
+	protocol.CodeOutcomeUnknown: fiber.StatusGatewayTimeout,
+	protocol.CodeNotFound:       fiber.StatusNotFound,
+	protocol.CodeUnauthorized:   fiber.StatusUnauthorized,
 }
 
 // apiError turns a hub error into a JSON answer with the protocol's code.

@@ -2,8 +2,20 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrOutcomeUnknown is returned (wrapped) by a publish that reached the
+// broker but was not confirmed, such as a JetStream publish whose ack
+// timed out: it may or may not have been stored, and delivered. Any other
+// publish error means it was not stored. A retry with the same
+// idempotency key (PublishOnce) cannot make a duplicate.
+var ErrOutcomeUnknown = errors.New("publish outcome unknown")
+
+// IdempotencyWindow is how long a broker remembers an idempotency key
+// (the memory broker by default, and JetStream's duplicate window).
+const IdempotencyWindow = 2 * time.Minute
 
 // BrokerHandler receives what a Broker delivers to this node: publications
 // and join/leave events for channels the node subscribed to.
@@ -66,6 +78,15 @@ type Broker interface {
 	// delivers it to every node subscribed to the channel (this one
 	// included), returning its position.
 	Publish(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error)
+	// PublishOnce is Publish with an idempotency key, which names one
+	// publication of the channel: the first publish with the key is
+	// stored as Publish stores it; a repeat within the broker's window
+	// (IdempotencyWindow) stores and delivers nothing and returns the
+	// first one's position with replayed set, whatever its data. The
+	// position is zero when the broker no longer keeps that publication
+	// (a namespace without history, after later publications). An empty
+	// key makes it Publish.
+	PublishOnce(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions, key string) (pos StreamPosition, replayed bool, err error)
 	// PublishJoin and PublishLeave deliver a presence event to every
 	// subscribed node, in order with the channel's publications.
 	PublishJoin(ctx context.Context, channel string, info ClientInfo) error

@@ -42,6 +42,7 @@ type MemoryBroker struct {
 	// their own with the clock of WithClock).
 	newTicker func(time.Duration) (<-chan time.Time, func())
 	idleTTL   time.Duration
+	dedup     *dedupWindow
 	seed      maphash.Seed
 	// epochKey and gen derive epochs (see the type's doc). Sweep advances
 	// gen before it deletes a stream, under that stream's shard lock, and
@@ -92,9 +93,17 @@ func WithIdleTTL(d time.Duration) MemoryBrokerOption {
 	return func(b *MemoryBroker) { b.idleTTL = d }
 }
 
+// WithIdempotencyWindow sets how long, and for how many keys at most, a
+// PublishOnce key is remembered (default IdempotencyWindow and
+// DefaultIdempotencyKeys).
+func WithIdempotencyWindow(d time.Duration, keys int) MemoryBrokerOption {
+	return func(b *MemoryBroker) { b.dedup = newDedupWindow(d, keys) }
+}
+
 // NewMemoryBroker makes an empty broker.
 func NewMemoryBroker(opts ...MemoryBrokerOption) *MemoryBroker {
-	b := &MemoryBroker{now: time.Now, newTicker: realTicker, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed(), epochKey: maphash.MakeSeed()}
+	b := &MemoryBroker{now: time.Now, newTicker: realTicker, idleTTL: 10 * time.Minute, seed: maphash.MakeSeed(),
+		epochKey: maphash.MakeSeed(), dedup: newDedupWindow(IdempotencyWindow, DefaultIdempotencyKeys)}
 	for i := range b.shards {
 		b.shards[i].streams = make(map[string]*memStream)
 	}
@@ -164,7 +173,16 @@ func newEpoch() string {
 }
 
 // Publish implements Broker. data and info must not be modified afterwards.
-func (b *MemoryBroker) Publish(_ context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error) {
+func (b *MemoryBroker) Publish(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error) {
+	pos, _, err := b.PublishOnce(ctx, channel, data, info, opts, "")
+	return pos, err
+}
+
+// PublishOnce implements Broker. Keys are remembered in memory, bounded
+// in time and count (WithIdempotencyWindow); the check and the publish
+// happen under the channel's ordering lock, so concurrent repeats of a
+// key publish once.
+func (b *MemoryBroker) PublishOnce(_ context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions, key string) (StreamPosition, bool, error) {
 	if info != nil {
 		c := *info
 		info = &c
@@ -179,6 +197,13 @@ func (b *MemoryBroker) Publish(_ context.Context, channel string, data []byte, i
 			continue
 		}
 		now := b.now()
+		if key != "" {
+			if pos, ok := b.dedup.get(channel, key, now); ok {
+				s.mu.Unlock()
+				s.order.Unlock()
+				return pos, true, nil
+			}
+		}
 		s.top++
 		pub := Publication{Offset: s.top, Data: data, Info: info}
 		s.appendPub(pub, now, opts)
@@ -186,11 +211,14 @@ func (b *MemoryBroker) Publish(_ context.Context, channel string, data []byte, i
 		pos := StreamPosition{Offset: s.top, Epoch: s.epoch}
 		subscribed := s.subscribed
 		s.mu.Unlock()
+		if key != "" {
+			b.dedup.put(channel, key, pos, now)
+		}
 		if h := b.getHandler(); subscribed && h != nil {
 			h.HandlePublication(channel, pub)
 		}
 		s.order.Unlock()
-		return pos, nil
+		return pos, false, nil
 	}
 }
 
@@ -380,6 +408,7 @@ func (s *memStream) history(now time.Time, req HistoryRequest) HistoryResult {
 func (b *MemoryBroker) Sweep() {
 	now := b.now()
 	advanced := false
+	b.dedup.sweep(now)
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.mu.Lock()

@@ -333,7 +333,7 @@ func (b *NATSBroker) streamFor(ctx context.Context, ns string, opts *PublishOpti
 			Discard:           jetstream.DiscardOld,
 			MaxMsgsPerSubject: int64(keep + 1),
 			MaxAge:            maxAge,
-			Duplicates:        min(2*time.Minute, maxAge),
+			Duplicates:        min(IdempotencyWindow, maxAge), // PublishOnce's window
 			Storage:           jetstream.FileStorage,
 			Replicas:          b.opts.Replicas,
 			RePublish:         &jetstream.RePublish{Source: src, Destination: b.opts.Prefix + ".live." + ns + ".>"},
@@ -440,20 +440,31 @@ func (ps *natsPubState) readTop(ctx context.Context, st *natsStream, subject str
 // Publish implements Broker. It returns once JetStream acknowledged the
 // stored publication; when NATS is not connected it fails at once, and
 // otherwise within ctx or PublishTimeout. Nothing is delivered unless it
-// was stored.
+// was stored. A publish that was sent but not acknowledged fails with
+// ErrOutcomeUnknown; every other error means it was not stored.
 func (b *NATSBroker) Publish(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions) (StreamPosition, error) {
+	pos, _, err := b.PublishOnce(ctx, channel, data, info, opts, "")
+	return pos, err
+}
+
+// PublishOnce implements Broker with JetStream's own de-duplication: the
+// key becomes the message id (Nats-Msg-Id, scoped by channel), and the
+// stream's Duplicates window (IdempotencyWindow) makes the server store
+// a repeat not at all, on whichever node it arrives, and answer with the
+// first one's sequence, whose position is then read back.
+func (b *NATSBroker) PublishOnce(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions, key string) (StreamPosition, bool, error) {
 	if err := b.connected(); err != nil {
-		return StreamPosition{}, err
+		return StreamPosition{}, false, err
 	}
 	ns, err := namespaceOf(channel)
 	if err != nil {
-		return StreamPosition{}, err
+		return StreamPosition{}, false, err
 	}
 	ctx, cancel := b.withTimeout(ctx)
 	defer cancel()
 	st, err := b.streamFor(ctx, ns, &opts)
 	if err != nil {
-		return StreamPosition{}, err
+		return StreamPosition{}, false, err
 	}
 	var infoJSON []byte
 	if info != nil {
@@ -467,7 +478,7 @@ func (b *NATSBroker) Publish(ctx context.Context, channel string, data []byte, i
 	for range maxPublishAttempts {
 		if !ps.known {
 			if err := ps.readTop(ctx, st, subject); err != nil {
-				return StreamPosition{}, fmt.Errorf("nats: reading %s: %w", channel, err)
+				return StreamPosition{}, false, fmt.Errorf("nats: reading %s: %w", channel, err)
 			}
 		}
 		epoch := ps.epoch
@@ -484,6 +495,9 @@ func (b *NATSBroker) Publish(ctx context.Context, channel string, data []byte, i
 		if infoJSON != nil {
 			msg.Header.Set(hdrInfo, string(infoJSON))
 		}
+		if key != "" {
+			msg.Header.Set(jetstream.MsgIDHeader, channel+"/"+key)
+		}
 		ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(ps.seq), jetstream.WithRetryAttempts(1))
 		if isWrongLastSeq(err) {
 			ps.known = false // another node published: re-read
@@ -494,12 +508,19 @@ func (b *NATSBroker) Publish(ctx context.Context, channel string, data []byte, i
 			if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) {
 				b.forgetStream(ns)
 			}
-			return StreamPosition{}, fmt.Errorf("nats: publish to %s: %w", channel, err)
+			if publishOutcomeUnknown(err) {
+				return StreamPosition{}, false, fmt.Errorf("nats: publish to %s: %w: %w", channel, ErrOutcomeUnknown, err)
+			}
+			return StreamPosition{}, false, fmt.Errorf("nats: publish to %s: %w", channel, err)
+		}
+		if ack.Duplicate {
+			pos, err := b.storedPosition(ctx, st, ack.Sequence)
+			return pos, true, err
 		}
 		ps.seq, ps.offset, ps.epoch = ack.Sequence, ps.offset+1, epoch
-		return StreamPosition{Offset: ps.offset, Epoch: epoch}, nil
+		return StreamPosition{Offset: ps.offset, Epoch: epoch}, false, nil
 	}
-	return StreamPosition{}, fmt.Errorf("nats: publish to %s: too much contention", channel)
+	return StreamPosition{}, false, fmt.Errorf("nats: publish to %s: too much contention", channel)
 }
 
 // PublishJoin implements Broker (core NATS, at most once).

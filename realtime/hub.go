@@ -451,56 +451,32 @@ func (h *Hub) unsubscribe(ctx context.Context, s *Subscription, started bool) {
 // the server, whatever the namespace's ClientPublish says, and returns the
 // new stream position. info may be nil.
 //
-// Errors: bad_channel, bad_request (data not JSON), unavailable.
+// Errors: bad_channel, bad_request (data not JSON), unavailable (not
+// stored), outcome_unknown (maybe stored; see PublishOnce).
 func (h *Hub) Publish(ctx context.Context, channel string, data []byte, info *ClientInfo) (StreamPosition, error) {
-	_, nsOpts, err := h.ns.Lookup(channel)
-	if err != nil {
-		return StreamPosition{}, err
-	}
-	compact, err := compactJSON(data)
-	if err != nil {
-		return StreamPosition{}, err
-	}
-	return h.publish(ctx, channel, nsOpts, compact, info)
+	res, err := h.PublishOnce(ctx, channel, data, info, "")
+	return res.StreamPosition, err
 }
 
 // publish sends already compacted data.
 func (h *Hub) publish(ctx context.Context, channel string, nsOpts NamespaceOptions, data []byte, info *ClientInfo) (StreamPosition, error) {
-	pos, err := h.broker.Publish(ctx, channel, data, info, PublishOptions{HistorySize: nsOpts.HistorySize, HistoryTTL: nsOpts.HistoryTTL})
-	if err != nil {
-		return StreamPosition{}, h.unavailable("publish", channel, err)
-	}
-	return pos, nil
+	pos, _, err := h.publishOnce(ctx, channel, nsOpts, data, info, "")
+	return pos, err
 }
 
 // Broadcast publishes the same data to several channels. Every name is
 // checked before anything is published; on a broker failure the positions
 // of the channels already published are returned with the error.
 func (h *Hub) Broadcast(ctx context.Context, channels []string, data []byte, info *ClientInfo) ([]StreamPosition, error) {
-	if len(channels) == 0 {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "no channels")
-	}
-	opts := make([]NamespaceOptions, len(channels))
-	for i, name := range channels {
-		_, o, err := h.ns.Lookup(name)
-		if err != nil {
-			return nil, err
-		}
-		opts[i] = o
-	}
-	compact, err := compactJSON(data)
-	if err != nil {
+	res, err := h.BroadcastOnce(ctx, channels, data, info, "")
+	if res == nil {
 		return nil, err
 	}
-	out := make([]StreamPosition, 0, len(channels))
-	for i, name := range channels {
-		pos, err := h.publish(ctx, name, opts[i], compact, info)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, pos)
+	out := make([]StreamPosition, len(res))
+	for i, p := range res {
+		out[i] = p.StreamPosition
 	}
-	return out, nil
+	return out, err
 }
 
 // clientID names a connection across the cluster: the hub's node id, then

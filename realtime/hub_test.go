@@ -56,6 +56,13 @@ func (b *spyBroker) Publish(ctx context.Context, ch string, data []byte, info *C
 	return b.MemoryBroker.Publish(ctx, ch, data, info, o)
 }
 
+func (b *spyBroker) PublishOnce(ctx context.Context, ch string, data []byte, info *ClientInfo, o PublishOptions, key string) (StreamPosition, bool, error) {
+	if err := b.failing(); err != nil {
+		return StreamPosition{}, false, err
+	}
+	return b.MemoryBroker.PublishOnce(ctx, ch, data, info, o, key)
+}
+
 func (b *spyBroker) counts(ch string) (int, int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -50,6 +50,16 @@ type NATSOptions struct {
 	// PublishTimeout bounds one Publish when the caller's ctx has no
 	// earlier deadline (default 2 s).
 	PublishTimeout time.Duration
+	// PingInterval is how often the client pings the server (default
+	// DefaultNATSPingInterval), and MaxPingsOutstanding how many pings may
+	// go unanswered (default DefaultNATSMaxPingsOutstanding) before the
+	// connection counts as dead and is replaced: a hung server (one that
+	// still accepts connections but answers nothing) is noticed within
+	// about (MaxPingsOutstanding+1) * PingInterval. The client library's
+	// own defaults (2 min, 2) would leave a node ready for minutes while
+	// every publish times out.
+	PingInterval        time.Duration
+	MaxPingsOutstanding int
 
 	// Namespaces, when set, lets the broker create or update every
 	// namespace's stream at start-up (otherwise each is created on the
@@ -70,6 +80,14 @@ type NATSOptions struct {
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 }
+
+// Defaults of NATSOptions.PingInterval and MaxPingsOutstanding: a hung
+// server is noticed within 6 s, and a server may be silent for 4 s (a
+// long pause, a busy link) before the connection is given up.
+const (
+	DefaultNATSPingInterval        = 2 * time.Second
+	DefaultNATSMaxPingsOutstanding = 2
+)
 
 func (o *NATSOptions) defaults() error {
 	if len(o.URLs) == 0 {
@@ -92,6 +110,12 @@ func (o *NATSOptions) defaults() error {
 	}
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = 2 * time.Second
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultNATSPingInterval
+	}
+	if o.MaxPingsOutstanding <= 0 {
+		o.MaxPingsOutstanding = DefaultNATSMaxPingsOutstanding
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 1
@@ -173,6 +197,8 @@ func (o *NATSOptions) connect(ctx context.Context, extra ...nats.Option) (*nats.
 		// No reconnect buffer: a publish while disconnected fails at once
 		// instead of waiting in memory (and maybe being lost).
 		nats.ReconnectBufSize(-1),
+		nats.PingInterval(o.PingInterval),
+		nats.MaxPingsOutstanding(o.MaxPingsOutstanding),
 	}
 	switch {
 	case o.Token != "":

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type Server struct {
 	port int
 	srv  *server.Server
 	cmd  *exec.Cmd
+	bin  string // the binary of a StartProcess server
 }
 
 // Start runs a server on a free loopback port until the test ends.
@@ -59,10 +61,66 @@ func FreePort(t testing.TB) int {
 // URL is the client URL of the server.
 func (n *Server) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
 
+// StartProcess runs the nats-server binary (DUPLEX_TEST_NATS_SERVER, else
+// nats-server on PATH or in /usr/sbin) on a free loopback port until the
+// test ends, for tests that need a real process: Freeze and Thaw. Without
+// a binary the test is skipped, or fails when CI=true.
+func StartProcess(t testing.TB) *Server {
+	t.Helper()
+	bin := os.Getenv("DUPLEX_TEST_NATS_SERVER")
+	if bin == "" {
+		bin = findBinary()
+	}
+	if bin == "" {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+			t.Fatal("nats-server not found (PATH, /usr/sbin); CI must install it: apt-get install nats-server")
+		}
+		t.Skip("nats-server not found (PATH, /usr/sbin): install it with apt-get install nats-server (with CI=true this fails)")
+	}
+	n := &Server{t: t, dir: t.TempDir(), port: FreePort(t), bin: bin}
+	n.start()
+	t.Cleanup(n.Shutdown)
+	return n
+}
+
+func findBinary() string {
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	if fi, err := os.Stat("/usr/sbin/nats-server"); err == nil && fi.Mode()&0o111 != 0 {
+		return "/usr/sbin/nats-server"
+	}
+	return ""
+}
+
+// Freeze stops the server process with SIGSTOP: its sockets stay open
+// and connect, but it answers nothing (a hung server, a frozen VM).
+// Only for a server from StartProcess.
+func (n *Server) Freeze() { n.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server with SIGCONT.
+func (n *Server) Thaw() { n.signal(syscall.SIGCONT) }
+
+func (n *Server) signal(sig syscall.Signal) {
+	n.t.Helper()
+	if n.cmd == nil {
+		n.t.Fatalf("natstest: %v needs a server process (StartProcess)", sig)
+	}
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		n.t.Fatalf("natstest: %v: %v", sig, err)
+	}
+}
+
 func (n *Server) start() {
 	n.t.Helper()
-	if bin := os.Getenv("DUPLEX_TEST_NATS_SERVER"); bin != "" {
+	bin := n.bin
+	if bin == "" {
+		bin = os.Getenv("DUPLEX_TEST_NATS_SERVER")
+	}
+	if bin != "" {
 		n.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+		// The kernel kills the server if the test process dies.
+		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := n.cmd.Start(); err != nil {
 			n.t.Fatal(err)
 		}

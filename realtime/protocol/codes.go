@@ -20,8 +20,13 @@ const (
 	CodeLimitExceeded Code = "limit_exceeded"
 	// CodeRateLimited: too many commands or publications; slow down.
 	CodeRateLimited Code = "rate_limited"
-	// CodeUnavailable: a backend (broker, presence store) failed; retry later.
+	// CodeUnavailable: a backend (broker, presence store) failed; retry
+	// later. A publish answered so was not stored.
 	CodeUnavailable Code = "unavailable"
+	// CodeOutcomeUnknown: a publish reached the broker but was not
+	// confirmed in time; it may have been stored and delivered. Retry with
+	// the same idempotency key to publish it at most once.
+	CodeOutcomeUnknown Code = "outcome_unknown"
 	// CodeNotFound: the thing asked for does not exist (no history in this
 	// namespace, a stream position no longer kept, not subscribed).
 	CodeNotFound Code = "not_found"
@@ -34,7 +39,7 @@ const (
 // Codes lists every error code, in documentation order.
 var Codes = []Code{
 	CodeBadRequest, CodeBadChannel, CodeForbidden, CodeLimitExceeded,
-	CodeRateLimited, CodeUnavailable, CodeNotFound, CodeUnauthorized, CodeInternal,
+	CodeRateLimited, CodeUnavailable, CodeOutcomeUnknown, CodeNotFound, CodeUnauthorized, CodeInternal,
 }
 
 // Known reports whether c is one of Codes.
