@@ -50,10 +50,12 @@ type violation struct {
 type frameParser struct {
 	maxMessage int64
 
-	partial []byte // an incomplete frame carried over to the next feed
-	msgOp   int    // opcode of the fragmented message in progress, 0 if none
-	msg     []byte // payload of that message so far
-	done    bool   // a close frame or a violation ended the stream
+	partial []byte     // an incomplete frame carried over to the next feed
+	checked int        // payload bytes of that frame already unmasked and checked
+	msgOp   int        // opcode of the fragmented message in progress, 0 if none
+	msg     []byte     // payload of that message so far
+	text    utf8Stream // the text message in progress, checked as it arrives
+	done    bool       // a close frame or a violation ended the stream
 }
 
 // feed parses data, which it may modify (payloads are unmasked in place),
@@ -86,6 +88,9 @@ func (p *frameParser) feed(data []byte, ev frameEvents) *violation {
 		}
 		need := hdr + int(n) // checkHeader bounds n by the message limit
 		if len(data) < need {
+			if v := p.checkPartial(data, hdr); v != nil {
+				return p.fail(v)
+			}
 			p.keep(data, need, joined && start)
 			return nil
 		}
@@ -186,12 +191,39 @@ func (p *frameParser) checkHeader(b0, b1 byte, n uint64) *violation {
 	return nil
 }
 
+// errInvalidUTF8 is the violation of text that cannot be UTF-8.
+var errInvalidUTF8 = violation{CloseInvalidPayload, "invalid UTF-8 in text message"}
+
+// checkPartial checks what has arrived of an incomplete frame, whose
+// header (mask key included) is hdr bytes long: the payload of a text
+// message is unmasked and checked as it comes, so that text which can no
+// longer be UTF-8 fails at once rather than when the frame is whole.
+func (p *frameParser) checkPartial(data []byte, hdr int) *violation {
+	op := int(data[0] & 0x0F)
+	if op != opText && (op != opContinuation || p.msgOp != opText) {
+		return nil
+	}
+	if p.checked == 0 && op == opText {
+		p.text.reset() // a new message starts with this frame
+	}
+	fresh := data[hdr+p.checked:]
+	unmaskFrom(fresh, data[hdr-4:hdr], p.checked)
+	p.checked += len(fresh)
+	if !p.text.write(fresh) {
+		return &errInvalidUTF8
+	}
+	return nil
+}
+
 // handle unmasks one whole, checked frame, whose header (mask key
-// included) is hdr bytes long, and reports it.
+// included) is hdr bytes long, and reports it. The first p.checked
+// payload bytes were unmasked and checked already (checkPartial).
 func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 	key := frame[hdr-4 : hdr]
 	payload := frame[hdr:]
-	unmask(payload, key)
+	checked := p.checked
+	p.checked = 0
+	unmaskFrom(payload[checked:], key, checked)
 	fin, op := frame[0]&0x80 != 0, int(frame[0]&0x0F)
 	switch op {
 	case opPing:
@@ -205,29 +237,57 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 			return v
 		}
 		ev.closeFrame(code)
-	case opText, opBinary:
+	case opBinary:
 		if fin {
-			return p.deliver(op, payload, ev)
+			ev.message(op, payload)
+			return nil
+		}
+		p.msgOp = op
+		p.msg = append(p.msg[:0], payload...)
+	case opText:
+		if fin && checked == 0 {
+			// The common case, a whole message in one read: no state.
+			if !utf8.Valid(payload) {
+				return &errInvalidUTF8
+			}
+			ev.message(op, payload)
+			return nil
+		}
+		if checked == 0 {
+			p.text.reset()
+		}
+		if !p.text.write(payload[checked:]) {
+			return &errInvalidUTF8
+		}
+		if fin {
+			return p.deliverText(payload, ev)
 		}
 		p.msgOp = op
 		p.msg = append(p.msg[:0], payload...)
 	case opContinuation:
+		if p.msgOp == opText && !p.text.write(payload[checked:]) {
+			return &errInvalidUTF8
+		}
 		p.msg = append(p.msg, payload...)
 		if fin {
 			op, msg := p.msgOp, p.msg
 			p.msgOp, p.msg = 0, nil
-			return p.deliver(op, msg, ev)
+			if op == opText {
+				return p.deliverText(msg, ev)
+			}
+			ev.message(op, msg)
 		}
 	}
 	return nil
 }
 
-// deliver reports one complete message; a text message must be UTF-8.
-func (p *frameParser) deliver(op int, data []byte, ev frameEvents) *violation {
-	if op == opText && !utf8.Valid(data) {
-		return &violation{CloseInvalidPayload, "invalid UTF-8 in text message"}
+// deliverText reports a complete text message whose every piece p.text
+// has checked; it must not end inside a character.
+func (p *frameParser) deliverText(data []byte, ev frameEvents) *violation {
+	if !p.text.complete() {
+		return &errInvalidUTF8
 	}
-	ev.message(op, data)
+	ev.message(opText, data)
 	return nil
 }
 
@@ -265,8 +325,19 @@ func validReceivedCloseCode(code CloseCode) bool {
 // fail ends the stream with v.
 func (p *frameParser) fail(v *violation) *violation {
 	p.done = true
-	p.partial, p.msg = nil, nil
+	p.partial, p.msg, p.checked = nil, nil, 0
 	return v
+}
+
+// unmaskFrom unmasks b, which starts at byte offset off of a payload
+// masked with key: the key turns by off.
+func unmaskFrom(b, key []byte, off int) {
+	if off&3 == 0 {
+		unmask(b, key)
+		return
+	}
+	turned := [4]byte{key[off&3], key[(off+1)&3], key[(off+2)&3], key[(off+3)&3]}
+	unmask(b, turned[:])
 }
 
 // unmask XORs b with the 4-byte mask key, eight bytes at a time where it

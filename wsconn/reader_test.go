@@ -188,3 +188,64 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// Text that can no longer be UTF-8 is refused with 1007 as soon as the
+// bytes that make it so arrive (Autobahn 6.4.1–6.4.4): in a later
+// fragment, or in a later part of one frame, before the message ends.
+func TestParserFailsFastOnInvalidUTF8(t *testing.T) {
+	valid := []byte("κόσμε, 李旺 ")
+	bad := []byte{0xF4, 0x90, 0x80, 0x80} // past U+10FFFF
+	rest := []byte("edited, and more text after it")
+	cases := []struct {
+		name   string
+		pieces [][]byte // fed one by one; the violation must come with the last
+	}{
+		{"fragment by fragment", [][]byte{
+			clientFrame(false, opText, valid),
+			clientFrame(false, opContinuation, append(bytes.Clone(valid[:2]), bad...)),
+		}},
+		{"within one frame", func() [][]byte {
+			f := clientFrame(true, opText, append(append(bytes.Clone(valid), bad...), rest...))
+			cut := len(f) - len(rest) - len(bad) + 2 // the first two bad bytes are in
+			return [][]byte{f[:len(f)-len(rest)-len(bad)], f[len(f)-len(rest)-len(bad) : cut]}
+		}()},
+		{"within a continuation frame", func() [][]byte {
+			first := clientFrame(false, opText, valid)
+			f := clientFrame(true, opContinuation, append(append([]byte("ok "), bad...), rest...))
+			return [][]byte{first, f[:6+3], f[6+3 : 6+3+2]} // header, "ok ", two bad bytes
+		}()},
+		{"a sequence split across fragments", [][]byte{
+			clientFrame(false, opText, append(bytes.Clone(valid), bad[:1]...)),
+			clientFrame(false, opContinuation, bad[1:2]),
+		}},
+	}
+	for _, tc := range cases {
+		p := &frameParser{maxMessage: 1 << 16}
+		r := &recorder{}
+		for i, piece := range tc.pieces {
+			v := p.feed(bytes.Clone(piece), r)
+			last := i == len(tc.pieces)-1
+			if !last && v != nil {
+				t.Fatalf("%s: piece %d refused early: %+v", tc.name, i, v)
+			}
+			if last && (v == nil || v.code != CloseInvalidPayload) {
+				t.Fatalf("%s: after the invalid bytes: %+v, want 1007 at once", tc.name, v)
+			}
+		}
+		if len(r.events) != 0 {
+			t.Fatalf("%s: events %v, want none", tc.name, r.events)
+		}
+	}
+}
+
+// Valid text in many pieces is delivered whole, exactly once.
+func TestParserJoinsValidTextCheckedInPieces(t *testing.T) {
+	text := strings.Repeat("李旺 κόσμε 🙂 ", 40)
+	stream := append(clientFrame(false, opText, []byte(text[:101])), clientFrame(true, opContinuation, []byte(text[101:]))...)
+	for n := 1; n <= 17; n++ {
+		events, v := parseInPieces(stream, n, 1<<16)
+		if v != nil || len(events) != 1 || events[0] != fmt.Sprintf("msg %d %q", opText, text) {
+			t.Fatalf("pieces of %d: %v %+v", n, events, v)
+		}
+	}
+}
