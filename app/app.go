@@ -45,10 +45,6 @@ type App struct {
 	closeBroker func() // stops the broker and what belongs to it
 }
 
-// realtimeBatch is how many queued messages a /realtime writer joins into
-// one frame (the protocol's messages are JSON lines).
-const realtimeBatch = 16
-
 // New builds the server. It fails if a template does not parse, so a
 // broken page is found at start-up rather than on the first request, and
 // if the broker cannot be reached (with NATS_STARTUP=wait it retries until
@@ -124,16 +120,14 @@ func (a *App) routes(version string) {
 		WriteTimeout:    a.cfg.WS.WriteTimeout,
 		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
 	}
-	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins), a.metrics)
+	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0), a.metrics)
 	echo := handlers.WebSocket(a.registry, lim, handlers.Echo, a.log)
 
 	// "/" serves the page, and the echo socket too, so the tutorial's own
 	// client (new WebSocket("ws://host:8088")) works unchanged.
 	a.fiber.Get("/", guard, echo, handlers.Page("index", "WebSocket 回声演示"))
 	a.fiber.Get("/ws", guard, echo, handlers.UpgradeRequired(a.metrics))
-	rtLim := lim
-	rtLim.MaxBatch = realtimeBatch
-	rt := handlers.WebSocket(a.registry, rtLim,
+	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim),
 		handlers.Realtime(a.hub, realtime.ClientLimits{MaxSubscriptions: a.cfg.MaxSubscriptions}), a.log)
 	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
 

@@ -16,9 +16,18 @@ import (
 // the HTTP status and body of the answer.
 func dialWithOrigin(t *testing.T, s *testServer, origin string) (int, string) {
 	t.Helper()
+	return dialWithHeaders(t, s, origin, nil)
+}
+
+// dialWithHeaders is dialWithOrigin with more request headers.
+func dialWithHeaders(t *testing.T, s *testServer, origin string, more map[string]string) (int, string) {
+	t.Helper()
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)
+	}
+	for k, v := range more {
+		h.Set(k, v)
 	}
 	c, resp, err := websocket.DefaultDialer.Dial(s.wsURL("/ws"), h)
 	if err == nil {
@@ -62,6 +71,24 @@ func TestOriginCheck(t *testing.T) {
 	}
 }
 
+// The same-host rule compares Origin with the host the client asked for.
+// X-Forwarded-Host names that host only when a trusted proxy set it:
+// from anyone else it would let any site pass as the page's own host.
+func TestForwardedHostOnlyFromTrustedProxies(t *testing.T) {
+	forged := map[string]string{"X-Forwarded-Host": "evil.example"}
+	direct := startServer(t, nil)
+	if status, _ := dialWithHeaders(t, direct, "http://evil.example", forged); status != 403 {
+		t.Errorf("untrusted X-Forwarded-Host let a foreign origin in: HTTP %d, want 403", status)
+	}
+	behindProxy := startServer(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1"})
+	if status, _ := dialWithHeaders(t, behindProxy, "https://app.example", map[string]string{"X-Forwarded-Host": "app.example"}); status != 101 {
+		t.Errorf("a trusted proxy's X-Forwarded-Host was ignored: HTTP %d, want 101", status)
+	}
+	if status, _ := dialWithHeaders(t, behindProxy, "http://evil.example", nil); status != 403 {
+		t.Errorf("behind a proxy, a foreign origin got HTTP %d, want 403", status)
+	}
+}
+
 func TestOriginWildcardMustBeSpelledOut(t *testing.T) {
 	strict := startServer(t, nil)
 	if status, _ := dialWithOrigin(t, strict, "https://anywhere.example"); status != 403 {
@@ -100,28 +127,43 @@ func TestConnectionCap(t *testing.T) {
 
 func TestMalformedHandshake(t *testing.T) {
 	s := startServer(t, nil)
-	for name, extra := range map[string]string{
-		"no key":        "Sec-WebSocket-Version: 13\r\n",
-		"wrong version": "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
-	} {
+	const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	cases := []struct {
+		name, extra string
+		status      int
+		version     string // the Sec-WebSocket-Version the answer must carry
+	}{
+		{"no key", "Sec-WebSocket-Version: 13\r\n", 400, ""},
+		{"key not base64", "Sec-WebSocket-Key: not*base64*at*all*!!!!!\r\nSec-WebSocket-Version: 13\r\n", 400, ""},
+		{"key of 15 bytes", "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\nSec-WebSocket-Version: 13\r\n", 400, ""},
+		{"key of 17 bytes", "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\nSec-WebSocket-Version: 13\r\n", 400, ""},
+		// RFC 6455 section 4.4: an unsupported version gets 426 and the
+		// versions the server speaks.
+		{"wrong version", key + "Sec-WebSocket-Version: 8\r\n", 426, "13"},
+		{"no version", key, 426, "13"},
+	}
+	for _, tc := range cases {
 		conn, err := net.Dial("tcp", s.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := "GET /ws HTTP/1.1\r\nHost: " + s.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + extra + "\r\n"
+		req := "GET /ws HTTP/1.1\r\nHost: " + s.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + tc.extra + "\r\n"
 		_, _ = conn.Write([]byte(req))
 		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if resp.StatusCode != 400 {
-			t.Errorf("%s: HTTP %d, want 400", name, resp.StatusCode)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: HTTP %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+		if got := resp.Header.Get("Sec-WebSocket-Version"); got != tc.version {
+			t.Errorf("%s: Sec-WebSocket-Version %q, want %q", tc.name, got, tc.version)
 		}
 		conn.Close()
 	}
 	assertEchoes(t, s.dial(t, "/ws"))
-	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="bad_handshake"}`); got != 2 {
-		t.Errorf("bad_handshake metric = %v, want 2", got)
+	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="bad_handshake"}`); got != float64(len(cases)) {
+		t.Errorf("bad_handshake metric = %v, want %d", got, len(cases))
 	}
 }

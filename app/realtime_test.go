@@ -877,8 +877,10 @@ func TestRealtimeSlowConsumerDisconnect(t *testing.T) {
 
 // TestRealtimeSlowConsumerDropOldest: on live (policy drop-oldest) a
 // subscriber that stops reading stays connected; when it reads again it is
-// told it missed messages and sees a gap in the offsets. A reading
-// subscriber loses nothing.
+// told exactly how many publications it missed, ahead of what it gets
+// next, and sees the gap in the offsets. Commands it sent while its queue
+// was full are all answered: drop-oldest drops publications only, never
+// replies (issue 10, items 2 and 3). A reading subscriber loses nothing.
 func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	s := startServer(t, slowEnv())
 	const ch = "live:slow"
@@ -890,18 +892,28 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	}
 	slow.pauseReading()
 
-	published, extra := 0, -1
-	for ; published < 600 && extra != 0; published++ {
-		off := apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d,"pad":%q}`, published+1, bigPad)).Offset
+	publish := func(n int) {
+		off := apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, bigPad)).Offset
 		if !reader.waitOffset(ch, off, replyTimeout) {
 			t.Fatalf("reader stuck before offset %d (reader: %v)", off, reader.readErr())
 		}
-		switch {
-		case extra > 0:
-			extra--
-		case extra < 0 && published%8 == 0 && scrapeMetric(t, s, "duplex_realtime_dropped_total") > 0:
-			extra = 10 // drops have begun: a few more, so there is a clear gap
+	}
+	published := 0
+	for published < 600 {
+		published++
+		publish(published)
+		if published%8 == 0 && scrapeMetric(t, s, "duplex_realtime_dropped_total") > 0 {
+			break // the queue is full and dropping
 		}
+	}
+	// Commands while the queue is full, then more publications that must
+	// drop older publications, never these replies.
+	pingID := slow.send(protocol.Command{Op: protocol.OpPing})
+	presenceID := slow.send(protocol.Command{Op: protocol.OpPresence, Channel: ch})
+	historyID := slow.send(protocol.Command{Op: protocol.OpHistory, Channel: "chat:nothing-here"})
+	for range 10 {
+		published++
+		publish(published)
 	}
 	t.Logf("published %d publications of %d bytes", published, len(bigPad))
 	if err := slow.readErr(); err != nil {
@@ -914,6 +926,11 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	slow.resumeReading()
 	if !slow.waitOffset(ch, uint64(published), 10*time.Second) {
 		t.Fatalf("resumed subscriber never got offset %d (reader: %v)", published, slow.readErr())
+	}
+	for _, id := range []uint64{pingID, presenceID, historyID} {
+		if m := slow.await(id); m.Error != nil && id != historyID {
+			t.Fatalf("command %d answered with error %s", id, m.Error.Code)
+		}
 	}
 	slow.ping()
 	got := slow.pubs(ch)
@@ -931,12 +948,28 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 		}
 		prev = m.Offset
 	}
-	if missed == 0 || gaps == 0 || len(got) >= published {
-		t.Fatalf("resumed subscriber: %d of %d publications (%s), %d gaps, told it missed %d; want a {\"missed\":n} push and a gap",
-			len(got), published, describePushes(slow.allPushes()), gaps, missed)
+	if gaps == 0 || len(got) >= published {
+		t.Fatalf("resumed subscriber: %d of %d publications (%s), %d gaps; want a gap",
+			len(got), published, describePushes(slow.allPushes()), gaps)
+	}
+	if lost := published - len(got); missed != lost {
+		t.Fatalf("resumed subscriber was told it missed %d, but lost %d of %d publications (%s)",
+			missed, lost, published, describePushes(slow.allPushes()))
 	}
 	if got[len(got)-1].Offset != uint64(published) {
 		t.Fatalf("resumed subscriber's last publication is %d, want the newest %d", got[len(got)-1].Offset, published)
+	}
+	// Each loss is told ahead of the next publication the client gets.
+	told, received := 0, 0
+	for _, m := range slow.allPushes() {
+		told += m.Missed
+		if m.Channel == ch && m.Data != nil {
+			if lost := int(m.Offset) - 1 - received; told < lost {
+				t.Fatalf("publication %d came after %d losses, but only %d were told (%s)",
+					m.Offset, lost, told, describePushes(slow.allPushes()))
+			}
+			received++
+		}
 	}
 
 	reader.ping()

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/realtime/protocol"
 	"github.com/duplex/duplex/wsconn"
 )
 
@@ -47,6 +48,19 @@ func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 		c.Locals(identityKey, id)
 		return c.Next()
 	}
+}
+
+// realtimeBatch is how many queued messages a /realtime writer joins into
+// one frame (the protocol's messages are JSON lines).
+const realtimeBatch = 16
+
+// RealtimeLimits is lim as /realtime sockets use it: queued JSON lines
+// are joined into frames, and publications dropped from a full queue
+// (drop-oldest namespaces) are told to the client as {"missed":n}.
+func RealtimeLimits(lim wsconn.Limits) wsconn.Limits {
+	lim.MaxBatch = realtimeBatch
+	lim.MissedNotice = protocol.EncodeMissed
+	return lim
 }
 
 // Realtime serves one /realtime connection: JSON commands in text frames,

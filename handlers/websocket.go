@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/base64"
 	"log/slog"
 	"net"
 	"strconv"
@@ -28,7 +29,7 @@ type RefusalCounter interface {
 // UpgradeGuard checks a WebSocket upgrade before it happens, so a refused
 // client gets a meaningful HTTP status instead of contrib/websocket's
 // blanket 426 (which it answers for every failure, a foreign origin
-// included): 400 for a malformed handshake, 403 for a foreign Origin, 503
+// included): 400 or 426 for a malformed handshake, 403 for a foreign Origin, 503
 // with Retry-After when the server is full or shutting down. Requests that
 // are not upgrades pass through.
 func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCounter) fiber.Handler {
@@ -36,11 +37,15 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 		if !IsUpgrade(c) {
 			return c.Next()
 		}
-		if msg := handshakeProblem(c); msg != "" {
+		if status, msg := handshakeProblem(c); status != 0 {
 			refused.UpgradeRefused("bad_handshake")
-			return fiber.NewError(fiber.StatusBadRequest, "bad WebSocket handshake: "+msg)
+			if status == fiber.StatusUpgradeRequired {
+				// RFC 6455 section 4.4: name the versions we speak.
+				c.Set(fiber.HeaderSecWebSocketVersion, "13")
+			}
+			return fiber.NewError(status, "bad WebSocket handshake: "+msg)
 		}
-		if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, c.Hostname()) {
+		if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, origins.requestHost(c)) {
 			refused.UpgradeRefused("origin")
 			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
 				"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
@@ -59,17 +64,29 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 	}
 }
 
-// handshakeProblem says what is wrong with an upgrade request that the
-// upgrader would refuse, "" if nothing: contrib/websocket would answer
-// each of these with 426, as if the client had not asked to upgrade.
-func handshakeProblem(c *fiber.Ctx) string {
-	switch {
-	case c.Get(fiber.HeaderSecWebSocketKey) == "":
-		return "Sec-WebSocket-Key is missing"
-	case !headerHasToken(c.Get(fiber.HeaderSecWebSocketVersion), "13"):
-		return "Sec-WebSocket-Version must be 13"
+// handshakeProblem checks an upgrade request against RFC 6455 section
+// 4.2.1 and returns the status and reason to refuse it with, or 0: a key
+// that is not the base64 of 16 bytes is a 400, a version other than 13 a
+// 426 (the caller adds Sec-WebSocket-Version: 13). contrib/websocket would
+// answer the first 426 and upgrade the second anyway.
+func handshakeProblem(c *fiber.Ctx) (status int, msg string) {
+	if !headerHasToken(c.Get(fiber.HeaderSecWebSocketVersion), "13") {
+		return fiber.StatusUpgradeRequired, "Sec-WebSocket-Version must be 13"
 	}
-	return ""
+	if key := c.Get(fiber.HeaderSecWebSocketKey); !validKey(key) {
+		return fiber.StatusBadRequest, "Sec-WebSocket-Key must be the base64 of 16 bytes"
+	}
+	return 0, ""
+}
+
+// validKey reports whether key is the base64 of 16 bytes: 24 characters,
+// the last two "==" (RFC 6455 section 4.1, item 7).
+func validKey(key string) bool {
+	if len(key) != 24 {
+		return false
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(key)
+	return err == nil && len(b) == 16
 }
 
 // headerHasToken reports whether the comma-separated header value lists

@@ -130,7 +130,6 @@ type Client struct {
 	ident       Identity
 	info        ClientInfo
 	subs        map[string]*Subscription
-	dropOldest  int // subscriptions whose namespace drops oldest
 	cmdLimiter  *rate.Limiter
 	pubLimiters map[string]*rate.Limiter // by namespace
 	abuse       *rate.Limiter
@@ -225,17 +224,11 @@ func (c *Client) Close() {
 	c.cancel()
 }
 
-// replyPolicy: a connection that holds a drop-oldest subscription must not
-// be disconnected just because a reply found its queue full of droppable
-// pushes.
-func (c *Client) replyPolicy() SlowPolicy {
-	if c.dropOldest > 0 {
-		return PolicyDropOldest
-	}
-	return PolicyDisconnect
-}
-
-func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, c.replyPolicy()) }
+// reply enqueues a reply (or error) that must never be dropped: the
+// protocol promises one answer per command. On a connection whose queue
+// is full of droppable pushes, they make room for it (PolicyDisconnect's
+// contract); only a queue full of what cannot be dropped disconnects.
+func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, PolicyDisconnect) }
 
 func (c *Client) fail(id uint64, err error) {
 	// Hub errors wrap the coded error a client may see (backendError
@@ -354,9 +347,6 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 	if len(c.subs) >= c.lim.MaxSubscriptions {
 		return protocol.Errorf(protocol.CodeLimitExceeded, "at most %d subscriptions per connection", c.lim.MaxSubscriptions)
 	}
-	if o.SlowPolicy == PolicyDropOldest {
-		c.dropOldest++ // before the reply is enqueued
-	}
 	s, _, err := c.hub.Subscribe(c.ctx, c.sub, ch.Name, SubscribeOptions{
 		Info:    c.info,
 		Recover: cmd.Recover,
@@ -376,9 +366,6 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 		},
 	})
 	if err != nil {
-		if o.SlowPolicy == PolicyDropOldest {
-			c.dropOldest--
-		}
 		return err
 	}
 	c.subs[ch.Name] = s
@@ -395,9 +382,6 @@ func (c *Client) unsubscribe(cmd protocol.Command) (any, error) {
 		return nil, protocol.Errorf(protocol.CodeNotFound, "not subscribed to %s", ch.Name)
 	}
 	delete(c.subs, ch.Name)
-	if s.opts.SlowPolicy == PolicyDropOldest {
-		c.dropOldest--
-	}
 	c.hub.Unsubscribe(c.ctx, s)
 	return protocol.Empty{}, nil
 }

@@ -222,17 +222,16 @@ func (hc *hubChannel) snapshot() []*Subscription {
 	return *hc.snap.Load()
 }
 
-// send enqueues one frame to one subscriber and, when a drop-oldest queue
-// dropped frames to make room, tells the client how many with
-// {"missed":n} (which may itself drop more; a few rounds at most).
+// send enqueues one frame to one subscriber. The transport tells the
+// client how many droppable frames it lost (Subscriber.Enqueue); here
+// they are only counted.
 func (h *Hub) send(sub Subscriber, frame []byte, policy SlowPolicy) bool {
 	dropped, ok := sub.Enqueue(frame, policy)
 	if !ok {
 		h.stats.refused.Add(1)
 	}
-	for i := 0; dropped > 0 && i < 3; i++ {
+	if dropped > 0 {
 		h.stats.dropped.Add(uint64(dropped))
-		dropped, _ = sub.Enqueue(protocol.EncodeMissed(dropped), PolicyDropOldest)
 	}
 	return ok
 }

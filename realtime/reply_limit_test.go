@@ -28,8 +28,8 @@ func oneReply(t *testing.T, c *Client, s *testSub, id uint64, cmd string) protoc
 	c.HandleFrame([]byte(cmd))
 	s.mu.Lock()
 	for _, f := range s.queue {
-		if len(f) > DefaultMaxReplyBytes {
-			t.Errorf("a %d-byte reply, over the %d-byte bound", len(f), DefaultMaxReplyBytes)
+		if len(f.b) > DefaultMaxReplyBytes {
+			t.Errorf("a %d-byte reply, over the %d-byte bound", len(f.b), DefaultMaxReplyBytes)
 		}
 	}
 	s.mu.Unlock()

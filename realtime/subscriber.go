@@ -4,11 +4,16 @@ package realtime
 type SlowPolicy uint8
 
 const (
-	// PolicyDisconnect closes the connection (the transport picks the close
-	// code; wsconn uses 1013).
+	// PolicyDisconnect never drops the frame: droppable frames already
+	// queued make room for it, and if that is not enough the connection is
+	// closed (the transport picks the close code; wsconn uses 1013).
+	// Replies, errors and notices always use it.
 	PolicyDisconnect SlowPolicy = iota
-	// PolicyDropOldest drops the oldest queued frames to make room; the hub
-	// then pushes {"missed":n} so the client knows.
+	// PolicyDropOldest makes the frame droppable: when the queue is full,
+	// the oldest droppable frames are dropped to make room (or this one,
+	// if what cannot be dropped fills the queue), and the client is told
+	// exactly how many it missed, {"missed":n}, ahead of the next frame
+	// it gets. The connection is never closed for being slow.
 	PolicyDropOldest
 )
 
@@ -30,12 +35,10 @@ type Subscriber interface {
 	// ID is unique for the process lifetime.
 	ID() uint64
 	// Enqueue hands one encoded frame to the connection's writer without
-	// blocking. The frame is shared with other subscribers and must not be
-	// modified. With PolicyDisconnect, a full queue closes the connection
-	// (the connection decides the close code) and ok is false; with
-	// PolicyDropOldest, the oldest queued frames are dropped to make room
-	// and their count is returned, so the hub can tell the client it missed
-	// messages. ok is false when the frame was not queued (the connection
-	// is closing, or the frame alone exceeds the queue).
+	// blocking, as policy says. The frame is shared with other subscribers
+	// and must not be modified. dropped counts the droppable frames lost
+	// (this one included), for metrics: the transport itself tells the
+	// client. ok is false when the frame was neither queued nor counted as
+	// dropped: the connection is closing, or PolicyDisconnect closed it.
 	Enqueue(frame []byte, policy SlowPolicy) (dropped int, ok bool)
 }

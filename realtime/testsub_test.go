@@ -14,18 +14,25 @@ import (
 var testSubIDs atomic.Uint64
 
 // testSub is a real in-memory Subscriber: a byte-capped FIFO with both
-// slow-consumer policies, like a connection whose writer has stopped.
-// Drain plays the writer.
+// slow-consumer policies as Subscriber documents them (wsconn's queue
+// keeps the same contract), like a connection whose writer has stopped.
+// Drain plays the writer, and tells of what was dropped first.
 type testSub struct {
 	id uint64
 
 	mu      sync.Mutex
-	queue   [][]byte
+	queue   []testFrame
 	bytes   int
 	max     int
 	closed  bool
-	dropped int
+	dropped int // in all
+	missed  int // since the last Drain
 	wake    chan struct{}
+}
+
+type testFrame struct {
+	b         []byte
+	droppable bool
 }
 
 func newTestSub(maxBytes int) *testSub {
@@ -37,22 +44,40 @@ func (s *testSub) ID() uint64 { return s.id }
 func (s *testSub) Enqueue(frame []byte, policy SlowPolicy) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(frame) > s.max {
+	if s.closed {
+		return 0, false
+	}
+	droppable := policy == PolicyDropOldest
+	keep := 0 // bytes that cannot be dropped
+	for _, f := range s.queue {
+		if !f.droppable {
+			keep += len(f.b)
+		}
+	}
+	if keep+len(frame) > s.max {
+		if droppable {
+			s.dropped++
+			s.missed++
+			return 1, true
+		}
+		s.closed = true
 		return 0, false
 	}
 	dropped := 0
-	for s.bytes+len(frame) > s.max {
-		if policy == PolicyDisconnect {
-			s.closed = true
-			return 0, false
+	kept := s.queue[:0]
+	for _, f := range s.queue {
+		if f.droppable && s.bytes+len(frame) > s.max {
+			s.bytes -= len(f.b)
+			dropped++
+			continue
 		}
-		s.bytes -= len(s.queue[0])
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		dropped++
+		kept = append(kept, f)
 	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
 	s.dropped += dropped
-	s.queue = append(s.queue, frame)
+	s.missed += dropped
+	s.queue = append(s.queue, testFrame{frame, droppable})
 	s.bytes += len(frame)
 	select {
 	case s.wake <- struct{}{}:
@@ -72,11 +97,14 @@ func (s *testSub) Drain(t testing.TB) []protocol.ServerMessage {
 	t.Helper()
 	s.mu.Lock()
 	q := s.queue
-	s.queue, s.bytes = nil, 0
+	if s.missed > 0 {
+		q = append([]testFrame{{b: protocol.EncodeMissed(s.missed)}}, q...)
+	}
+	s.queue, s.bytes, s.missed = nil, 0, 0
 	s.mu.Unlock()
 	var out []protocol.ServerMessage
 	for _, f := range q {
-		protocol.SplitLines(f, func(line []byte) bool {
+		protocol.SplitLines(f.b, func(line []byte) bool {
 			m, err := protocol.DecodeServerMessage(line)
 			if err != nil {
 				t.Fatalf("server sent invalid JSON %q: %v", line, err)

@@ -19,6 +19,10 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// SendQueueBytes caps the bytes waiting in one session's send queue.
 	SendQueueBytes int
+	// MissedNotice, if set, encodes the text message that tells the client
+	// n of its droppable messages (SendDropOldest) were dropped; the writer
+	// sends it ahead of the next message. Nil tells the client nothing.
+	MissedNotice func(n int) []byte
 	// MaxBatch is how many queued text messages the writer may join, with
 	// newlines, into one frame: one write for many messages. 0 or 1 sends
 	// each message as its own frame, which echo needs; a protocol whose

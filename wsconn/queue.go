@@ -7,8 +7,9 @@ import (
 
 // outMessage is one data message waiting for the writer.
 type outMessage struct {
-	kind int // opText or opBinary
-	data []byte
+	kind      int  // opText or opBinary
+	droppable bool // SendDropOldest's: may be dropped to make room
+	data      []byte
 }
 
 // sendQueue is what a session still has to write, and the life of its
@@ -25,21 +26,23 @@ type sendQueue struct {
 	// it is stored under mu after every change.
 	busy atomic.Bool
 
-	mu       sync.Mutex
-	items    []outMessage
-	bytes    int
-	maxBytes int
-	pingDue  bool
-	pong     []byte // payload of the pong due, if pongDue
-	pongDue  bool
-	writing  bool // a writer goroutine runs
-	stopped  bool // the session is ending: no writer may start
-	writers  sync.WaitGroup
+	mu        sync.Mutex
+	items     []outMessage
+	bytes     int
+	dropBytes int // of bytes, those of droppable items
+	missed    int // droppable messages dropped since the writer last took
+	maxBytes  int
+	pingDue   bool
+	pong      []byte // payload of the pong due, if pongDue
+	pongDue   bool
+	writing   bool // a writer goroutine runs
+	stopped   bool // the session is ending: no writer may start
+	writers   sync.WaitGroup
 }
 
 // update refreshes busy; q.mu is held.
 func (q *sendQueue) update() {
-	q.busy.Store(q.writing || q.stopped || len(q.items) > 0 || q.pingDue || q.pongDue)
+	q.busy.Store(q.writing || q.stopped || len(q.items) > 0 || q.missed > 0 || q.pingDue || q.pongDue)
 }
 
 // claimWriter reports whether the caller must start a writer goroutine,
@@ -54,45 +57,76 @@ func (q *sendQueue) claimWriter() bool {
 	return true
 }
 
-// push appends m unless that would take the queue over its byte cap, in
-// which case ok is false and the queue is as it was. start says the caller
-// must start a writer.
+// push appends m, a message that must not be dropped. When it does not
+// fit under the byte cap, droppable messages are dropped first, oldest
+// first (and counted as missed); if it still does not fit, ok is false and
+// the queue is as it was. start says the caller must start a writer.
 func (q *sendQueue) push(m outMessage) (ok, start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	defer q.update()
-	if q.bytes+len(m.data) > q.maxBytes {
+	if q.bytes-q.dropBytes+len(m.data) > q.maxBytes {
 		return false, false
 	}
-	q.items = append(q.items, m)
-	q.bytes += len(m.data)
+	q.dropOldest(len(m.data))
+	q.append(m)
 	return true, q.claimWriter()
 }
 
-// pushDropOldest appends m, first dropping the oldest queued messages
-// until it fits under the byte cap, and reports how many it dropped. It
-// fails only when m alone is larger than the cap. start is as for push.
-func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, ok, start bool) {
-	if len(m.data) > q.maxBytes {
-		return 0, false, false
-	}
+// pushDropOldest appends m, a droppable message, first dropping the
+// oldest droppable messages until it fits under the byte cap. When even
+// that is not enough (what must not be dropped fills the queue), m itself
+// is dropped. It reports how many messages were dropped, m included; each
+// is counted as missed, and the writer tells the client how many before
+// the next message it writes. start is as for push.
+func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, start bool) {
+	m.droppable = true
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	defer q.update()
-	for q.bytes+len(m.data) > q.maxBytes {
-		q.bytes -= len(q.items[dropped].data)
-		q.items[dropped] = outMessage{}
-		dropped++
+	if q.bytes-q.dropBytes+len(m.data) > q.maxBytes {
+		q.missed++
+		return 1, q.claimWriter()
 	}
-	if dropped > 0 {
-		// Shift rather than reslice, so the backing array does not creep.
-		n := copy(q.items, q.items[dropped:])
-		clear(q.items[n:])
-		q.items = q.items[:n]
-	}
+	dropped = q.dropOldest(len(m.data))
+	q.append(m)
+	return dropped, q.claimWriter()
+}
+
+func (q *sendQueue) append(m outMessage) {
 	q.items = append(q.items, m)
 	q.bytes += len(m.data)
-	return dropped, true, q.claimWriter()
+	if m.droppable {
+		q.dropBytes += len(m.data)
+	}
+}
+
+// dropOldest drops the oldest droppable messages until n more bytes fit,
+// keeping the order of the rest, and counts them as missed; q.mu is held
+// and the caller has checked that dropping them all would be enough.
+func (q *sendQueue) dropOldest(n int) (dropped int) {
+	if q.bytes+n <= q.maxBytes {
+		return 0
+	}
+	kept := q.items[:0]
+	for i, m := range q.items {
+		if m.droppable && q.bytes+n > q.maxBytes {
+			q.bytes -= len(m.data)
+			q.dropBytes -= len(m.data)
+			dropped++
+			continue
+		}
+		if dropped == 0 {
+			kept = q.items[:i+1] // nothing moved yet
+			continue
+		}
+		kept = append(kept, m)
+	}
+	// Shift rather than reslice, so the backing array does not creep.
+	clear(q.items[len(kept):])
+	q.items = kept
+	q.missed += dropped
+	return dropped
 }
 
 // pushPing marks a ping due; one pending ping covers any number.
@@ -134,6 +168,7 @@ func (q *sendQueue) idle() bool { return !q.busy.Load() }
 // work is what one flush of the writer takes out of the queue.
 type work struct {
 	items   []outMessage
+	missed  int // droppable messages dropped since the last take
 	ping    bool
 	pongDue bool
 	pong    []byte
@@ -146,11 +181,11 @@ func (q *sendQueue) take(spare work) work {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	defer q.update()
-	w := work{items: q.items, ping: q.pingDue, pongDue: q.pongDue, pong: spare.pong[:0]}
+	w := work{items: q.items, missed: q.missed, ping: q.pingDue, pongDue: q.pongDue, pong: spare.pong[:0]}
 	if q.pongDue {
 		w.pong = append(w.pong, q.pong...)
 	}
-	q.items, q.bytes, q.pingDue, q.pongDue = spare.items[:0], 0, false, false
+	q.items, q.bytes, q.dropBytes, q.missed, q.pingDue, q.pongDue = spare.items[:0], 0, 0, 0, false, false
 	return w
 }
 
@@ -162,7 +197,7 @@ func (q *sendQueue) writerDone(more func() bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	defer q.update()
-	if len(q.items) > 0 || q.pingDue || q.pongDue || more() {
+	if len(q.items) > 0 || q.missed > 0 || q.pingDue || q.pongDue || more() {
 		return false
 	}
 	q.writing = false
@@ -176,7 +211,7 @@ func (q *sendQueue) writerQuit() {
 	defer q.mu.Unlock()
 	defer q.update()
 	clear(q.items)
-	q.items, q.bytes, q.pingDue, q.pongDue = q.items[:0], 0, false, false
+	q.items, q.bytes, q.dropBytes, q.missed, q.pingDue, q.pongDue = q.items[:0], 0, 0, 0, false, false
 	q.writing = false
 }
 

@@ -120,9 +120,10 @@ func (s *Session) ID() uint64 { return s.id }
 // Send sends one data message (TextMessage or BinaryMessage)
 // and returns at once: it writes the frame itself when the client is idle
 // and the socket takes it whole, and queues it for the writer otherwise.
-// data must not be modified afterwards. If the queue is over its byte cap,
-// the slow-consumer policy applies: the session is closed with 1013 and
-// ErrSlowConsumer is returned.
+// data must not be modified afterwards. It is never dropped: if the queue
+// is over its byte cap, droppable messages (SendDropOldest's) make room
+// first; if that is not enough, the slow-consumer policy applies: the
+// session is closed with 1013 and ErrSlowConsumer is returned.
 func (s *Session) Send(kind MessageType, data []byte) error {
 	if s.closingOrDead() {
 		return ErrClosed
@@ -145,10 +146,14 @@ func (s *Session) enqueue(kind MessageType, data []byte) error {
 	return nil
 }
 
-// SendDropOldest sends one data message like Send, but when the queue is
-// full it drops the oldest queued messages to make room instead of closing
-// the session, and reports how many it dropped. It fails with
-// ErrSlowConsumer only if data alone is larger than the queue's cap.
+// SendDropOldest sends one data message like Send, but the message may be
+// dropped: when the queue is full, the oldest droppable messages are
+// dropped to make room, or this one if what must not be dropped (replies,
+// notices: every Send) fills the queue. It never closes the session for
+// being slow. It reports how many messages were dropped; the writer tells
+// the client how many it missed, with Limits.MissedNotice, ahead of the
+// next message it writes, so the counts the client is told add up to what
+// it lost.
 func (s *Session) SendDropOldest(kind MessageType, data []byte) (dropped int, err error) {
 	if s.closingOrDead() {
 		return 0, ErrClosed
@@ -156,11 +161,8 @@ func (s *Session) SendDropOldest(kind MessageType, data []byte) (dropped int, er
 	if done, err := s.writeNow(int(kind), data); done {
 		return 0, err
 	}
-	dropped, ok, start := s.queue.pushDropOldest(outMessage{kind: int(kind), data: data})
+	dropped, start := s.queue.pushDropOldest(outMessage{kind: int(kind), data: data})
 	s.startWriter(start)
-	if !ok {
-		return 0, ErrSlowConsumer
-	}
 	return dropped, nil
 }
 

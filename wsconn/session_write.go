@@ -121,6 +121,10 @@ func (s *Session) flush(spare work) (work, error) {
 	if w.ping {
 		b = appendFrame(b, opPing, nil)
 	}
+	if w.missed > 0 && s.lim.MissedNotice != nil {
+		// Ahead of everything queued after the dropped messages.
+		b = appendFrame(b, opText, s.lim.MissedNotice(w.missed))
+	}
 	for i := 0; i < len(w.items); {
 		n := 1
 		if s.lim.MaxBatch > 1 && w.items[i].kind == opText {
@@ -148,7 +152,7 @@ func (s *Session) flush(spare work) (work, error) {
 		s.obs.MessageOut(len(m.data))
 	}
 	clear(w.items) // let the payloads be collected
-	w.items, w.ping, w.pongDue = w.items[:0], false, false
+	w.items, w.missed, w.ping, w.pongDue = w.items[:0], 0, false, false
 	if closing {
 		s.closeSent = true
 		if !s.closeEcho {

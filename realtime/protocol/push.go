@@ -46,8 +46,10 @@ func encodeEvent(channel, kind string, info ClientInfo) []byte {
 }
 
 // EncodeMissed encodes {"missed":n}: the connection's send queue was full
-// and n queued messages (of any channel) were dropped. Offsets in later
-// publications show which channels have gaps.
+// and n publications of drop-oldest namespaces (of any channel) were
+// dropped since the last such notice; it comes ahead of everything queued
+// after them, and the notices add up to every publication dropped.
+// Offsets in later publications show which channels have gaps.
 func EncodeMissed(n int) []byte {
 	b := make([]byte, 0, 24)
 	b = append(b, `{"missed":`...)
