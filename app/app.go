@@ -57,7 +57,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 
 	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
 	a.registry = wsconn.NewRegistry(wsconn.RegistryConfig{
-		MaxSessions: cfg.MaxConnections, Poller: cfg.WS.Poller, Observer: a.metrics, Log: log,
+		MaxSessions: cfg.MaxConnections, MaxPerPeer: cfg.MaxConnectionsPerIP, Poller: cfg.WS.Poller,
+		Observer: a.metrics, Log: log,
 	})
 
 	if cfg.TokenSecret != "" {
@@ -120,7 +121,8 @@ func (a *App) routes(version string) {
 		WriteTimeout:    a.cfg.WS.WriteTimeout,
 		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
 	}
-	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0), a.metrics)
+	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0),
+		handlers.NewPeerRate(a.cfg.ConnectRatePerIP), a.metrics)
 	echo := handlers.WebSocket(a.registry, lim, handlers.Echo, a.log)
 
 	// "/" serves the page, and the echo socket too, so the tutorial's own

@@ -167,3 +167,81 @@ func TestMalformedHandshake(t *testing.T) {
 		t.Errorf("bad_handshake metric = %v, want %d", got, len(cases))
 	}
 }
+
+// dialFrom tries an upgrade of /ws from the loopback source address src
+// with extra headers, and returns the answer's status and Retry-After;
+// on success the connection stays open until the test ends.
+func dialFrom(t *testing.T, s *testServer, src string, headers map[string]string) (status int, retryAfter string) {
+	t.Helper()
+	d := *websocket.DefaultDialer
+	nd := &net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	d.NetDial = nd.Dial
+	h := http.Header{}
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	c, resp, err := d.Dial(s.wsURL("/ws"), h)
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+		return resp.StatusCode, ""
+	}
+	if resp == nil {
+		t.Fatalf("dial from %s: %v", src, err)
+	}
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// One address cannot take every slot: past MAX_CONNECTIONS_PER_IP it is
+// answered 503 with Retry-After, and other addresses still get in. The
+// address is the client's as TRUSTED_PROXIES defines it.
+func TestConnectionCapPerIP(t *testing.T) {
+	s := startServer(t, map[string]string{"MAX_CONNECTIONS_PER_IP": "2", "CONNECT_RATE_PER_IP": "0"})
+	for i := range 2 {
+		if status, _ := dialFrom(t, s, "127.0.0.1", nil); status != 101 {
+			t.Fatalf("connection %d: HTTP %d", i, status)
+		}
+	}
+	if status, retry := dialFrom(t, s, "127.0.0.1", nil); status != 503 || retry == "" {
+		t.Fatalf("third connection from one address: HTTP %d, Retry-After %q; want 503 with Retry-After", status, retry)
+	}
+	if status, _ := dialFrom(t, s, "127.0.0.2", nil); status != 101 {
+		t.Fatalf("another address: HTTP %d", status)
+	}
+	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="ip_capacity"}`); got != 1 {
+		t.Errorf("ip_capacity metric = %v, want 1", got)
+	}
+
+	// Behind a trusted proxy every client comes from the proxy's address;
+	// X-Forwarded-For tells them apart.
+	proxied := startServer(t, map[string]string{"MAX_CONNECTIONS_PER_IP": "1", "CONNECT_RATE_PER_IP": "0", "TRUSTED_PROXIES": "127.0.0.1"})
+	if status, _ := dialFrom(t, proxied, "127.0.0.1", map[string]string{"X-Forwarded-For": "203.0.113.7"}); status != 101 {
+		t.Fatalf("first proxied client: HTTP %d", status)
+	}
+	if status, _ := dialFrom(t, proxied, "127.0.0.1", map[string]string{"X-Forwarded-For": "203.0.113.8"}); status != 101 {
+		t.Fatalf("second proxied client, another address: HTTP %d", status)
+	}
+	if status, _ := dialFrom(t, proxied, "127.0.0.1", map[string]string{"X-Forwarded-For": "203.0.113.7"}); status != 503 {
+		t.Fatalf("proxied client over its cap: HTTP %d, want 503", status)
+	}
+}
+
+// An address opening connections faster than CONNECT_RATE_PER_IP allows
+// is answered 429 with Retry-After; other addresses are not slowed.
+func TestConnectRatePerIP(t *testing.T) {
+	s := startServer(t, map[string]string{"CONNECT_RATE_PER_IP": "3"})
+	for i := range 3 {
+		if status, _ := dialFrom(t, s, "127.0.0.1", nil); status != 101 {
+			t.Fatalf("connection %d of the burst: HTTP %d", i, status)
+		}
+	}
+	status, retry := dialFrom(t, s, "127.0.0.1", nil)
+	if status != 429 || retry == "" {
+		t.Fatalf("fourth at once: HTTP %d, Retry-After %q; want 429 with Retry-After", status, retry)
+	}
+	if status, _ := dialFrom(t, s, "127.0.0.3", nil); status != 101 {
+		t.Fatalf("another address: HTTP %d", status)
+	}
+	if got := scrapeMetric(t, s, `duplex_websocket_upgrades_refused_total{reason="ip_rate"}`); got != 1 {
+		t.Errorf("ip_rate metric = %v, want 1", got)
+	}
+}

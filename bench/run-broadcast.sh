@@ -18,7 +18,9 @@
 # per-round ratios).
 #
 # duplex: `go build -o $DUPLEX_BIN .` (at the current tree), default config except HOST, PORT,
-# API_KEY and MAX_CONNECTIONS=20000; channel push:bench.
+# API_KEY and MAX_CONNECTIONS=20000, with no per-address limits
+# (MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0: the load comes from a few
+# loopback addresses); channel push:bench.
 # Centrifugo: $CF_BIN, built once with
 #   GOBIN=/tmp/cfbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
 # if missing; config: client.insecure, http_api.key, its own port,
@@ -93,7 +95,7 @@ start_server() { # name log
 	port=$(target_port "$name")
 	port_unused "$name" "$port" || return 1
 	case $name in
-	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 "$DUPLEX_BIN" >"$log" 2>&1 & ;;
+	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	centrifugo) "$CF_BIN" --config "$CF_CONF" >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!

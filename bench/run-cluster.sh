@@ -112,10 +112,10 @@ start_node() { # index broker log
 	local port=$((BASE_PORT + $1 - 1)) pid
 	if port_open "$port"; then echo "port $port is in use" >&2; return 1; fi
 	if [[ $2 == nats ]]; then
-		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 BROKER=nats \
+		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 BROKER=nats \
 			NATS_URL=nats://127.0.0.1:$NATS_PORT NATS_REPLICAS=1 NATS_STARTUP=fail "$DUPLEX_BIN" >"$3" 2>&1 &
 	else
-		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 "$DUPLEX_BIN" >"$3" 2>&1 &
+		HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 "$DUPLEX_BIN" >"$3" 2>&1 &
 	fi
 	pid=$!
 	NODE_PIDS+=("$pid")

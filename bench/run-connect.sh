@@ -17,6 +17,8 @@
 #
 # duplex: `go build -o $DUPLEX_BIN .` at the current tree, started with
 #   HOST=127.0.0.1 PORT=$DUPLEX_PORT API_KEY=$KEY MAX_CONNECTIONS=20000 LOG_LEVEL=warn
+#   MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 (the load comes from one
+#   loopback address; the per-address limits would throttle it)
 # (LOG_LEVEL=warn: duplex logs each connection at info, Centrifugo does not;
 # everything else is duplex's default); channel push:bench.
 # Centrifugo: $CF_BIN, built once with
@@ -87,7 +89,7 @@ start_server() { # name log
 	port=$(target_port "$name")
 	port_unused "$name" "$port" || return 1
 	case $name in
-	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 LOG_LEVEL=warn "$DUPLEX_BIN" >"$log" 2>&1 & ;;
+	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 LOG_LEVEL=warn "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	centrifugo) "$CF_BIN" --config "$CF_CONF" >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!

@@ -34,6 +34,12 @@ type Config struct {
 
 	// MaxConnections caps open WebSocket connections across all routes.
 	MaxConnections int
+	// MaxConnectionsPerIP caps the open WebSocket connections of one client
+	// address (as TRUSTED_PROXIES defines it); 0 means no cap.
+	MaxConnectionsPerIP int
+	// ConnectRatePerIP is how many new WebSocket connections one client
+	// address may open per second (and at once); 0 means no limit.
+	ConnectRatePerIP int
 	// AllowedOrigins lists extra browser origins (scheme://host[:port]) that
 	// may open WebSockets, besides the page's own host. "*" allows any.
 	AllowedOrigins []string
@@ -127,6 +133,10 @@ func Default() Config {
 		Port:            8088,
 		ShutdownTimeout: 10 * time.Second,
 		MaxConnections:  10000,
+		// Generous: a campus or a mobile carrier puts many users behind
+		// one address. They stop one client from taking every slot.
+		MaxConnectionsPerIP: 1000,
+		ConnectRatePerIP:    100,
 		WS: WebSocket{
 			MaxMessageBytes: 64 << 10,
 			PingInterval:    25 * time.Second,
@@ -186,6 +196,12 @@ func settings() []setting {
 		{"MAX_CONNECTIONS", "max-connections", "cap on open WebSocket connections",
 			func(c *Config) string { return strconv.Itoa(c.MaxConnections) },
 			func(c *Config, v string) error { return parseInt(v, &c.MaxConnections) }, false},
+		{"MAX_CONNECTIONS_PER_IP", "max-connections-per-ip", "cap on open WebSocket connections from one client address (0: none)",
+			func(c *Config) string { return strconv.Itoa(c.MaxConnectionsPerIP) },
+			func(c *Config, v string) error { return parseInt(v, &c.MaxConnectionsPerIP) }, false},
+		{"CONNECT_RATE_PER_IP", "connect-rate-per-ip", "new WebSocket connections one client address may open per second, and at once (0: no limit)",
+			func(c *Config) string { return strconv.Itoa(c.ConnectRatePerIP) },
+			func(c *Config, v string) error { return parseInt(v, &c.ConnectRatePerIP) }, false},
 		{"ALLOWED_ORIGINS", "allowed-origins", "comma-separated extra browser origins allowed to open WebSockets (* for any)",
 			func(c *Config) string { return strings.Join(c.AllowedOrigins, ",") },
 			func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return nil }, false},
@@ -341,6 +357,9 @@ func (c Config) Validate() error {
 	check(c.ShutdownDrainDelay >= 0 && c.ShutdownDrainDelay < c.ShutdownTimeout, "SHUTDOWN_DRAIN_DELAY",
 		"must be at least 0 and less than SHUTDOWN_TIMEOUT (%s), got %s", c.ShutdownTimeout, c.ShutdownDrainDelay)
 	check(c.MaxConnections >= 1, "MAX_CONNECTIONS", "must be at least 1, got %d", c.MaxConnections)
+	check(c.MaxConnectionsPerIP >= 0, "MAX_CONNECTIONS_PER_IP", "must be 0 (no cap) or more, got %d", c.MaxConnectionsPerIP)
+	check(c.ConnectRatePerIP >= 0 && c.ConnectRatePerIP <= 1_000_000, "CONNECT_RATE_PER_IP",
+		"must be 0 (no limit) to 1000000, got %d", c.ConnectRatePerIP)
 	check(c.WS.MaxMessageBytes >= 125 && c.WS.MaxMessageBytes <= 64<<20,
 		"WS_MAX_MESSAGE_BYTES", "must be 125..67108864, got %d", c.WS.MaxMessageBytes)
 	check(c.WS.PingInterval >= 100*time.Millisecond, "WS_PING_INTERVAL", "must be at least 100ms, got %s", c.WS.PingInterval)

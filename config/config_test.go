@@ -75,6 +75,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"WS_SEND_QUEUE_BYTES": "100"}, nil, "WS_SEND_QUEUE_BYTES"},
 		{map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{map[string]string{"WS_POLLER": "epoll"}, nil, "WS_POLLER"},
+		{map[string]string{"MAX_CONNECTIONS_PER_IP": "-1"}, nil, "MAX_CONNECTIONS_PER_IP"},
+		{map[string]string{"CONNECT_RATE_PER_IP": "lots"}, nil, "CONNECT_RATE_PER_IP"},
 		{nil, []string{"extra"}, "unexpected argument"},
 	}
 	for _, tc := range cases {

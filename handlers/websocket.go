@@ -29,10 +29,12 @@ type RefusalCounter interface {
 // UpgradeGuard checks a WebSocket upgrade before it happens, so a refused
 // client gets a meaningful HTTP status instead of contrib/websocket's
 // blanket 426 (which it answers for every failure, a foreign origin
-// included): 400 or 426 for a malformed handshake, 403 for a foreign Origin, 503
-// with Retry-After when the server is full or shutting down. Requests that
-// are not upgrades pass through.
-func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCounter) fiber.Handler {
+// included): 400 or 426 for a malformed handshake, 403 for a foreign
+// Origin, 429 with Retry-After for an address opening connections faster
+// than rate allows, 503 with Retry-After when the server, or the address's
+// share of it, is full, or the server is shutting down. Requests that are
+// not upgrades pass through.
+func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, refused RefusalCounter) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !IsUpgrade(c) {
 			return c.Next()
@@ -51,15 +53,27 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, refused RefusalCou
 				"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
 			})
 		}
-		if why := reg.Admitting(); why != wsconn.Admitted {
+		// c.IP() is the client as TRUSTED_PROXIES defines it; it may alias
+		// the request's buffer, and the registry keeps it.
+		peer := strings.Clone(c.IP())
+		if ok, wait := rate.Allow(peer, time.Now()); !ok {
+			refused.UpgradeRefused("ip_rate")
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(time.Second, wait.Round(time.Second)).Seconds())))
+			return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "too many new connections from your address, retry later"})
+		}
+		if why := reg.Admitting(peer); why != wsconn.Admitted {
 			refused.UpgradeRefused(why.String())
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retryAfter.Seconds())))
 			msg := "server at connection limit, retry later"
-			if why == wsconn.RefusedShuttingDown {
+			switch why {
+			case wsconn.RefusedShuttingDown:
 				msg = "server shutting down, retry later"
+			case wsconn.RefusedPeerCapacity:
+				msg = "too many connections from your address, retry later"
 			}
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": msg})
 		}
+		c.Locals(peerKey, peer)
 		return c.Next()
 	}
 }
@@ -114,6 +128,10 @@ const (
 	socketKey = "duplex.socket"
 	// requestIDKey is where Fiber's requestid middleware leaves its id.
 	requestIDKey = "requestid"
+	// peerKey holds the client's address as UpgradeGuard admitted it (a
+	// string of its own), which the registry counts against
+	// MAX_CONNECTIONS_PER_IP.
+	peerKey = "duplex.peer"
 )
 
 // socketRef carries the TCP socket through Locals. It is a struct and not
@@ -157,7 +175,8 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 		if id, _ := conn.Locals(requestIDKey).(string); id != "" && log.Enabled(context.Background(), slog.LevelDebug) {
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
-		reg.Serve(conn.NetConn(), sock.conn, lim, openSession)
+		peer, _ := conn.Locals(peerKey).(string)
+		reg.Serve(conn.NetConn(), sock.conn, peer, lim, openSession)
 	}, websocket.Config{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferPool: writeBufferPool,

@@ -54,7 +54,7 @@ func serveRoute(t *testing.T, open Opener, mw ...fiber.Handler) (addr string, lo
 	f := fiber.New(fiber.Config{DisableStartupMessage: true})
 	f.Server().KeepHijackedConns = true
 	f.Use(requestid.New())
-	chain := append([]fiber.Handler{UpgradeGuard(reg, NewOriginPolicy(nil, false), nopRefusals{})}, mw...)
+	chain := append([]fiber.Handler{UpgradeGuard(reg, NewOriginPolicy(nil, false), nil, nopRefusals{})}, mw...)
 	chain = append(chain, WebSocket(reg, testLimits, open, logger), UpgradeRequired(nopRefusals{}))
 	f.Get("/ws", chain...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -26,15 +26,17 @@ var ErrShutdownTimeout = errors.New("wsconn: sessions still open at shutdown dea
 //
 // Concurrency: every method may be called from any goroutine.
 type Registry struct {
-	max    int
-	direct bool // sessions given their socket use direct I/O and the poller
-	obs    Observer
-	log    *slog.Logger
+	max     int
+	maxPeer int  // sessions one peer may hold; 0: no cap
+	direct  bool // sessions given their socket use direct I/O and the poller
+	obs     Observer
+	log     *slog.Logger
 
 	nextID atomic.Uint64
 
 	mu       sync.Mutex
 	sessions map[uint64]*Session
+	perPeer  map[string]int // open sessions by peer, with maxPeer set
 	shutdown bool
 	emptied  chan struct{} // closed when shutdown has begun and no session is left
 	emptyOne sync.Once
@@ -48,6 +50,9 @@ type Registry struct {
 type RegistryConfig struct {
 	// MaxSessions is how many sessions may be open at once.
 	MaxSessions int
+	// MaxPerPeer is how many of them one peer (a client address, as the
+	// caller of Serve names it) may hold; 0 means no cap.
+	MaxPerPeer int
 	// Poller picks how idle sessions are read (PollerAuto by default).
 	Poller PollerMode
 	// Observer is told what the sessions do; nil ignores it.
@@ -66,8 +71,9 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Registry{
-		max: cfg.MaxSessions, direct: cfg.Poller == PollerAuto && pollerSupported,
-		obs: obs, log: log, sessions: make(map[uint64]*Session), emptied: make(chan struct{}),
+		max: cfg.MaxSessions, maxPeer: cfg.MaxPerPeer, direct: cfg.Poller == PollerAuto && pollerSupported,
+		obs: obs, log: log, sessions: make(map[uint64]*Session), perPeer: make(map[string]int),
+		emptied: make(chan struct{}),
 	}
 }
 
@@ -94,6 +100,8 @@ const (
 	RefusedShuttingDown
 	// RefusedCapacity: MaxSessions sessions are open.
 	RefusedCapacity
+	// RefusedPeerCapacity: the peer holds MaxPerPeer sessions.
+	RefusedPeerCapacity
 )
 
 // String is the reason as metrics label it: "shutting_down", "capacity".
@@ -105,28 +113,39 @@ func (a Admission) String() string {
 		return "shutting_down"
 	case RefusedCapacity:
 		return "capacity"
+	case RefusedPeerCapacity:
+		return "ip_capacity"
 	}
 	return "unknown"
 }
 
-// Admitting reports whether a new connection would be accepted now. It is
-// the check made before an upgrade, so refused clients get a proper HTTP
-// status; Serve checks again, since two upgrades may race past it.
-func (r *Registry) Admitting() Admission {
+// Admitting reports whether a new connection from peer would be accepted
+// now. It is the check made before an upgrade, so refused clients get a
+// proper HTTP status; Serve checks again, since two upgrades may race past
+// it.
+func (r *Registry) Admitting(peer string) Admission {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.admission(peer)
+}
+
+// admission is Admitting with r.mu held.
+func (r *Registry) admission(peer string) Admission {
 	switch {
 	case r.shutdown:
 		return RefusedShuttingDown
 	case len(r.sessions) >= r.max:
 		return RefusedCapacity
+	case r.maxPeer > 0 && peer != "" && r.perPeer[peer] >= r.maxPeer:
+		return RefusedPeerCapacity
 	}
 	return Admitted
 }
 
-// Serve runs one upgraded connection, with the Handler that open makes for
-// it once it is registered. It must be called on the goroutine the HTTP
-// server hands the upgraded connection to.
+// Serve runs one upgraded connection from peer (the client's address,
+// counted against MaxPerPeer; "" counts against nothing), with the Handler
+// that open makes for it once it is registered. It must be called on the
+// goroutine the HTTP server hands the upgraded connection to.
 //
 // sock is the TCP socket under hijacked, when the caller hands the
 // connection over for good: the session then closes it itself, and with
@@ -138,8 +157,9 @@ func (r *Registry) Admitting() Admission {
 // reads on the calling goroutine and returns when the session has ended
 // and its writer has stopped (with sock nil the caller may then let the
 // connection be reused).
-func (r *Registry) Serve(hijacked, sock net.Conn, lim Limits, open OpenFunc) {
+func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim Limits, open OpenFunc) {
 	s := newSession(r.nextID.Add(1), hijacked, sock, r.direct, lim, r.obs, r.log)
+	s.peer = peer
 	s.onEnd = r.remove
 	if sock != nil && s.sock.raw != nil {
 		s.poll = r.poller() // before add: the poller finds the session through it
@@ -219,13 +239,18 @@ func (r *Registry) lookup(id uint64) *Session {
 func (r *Registry) add(s *Session) (code CloseCode, reason string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case r.shutdown:
+	switch r.admission(s.peer) {
+	case RefusedShuttingDown:
 		return CloseGoingAway, "server shutting down", false
-	case len(r.sessions) >= r.max:
+	case RefusedCapacity:
 		return CloseTryAgainLater, "server at connection limit", false
+	case RefusedPeerCapacity:
+		return CloseTryAgainLater, "too many connections from your address", false
 	}
 	r.sessions[s.id] = s
+	if r.maxPeer > 0 && s.peer != "" {
+		r.perPeer[s.peer]++
+	}
 	r.obs.ConnOpened()
 	return 0, "", true
 }
@@ -234,6 +259,13 @@ func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.sessions, s.id)
+	if r.maxPeer > 0 && s.peer != "" {
+		if n := r.perPeer[s.peer] - 1; n > 0 {
+			r.perPeer[s.peer] = n
+		} else {
+			delete(r.perPeer, s.peer)
+		}
+	}
 	r.obs.ConnClosed()
 	if r.shutdown && len(r.sessions) == 0 {
 		r.emptyOne.Do(func() { close(r.emptied) })

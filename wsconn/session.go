@@ -69,6 +69,7 @@ type Session struct {
 	obs        Observer
 
 	id       uint64
+	peer     string   // the client's address as Serve was given it, for MaxPerPeer
 	hijacked net.Conn // the upgraded connection as the HTTP server handed it over
 	poll     *poller  // nil: read on the handler goroutine instead
 	lim      Limits

@@ -270,9 +270,44 @@ func TestServeRefusesOverCapWithTryAgainLater(t *testing.T) {
 	if code != CloseTryAgainLater {
 		t.Fatalf("over cap: close %d, want 1013", code)
 	}
-	if got := reg.Admitting(); got != RefusedCapacity {
+	if got := reg.Admitting(""); got != RefusedCapacity {
 		t.Fatalf("Admitting() = %v at the cap, want %v", got, RefusedCapacity)
 	}
+}
+
+// One peer holds at most MaxPerPeer sessions; others are not affected,
+// and a slot freed is a slot the peer may use again.
+func TestServeCapsSessionsPerPeer(t *testing.T) {
+	reg := NewRegistry(RegistryConfig{MaxSessions: 10, MaxPerPeer: 2, Poller: testPollerMode(t)})
+	url := openServerAs(t, reg, testLimits, func(s *Session) Handler {
+		return funcHandler{s, func(*Session, MessageType, []byte) {}}
+	}, true, func(ctx *fasthttp.RequestCtx) string { return string(ctx.Request.Header.Peek("X-Peer")) })
+	dialAs := func(peer string) *websocket.Conn {
+		t.Helper()
+		c, _, err := websocket.DefaultDialer.Dial(url, map[string][]string{"X-Peer": {peer}})
+		if err != nil {
+			t.Fatalf("dial as %s: %v", peer, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a1 := dialAs("a")
+	dialAs("a")
+	waitUntil(t, "two sessions", func() bool { return reg.Len() == 2 })
+	if got := reg.Admitting("a"); got != RefusedPeerCapacity {
+		t.Fatalf("Admitting(a) = %v with a at its cap", got)
+	}
+	if got := reg.Admitting("b"); got != Admitted {
+		t.Fatalf("Admitting(b) = %v, want admitted", got)
+	}
+	// The hard cap in Serve, for upgrades that raced past Admitting.
+	if _, code := readUntilClose(t, dialAs("a")); code != CloseTryAgainLater {
+		t.Fatalf("third session of a: close %d, want 1013", code)
+	}
+	dialAs("b")
+	waitUntil(t, "b's session", func() bool { return reg.Len() == 3 })
+	_ = a1.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+	waitUntil(t, "a's slot freed", func() bool { return reg.Admitting("a") == Admitted })
 }
 
 func TestNoGoroutineLeakAfterManyConnections(t *testing.T) {
@@ -320,6 +355,12 @@ func openWith(t *testing.T, reg *Registry, lim Limits, open OpenFunc) string {
 // and every frame goes through the writer goroutine.
 func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct bool) string {
 	t.Helper()
+	return openServerAs(t, reg, lim, open, direct, func(*fasthttp.RequestCtx) string { return "" })
+}
+
+// openServerAs is openServer; peer names each connection's peer for Serve.
+func openServerAs(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct bool, peer func(*fasthttp.RequestCtx) string) string {
+	t.Helper()
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
@@ -327,7 +368,8 @@ func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct b
 			if direct {
 				sock = ctx.Conn()
 			}
-			_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c.NetConn(), sock, lim, open) })
+			p := peer(ctx)
+			_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c.NetConn(), sock, p, lim, open) })
 		},
 		// A session given its socket closes it itself, after Serve returned.
 		KeepHijackedConns: direct,
