@@ -130,7 +130,12 @@ func (a *App) routes(version string) {
 	a.fiber.Get("/", guard, echo, handlers.Page("index", "WebSocket 回声演示"))
 	a.fiber.Get("/ws", guard, echo, handlers.UpgradeRequired(a.metrics))
 	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim),
-		handlers.Realtime(a.hub, realtime.ClientLimits{MaxSubscriptions: a.cfg.MaxSubscriptions}), a.log)
+		handlers.Realtime(a.hub, realtime.ClientLimits{
+			MaxSubscriptions: a.cfg.MaxSubscriptions,
+			// Any one reply fits the send queue with room to spare, so a
+			// reply never counts as slow consumption.
+			MaxReplyBytes: min(realtime.DefaultMaxReplyBytes, a.cfg.WS.SendQueueBytes/4),
+		}), a.log)
 	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
 
 	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -820,6 +821,45 @@ func slowEnv() map[string]string {
 // TestRealtimeSlowConsumerDisconnect: on chat (policy disconnect) a
 // subscriber that stops reading is closed with 1013 once its queue is
 // full, while a reading subscriber of the same channel gets everything.
+// Any one reply fits the send queue, so a client that reads is never
+// closed for asking (issue 10 item 6): 100 history entries of 16 KB are
+// 1.6 MB, more than the 1 MiB queue; four such history commands at once
+// get four pages, each marked more, and the connection stays. With a
+// smaller WS_SEND_QUEUE_BYTES the pages shrink with it.
+func TestRealtimeLargeHistoryRepliesArePaged(t *testing.T) {
+	for _, queue := range []int{1 << 20, 128 << 10} {
+		s := startServer(t, rtEnv(map[string]string{"WS_SEND_QUEUE_BYTES": strconv.Itoa(queue)}))
+		const ch = "chat:big"
+		pad := strings.Repeat("x", 16000)
+		for n := 1; n <= 100; n++ {
+			apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
+		}
+		c := dialRT(t, s, "name=reader")
+		cmds := make([]protocol.Command, 4)
+		for i := range cmds {
+			cmds[i] = protocol.Command{Op: protocol.OpHistory, Channel: ch}
+		}
+		for _, id := range c.sendBatch(cmds) {
+			m := c.await(id)
+			if m.Error != nil {
+				t.Fatalf("queue %d: history %d: %s", queue, id, m.Error.Code)
+			}
+			var h protocol.HistoryResult
+			if err := json.Unmarshal(m.Result, &h); err != nil {
+				t.Fatal(err)
+			}
+			if !h.More || len(h.Publications) == 0 || len(m.Result) > queue/2 {
+				t.Fatalf("queue %d: a %d-byte page of %d publications, more=%v; want a page under half the queue, more=true",
+					queue, len(m.Result), len(h.Publications), h.More)
+			}
+		}
+		c.ping()
+		if err := c.readErr(); err != nil {
+			t.Fatalf("queue %d: the reading client was closed: %v", queue, err)
+		}
+	}
+}
+
 func TestRealtimeSlowConsumerDisconnect(t *testing.T) {
 	s := startServer(t, slowEnv())
 	const ch = "chat:slow"
