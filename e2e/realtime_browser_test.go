@@ -153,6 +153,31 @@ func TestRealtimeChatHistoryAndPhone(t *testing.T) {
 	saveShot(t, ctx, "chat-phone.png")
 }
 
+// A history larger than one reply (100 messages of 15 KB are 1.5 MB; a
+// reply holds at most 256 KiB) comes in pages; the page shows all of it,
+// in order, the newest last.
+func TestRealtimeChatLongHistory(t *testing.T) {
+	s := realtimeServer(t, 0)
+	pad := strings.Repeat("长", 5000) // 15,000 bytes
+	for i := 1; i <= 100; i++ {
+		apiCall(t, s, "POST", "/api/publish", map[string]any{
+			"channel": "chat:e2e-long", "data": map[string]any{"text": strconv.Itoa(i) + pad},
+		}, nil)
+	}
+	ctx := newBrowser(t, 1280, 800, false)
+	enterChat(t, ctx, s, "赵六", "e2e-long")
+	waitMessage(t, ctx, "系统", "100"+pad, 10*time.Second)
+	got := innerTexts(t, ctx, "#messages li.msg .text")
+	if len(got) != 100 {
+		t.Fatalf("history shows %d messages, want all 100", len(got))
+	}
+	for i, text := range got {
+		if text != strconv.Itoa(i+1)+pad {
+			t.Fatalf("message %d is %.10q…, want %d… in order", i, text, i+1)
+		}
+	}
+}
+
 // TestRealtimeChatSurvivesRestart: the server stops (SIGTERM) under two
 // open chat pages and starts again on the same port. The pages say they
 // lost the connection (1001), reconnect by themselves, and then show, each

@@ -584,11 +584,28 @@
   /**
    * history resolves with {publications, offset, epoch}: the latest kept
    * publications, or with options.since ({offset, epoch}) those after it.
-   * options.limit caps how many.
+   * options.limit caps how many. A selection too large for one reply comes
+   * in pages (the server marks all but the last with more); history asks
+   * for the rest, from the last offset it got, and resolves with them all.
    */
   proto.history = function (channel, options) {
     options = options || {};
-    return this._send('history', {channel: channel, limit: options.limit, since: options.since}, options);
+    var self = this, got = [];
+    function page(since, limit) {
+      return self._send('history', {channel: channel, limit: limit, since: since}, options).then(function (res) {
+        var pubs = res.publications || [];
+        got = got.concat(pubs);
+        var left = options.limit ? options.limit - got.length : 1;
+        if (res.more && pubs.length && left > 0) {
+          var last = pubs[pubs.length - 1];
+          return page({offset: last.offset, epoch: res.epoch}, options.limit ? left : undefined);
+        }
+        res.publications = got;
+        delete res.more;
+        return res;
+      });
+    }
+    return page(options.since, options.limit);
   };
 
   /** ping resolves with {} when the server answers. */
