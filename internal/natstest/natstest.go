@@ -13,11 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/duplex/duplex/internal/testbin"
 )
 
 // Server is a NATS server with JetStream for one test: embedded
@@ -93,15 +94,7 @@ func findBinary() string {
 	return ""
 }
 
-// Freeze stops the server process with SIGSTOP: its sockets stay open
-// and connect, but it answers nothing (a hung server, a frozen VM).
-// Only for a server from StartProcess.
-func (n *Server) Freeze() { n.signal(syscall.SIGSTOP) }
-
-// Thaw resumes a frozen server with SIGCONT.
-func (n *Server) Thaw() { n.signal(syscall.SIGCONT) }
-
-func (n *Server) signal(sig syscall.Signal) {
+func (n *Server) signal(sig os.Signal) {
 	n.t.Helper()
 	if n.cmd == nil {
 		n.t.Fatalf("natstest: %v needs a server process (StartProcess)", sig)
@@ -120,7 +113,7 @@ func (n *Server) start() {
 	if bin != "" {
 		n.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
 		// The kernel kills the server if the test process dies.
-		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		n.cmd.SysProcAttr = testbin.ChildAttr()
 		if err := n.cmd.Start(); err != nil {
 			n.t.Fatal(err)
 		}
