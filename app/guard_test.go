@@ -201,6 +201,9 @@ func TestConnectionCapPerIP(t *testing.T) {
 			t.Fatalf("connection %d: HTTP %d", i, status)
 		}
 	}
+	// The 101 goes out before the session is registered: wait for both,
+	// or the next upgrade may pass the guard and meet Serve's 1013 instead.
+	waitFor(t, "two sessions", 3*time.Second, func() bool { return s.app.Connections() == 2 })
 	if status, retry := dialFrom(t, s, "127.0.0.1", nil); status != 503 || retry == "" {
 		t.Fatalf("third connection from one address: HTTP %d, Retry-After %q; want 503 with Retry-After", status, retry)
 	}
@@ -220,6 +223,7 @@ func TestConnectionCapPerIP(t *testing.T) {
 	if status, _ := dialFrom(t, proxied, "127.0.0.1", map[string]string{"X-Forwarded-For": "203.0.113.8"}); status != 101 {
 		t.Fatalf("second proxied client, another address: HTTP %d", status)
 	}
+	waitFor(t, "two proxied sessions", 3*time.Second, func() bool { return proxied.app.Connections() == 2 })
 	if status, _ := dialFrom(t, proxied, "127.0.0.1", map[string]string{"X-Forwarded-For": "203.0.113.7"}); status != 503 {
 		t.Fatalf("proxied client over its cap: HTTP %d, want 503", status)
 	}
