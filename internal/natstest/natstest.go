@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -96,13 +95,16 @@ func findBinary() string {
 // Freeze stops the server process with SIGSTOP: its sockets stay open
 // and connect, but it answers nothing (a hung server, a frozen VM).
 // Only for a server from StartProcess.
-func (n *Server) Freeze() { n.signal(syscall.SIGSTOP) }
+func (n *Server) Freeze() { n.signal(stopSignal) }
 
 // Thaw resumes a frozen server with SIGCONT.
-func (n *Server) Thaw() { n.signal(syscall.SIGCONT) }
+func (n *Server) Thaw() { n.signal(contSignal) }
 
-func (n *Server) signal(sig syscall.Signal) {
+func (n *Server) signal(sig os.Signal) {
 	n.t.Helper()
+	if sig == nil {
+		n.t.Skip("natstest: this system cannot freeze a process")
+	}
 	if n.cmd == nil {
 		n.t.Fatalf("natstest: %v needs a server process (StartProcess)", sig)
 	}
@@ -119,8 +121,7 @@ func (n *Server) start() {
 	}
 	if bin != "" {
 		n.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
-		// The kernel kills the server if the test process dies.
-		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		dieWithParent(n.cmd)
 		if err := n.cmd.Start(); err != nil {
 			n.t.Fatal(err)
 		}

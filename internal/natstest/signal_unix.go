@@ -1,0 +1,8 @@
+//go:build unix
+
+package natstest
+
+import "syscall"
+
+// Freeze and Thaw's signals.
+var stopSignal, contSignal = syscall.SIGSTOP, syscall.SIGCONT
