@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,11 +23,11 @@ type joinStorm struct {
 }
 
 // runJoinStorm dials n clients, then subscribes them to channel one at a
-// time (each waits for its reply), and returns once every client has been
+// time (each waits for its reply, and gap paces them), and returns once every client has been
 // told of the last one: its join, or a presence_count of n. That barrier is
 // the storm's last event on the channel, so nothing it caused is still on
 // its way when the counters are read.
-func runJoinStorm(t *testing.T, s *testServer, channel string, n int) joinStorm {
+func runJoinStorm(t *testing.T, s *testServer, channel string, n int, gap time.Duration) joinStorm {
 	t.Helper()
 	clients := make([]*rtClient, n)
 	for i := range clients {
@@ -37,7 +38,10 @@ func runJoinStorm(t *testing.T, s *testServer, channel string, n int) joinStorm 
 	bytesBefore := scrapeMetric(t, s, "duplex_websocket_sent_bytes_total")
 	cpuBefore := processCPU()
 	start := time.Now()
-	for _, c := range clients {
+	for i, c := range clients {
+		if gap > 0 && i > 0 {
+			time.Sleep(gap) // pacing the load, not waiting for an outcome
+		}
 		c.subscribe(channel)
 	}
 	for _, c := range clients {
@@ -71,7 +75,7 @@ func squareJoins(n int) int { return n * (n - 1) / 2 }
 func TestJoinStormCostsATenthOfTheSquare(t *testing.T) {
 	const n = 300
 	s := startServer(t, rtEnv(nil))
-	st := runJoinStorm(t, s, "chat:storm", n)
+	st := runJoinStorm(t, s, "chat:storm", n, 0)
 	t.Logf("%d joins: %d deliveries (%.1f%% of %d), %d event messages, %.0f bytes sent, settled in %v",
 		n, st.deliveries, 100*float64(st.deliveries)/float64(squareJoins(n)), squareJoins(n), st.lines, st.sentBytes, st.settle)
 	if st.deliveries*10 > uint64(squareJoins(n)) {
@@ -79,9 +83,11 @@ func TestJoinStormCostsATenthOfTheSquare(t *testing.T) {
 	}
 }
 
-// TestJoinStormFigures is the 2,000-join storm of docs/benchmarks.md. It
-// runs only with DUPLEX_JOIN_STORM=N (for example 2000) and asserts
-// nothing: it prints the figures.
+// TestJoinStormFigures is the 2,000-join storm of docs/benchmarks.md
+// (bench/run-joinstorm.sh). It runs only with DUPLEX_JOIN_STORM=N (for
+// example 2000), with DUPLEX_JOIN_STORM_RATE=R joins per second at most
+// (0 or unset: as fast as they go), and asserts nothing: it prints the
+// figures.
 //
 //	DUPLEX_JOIN_STORM=2000 go test -run JoinStormFigures -v ./app/
 func TestJoinStormFigures(t *testing.T) {
@@ -89,9 +95,13 @@ func TestJoinStormFigures(t *testing.T) {
 	if n < 2 {
 		t.Skip("set DUPLEX_JOIN_STORM=N (N >= 2) to measure an N-join storm")
 	}
+	var gap time.Duration
+	if rate, _ := strconv.ParseFloat(os.Getenv("DUPLEX_JOIN_STORM_RATE"), 64); rate > 0 {
+		gap = time.Duration(float64(time.Second) / rate)
+	}
 	s := startServer(t, rtEnv(nil))
-	st := runJoinStorm(t, s, "chat:storm", n)
-	fmt.Printf("join storm n=%d deliveries=%d square=%d ratio=%.4f event_messages=%d sent_bytes=%.0f settle=%v process_cpu=%v\n",
-		n, st.deliveries, squareJoins(n), float64(st.deliveries)/float64(squareJoins(n)), st.lines, st.sentBytes,
+	st := runJoinStorm(t, s, "chat:storm", n, gap)
+	fmt.Printf("join storm rate=%s n=%d deliveries=%d square=%d ratio=%.4f event_messages=%d sent_bytes=%.0f settle=%v process_cpu=%v\n",
+		cmp.Or(os.Getenv("DUPLEX_JOIN_STORM_RATE"), "max"), n, st.deliveries, squareJoins(n), float64(st.deliveries)/float64(squareJoins(n)), st.lines, st.sentBytes,
 		st.settle.Round(time.Millisecond), st.cpu.Round(time.Millisecond))
 }
