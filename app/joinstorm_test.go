@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplex/duplex/internal/selfcpu"
 	"github.com/duplex/duplex/realtime/protocol"
 )
 
@@ -36,7 +37,7 @@ func runJoinStorm(t *testing.T, s *testServer, channel string, n int, gap time.D
 	lastName := "m" + strconv.Itoa(n-1)
 	before := s.app.hub.Stats().Deliveries
 	bytesBefore := scrapeMetric(t, s, "duplex_websocket_sent_bytes_total")
-	cpuBefore := processCPU()
+	cpuBefore := selfcpu.Used()
 	start := time.Now()
 	for i, c := range clients {
 		if gap > 0 && i > 0 {
@@ -49,7 +50,7 @@ func runJoinStorm(t *testing.T, s *testServer, channel string, n int, gap time.D
 			return m.Channel == channel && (m.Join != nil && m.Join.Name == lastName || m.PresenceCount == n)
 		})
 	}
-	st := joinStorm{n: n, settle: time.Since(start), cpu: processCPU() - cpuBefore}
+	st := joinStorm{n: n, settle: time.Since(start), cpu: selfcpu.Used() - cpuBefore}
 	st.deliveries = s.app.hub.Stats().Deliveries - before
 	st.sentBytes = scrapeMetric(t, s, "duplex_websocket_sent_bytes_total") - bytesBefore
 	for _, c := range clients {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/duplex/duplex/internal/selfcpu"
 	"github.com/duplex/duplex/realtime/protocol"
 )
 
@@ -54,13 +55,13 @@ func TestPresenceBystanderFigures(t *testing.T) {
 		done := make(chan struct{})
 		errs := make(chan error, callers)
 		var wg sync.WaitGroup
-		cpu0, start := processCPU(), time.Now()
+		cpu0, start := selfcpu.Used(), time.Now()
 		for _, c := range conns {
 			wg.Go(func() { errs <- presenceCalls(c, channel, calls, members) })
 		}
 		go func() { wg.Wait(); close(done) }()
 		loaded := echoRoundTrips(t, echo, 0, done)
-		took, cpu := time.Since(start), processCPU()-cpu0
+		took, cpu := time.Since(start), selfcpu.Used()-cpu0
 		close(errs)
 		for err := range errs {
 			if err != nil {

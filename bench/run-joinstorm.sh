@@ -14,9 +14,9 @@
 # RATE=R in the environment paces the joins at R per second at most
 # (default: as fast as one client after another gets its reply).
 #
-# The old commit predates presence_count: the script adds that one field
-# to its protocol.ServerMessage so the same test builds there (the old
-# server never sends it).
+# The old commit predates presence_count and internal/selfcpu: the script
+# copies selfcpu and adds that one field to its protocol.ServerMessage so
+# the same test builds there (the old server never sends it).
 set -euo pipefail
 
 n=${1:-2000}
@@ -35,7 +35,8 @@ if [ -n "$old" ]; then
 	olddir=$tmp/old
 	trap 'git -C "$root" worktree remove --force "$olddir" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 	git -C "$root" worktree add -q --detach "$olddir" "$old"
-	cp "$root/app/joinstorm_test.go" "$root/app/cpu_unix_test.go" "$root/app/cpu_other_test.go" "$olddir/app/"
+	cp "$root/app/joinstorm_test.go" "$olddir/app/"
+	cp -r "$root/internal/selfcpu" "$olddir/internal/"
 	sed -i 's/^\tMissed  *int .*$/&\n\tPresenceCount int `json:"presence_count,omitempty"`/' "$olddir/realtime/protocol/push.go"
 	if ! grep -q 'func isPresenceEvent' "$olddir"/app/*_test.go; then
 		cat >>"$olddir/app/joinstorm_test.go" <<'GO'

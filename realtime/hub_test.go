@@ -400,11 +400,7 @@ func TestHubPresenceJoinLeave(t *testing.T) {
 
 func TestHubRecovery(t *testing.T) {
 	ctx := context.Background()
-	ns := DefaultNamespaces()
-	o := ns["chat"]
-	o.HistorySize = 5
-	ns["chat"] = o
-	h := newTestHub(t, HubConfig{Namespaces: ns, MaxRecover: 3})
+	h := newTestHub(t, HubConfig{Namespaces: chatWith(func(o *NamespaceOptions) { o.HistorySize = 5 }), MaxRecover: 3})
 	var last StreamPosition
 	for i := 1; i <= 8; i++ {
 		last, _ = h.Publish(ctx, "chat:r", []byte(fmt.Sprint(i)), nil)
@@ -580,4 +576,13 @@ func TestHubNoGoroutineLeak(t *testing.T) {
 
 // testClientID names a test subscriber in the Info the tests pass to
 // Subscribe themselves.
+// chatWith is DefaultNamespaces with chat's options changed by mod.
+func chatWith(mod func(*NamespaceOptions)) Namespaces {
+	ns := DefaultNamespaces()
+	o := ns["chat"]
+	mod(&o)
+	ns["chat"] = o
+	return ns
+}
+
 func testClientID(sub Subscriber) string { return strconv.FormatUint(sub.ID(), 10) }

@@ -160,11 +160,7 @@ func TestJoinLeaveOneFramePerTick(t *testing.T) {
 // changed or someone joined; back at or below it, events resume.
 func TestJoinLeaveCountOnlyAboveMaxMembers(t *testing.T) {
 	ctx := context.Background()
-	ns := DefaultNamespaces()
-	o := ns["chat"]
-	o.JoinLeaveMaxMembers = 2
-	ns["chat"] = o
-	h := newTestHub(t, HubConfig{Namespaces: ns})
+	h := newTestHub(t, HubConfig{Namespaces: chatWith(func(o *NamespaceOptions) { o.JoinLeaveMaxMembers = 2 })})
 	ticks := useManualTicks(h)
 	a := newTestSub(1 << 20)
 	subscribe(t, h, a, "chat:big")
@@ -251,11 +247,7 @@ func TestJoinLeaveTickStopsWithTheChannel(t *testing.T) {
 
 // The real timer: the join arrives by itself after the tick.
 func TestJoinLeaveTickFires(t *testing.T) {
-	ns := DefaultNamespaces()
-	o := ns["chat"]
-	o.JoinLeaveTick = 5 * time.Millisecond
-	ns["chat"] = o
-	h := newTestHub(t, HubConfig{Namespaces: ns})
+	h := newTestHub(t, HubConfig{Namespaces: chatWith(func(o *NamespaceOptions) { o.JoinLeaveTick = 5 * time.Millisecond })})
 	a := newTestSub(1 << 20)
 	subscribe(t, h, a, "chat:t")
 	a.WaitFor(t, func(m []protocol.ServerMessage) bool {
