@@ -294,3 +294,35 @@ func TestNATSJoinsFromAnotherNodeAreCoalesced(t *testing.T) {
 		t.Errorf("A's subscriber saw joins %v", ev.joins)
 	}
 }
+
+// A tick with more events than fit in one frame (a room allowed many
+// members) sends them in several frames of at most 32 KiB, none lost.
+func TestJoinLeaveLargeTickIsSplit(t *testing.T) {
+	h := newTestHub(t, HubConfig{Namespaces: chatWith(func(o *NamespaceOptions) { o.JoinLeaveMaxMembers = 10000 })})
+	ticks := useManualTicks(h)
+	const n = 600
+	a := newTestSub(1 << 22)
+	name := string(bytes.Repeat([]byte("名"), 30))
+	for i := range n {
+		sub := a
+		if i > 0 {
+			sub = newTestSub(1 << 22)
+		}
+		if _, _, err := h.Subscribe(context.Background(), sub, "chat:wide", SubscribeOptions{Info: ClientInfo{Client: testClientID(sub), Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ticks.fire()
+	frames := a.frames()
+	if len(frames) < 2 {
+		t.Fatalf("%d joins with 90-byte names came in %d frame(s), want them split", n, len(frames))
+	}
+	for i, f := range frames {
+		if len(f) > joinLeaveFrameBytes {
+			t.Errorf("frame %d is %d bytes, over %d", i, len(f), joinLeaveFrameBytes)
+		}
+	}
+	if ev, _ := eventsOf(a.Drain(t)); len(ev.joins) != n {
+		t.Errorf("a saw %d joins, want %d", len(ev.joins), n)
+	}
+}
