@@ -308,7 +308,7 @@ func (c *rtClient) pubs(channel string) []protocol.ServerMessage {
 	defer c.mu.Unlock()
 	var out []protocol.ServerMessage
 	for _, m := range c.pushes {
-		if m.Channel == channel && m.Join == nil && m.Leave == nil {
+		if m.Channel == channel && !isPresenceEvent(m) {
 			out = append(out, m)
 		}
 	}
@@ -336,7 +336,7 @@ func (c *rtClient) waitPubs(channel string, n int, timeout time.Duration) []prot
 func (c *rtClient) waitOffset(channel string, off uint64, timeout time.Duration) bool {
 	return c.waitState(timeout, func() bool {
 		for i := len(c.pushes) - 1; i >= 0; i-- {
-			if m := c.pushes[i]; m.Channel == channel && m.Join == nil && m.Leave == nil && m.Offset >= off {
+			if m := c.pushes[i]; m.Channel == channel && !isPresenceEvent(m) && m.Offset >= off {
 				return true
 			}
 		}
@@ -347,7 +347,7 @@ func (c *rtClient) waitOffset(channel string, off uint64, timeout time.Duration)
 func (c *rtClient) countPubsLocked(channel string) int {
 	n := 0
 	for _, m := range c.pushes {
-		if m.Channel == channel && m.Join == nil && m.Leave == nil && m.Missed == 0 {
+		if m.Channel == channel && !isPresenceEvent(m) && m.Missed == 0 {
 			n++
 		}
 	}
@@ -409,6 +409,12 @@ func (c *rtClient) closeNow() {
 	c.wmu.Unlock()
 	c.conn.Close()
 	<-c.readDone
+}
+
+// isPresenceEvent tells join, leave and presence_count pushes from
+// publications.
+func isPresenceEvent(m protocol.ServerMessage) bool {
+	return m.Join != nil || m.Leave != nil || m.PresenceCount != 0
 }
 
 // pubN is the "n" field of test publications ({"n":N,...}).

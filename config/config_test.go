@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/wsconn"
 )
 
@@ -157,6 +158,26 @@ func TestNamespacesMergeOverDefaults(t *testing.T) {
 	}
 }
 
+func TestNamespacesJoinLeaveCoalescing(t *testing.T) {
+	cfg, err := Load(nil, env(map[string]string{
+		"NAMESPACES": `{"chat":{"join_leave_tick":"50ms","join_leave_max_members":1000},` +
+			`"room":{"presence":"members","join_leave":true}}`,
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chat := cfg.Namespaces["chat"]; chat.JoinLeaveTick != 50*time.Millisecond || chat.JoinLeaveMaxMembers != 1000 {
+		t.Errorf("chat = %+v", chat)
+	}
+	// A new namespace with join/leave gets the defaults, not zero.
+	if room := cfg.Namespaces["room"]; room.JoinLeaveTick != realtime.DefaultJoinLeaveTick || room.JoinLeaveMaxMembers != realtime.DefaultJoinLeaveMaxMembers {
+		t.Errorf("room = %+v", room)
+	}
+	if def := Default().Namespaces["chat"]; def.JoinLeaveTick != 200*time.Millisecond || def.JoinLeaveMaxMembers != 200 {
+		t.Errorf("default chat = %+v", def)
+	}
+}
+
 func TestInvalidRealtimeSettings(t *testing.T) {
 	for _, tc := range []struct{ env, value, want string }{
 		{"TOKEN_SECRET", "short", "TOKEN_SECRET"},
@@ -165,6 +186,11 @@ func TestInvalidRealtimeSettings(t *testing.T) {
 		{"NAMESPACES", `{"x":{"join_leave":true}}`, "join/leave needs member presence"},
 		{"NAMESPACES", `{"chat":{"history_size":5,"history_ttl":"0s"}}`, "TTL"},
 		{"NAMESPACES", `[1,2]`, "NAMESPACES"},
+		{"NAMESPACES", `{"chat":{"join_leave_tick":"soon"}}`, "join_leave_tick"},
+		{"NAMESPACES", `{"chat":{"join_leave_tick":"0s"}}`, "join_leave_tick"},
+		{"NAMESPACES", `{"chat":{"join_leave_tick":"1m"}}`, "join/leave tick"},
+		{"NAMESPACES", `{"chat":{"join_leave_max_members":0}}`, "join_leave_max_members"},
+		{"NAMESPACES", `{"chat":{"join_leave_max":10}}`, "unknown field"},
 		{"MAX_SUBSCRIPTIONS", "0", "MAX_SUBSCRIPTIONS"},
 		{"TOKEN_TTL", "1s", "TOKEN_TTL"},
 	} {

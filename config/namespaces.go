@@ -15,15 +15,19 @@ import (
 // given, and a new namespace starts from nothing (no history, no presence,
 // server-only publish, disconnect slow consumers).
 type namespaceJSON struct {
-	HistorySize   *int     `json:"history_size"`
-	HistoryTTL    *string  `json:"history_ttl"`
-	Presence      *string  `json:"presence"` // off, count or members
-	JoinLeave     *bool    `json:"join_leave"`
-	ClientPublish *bool    `json:"client_publish"`
-	PublishRate   *float64 `json:"publish_rate"`
-	PublishBurst  *int     `json:"publish_burst"`
-	UserChannel   *bool    `json:"user_channel"`
-	SlowPolicy    *string  `json:"slow_policy"` // disconnect or drop-oldest
+	HistorySize *int    `json:"history_size"`
+	HistoryTTL  *string `json:"history_ttl"`
+	Presence    *string `json:"presence"` // off, count or members
+	JoinLeave   *bool   `json:"join_leave"`
+	// JoinLeaveTick ("200ms") and JoinLeaveMaxMembers: see
+	// realtime.NamespaceOptions.
+	JoinLeaveTick       *string  `json:"join_leave_tick"`
+	JoinLeaveMaxMembers *int     `json:"join_leave_max_members"`
+	ClientPublish       *bool    `json:"client_publish"`
+	PublishRate         *float64 `json:"publish_rate"`
+	PublishBurst        *int     `json:"publish_burst"`
+	UserChannel         *bool    `json:"user_channel"`
+	SlowPolicy          *string  `json:"slow_policy"` // disconnect or drop-oldest
 }
 
 var presenceModes = map[string]realtime.PresenceMode{
@@ -70,12 +74,36 @@ func (j namespaceJSON) apply(o realtime.NamespaceOptions) (realtime.NamespaceOpt
 		}
 		o.HistoryTTL = d
 	}
+	if j.JoinLeaveTick != nil {
+		d, err := time.ParseDuration(*j.JoinLeaveTick)
+		if err != nil {
+			return o, fmt.Errorf("join_leave_tick: %w", err)
+		}
+		if d <= 0 {
+			return o, fmt.Errorf("join_leave_tick must be > 0, got %q", *j.JoinLeaveTick)
+		}
+		o.JoinLeaveTick = d
+	}
+	if j.JoinLeaveMaxMembers != nil {
+		if *j.JoinLeaveMaxMembers < 1 {
+			return o, fmt.Errorf("join_leave_max_members must be >= 1, got %d", *j.JoinLeaveMaxMembers)
+		}
+		o.JoinLeaveMaxMembers = *j.JoinLeaveMaxMembers
+	}
 	if j.Presence != nil {
 		mode, ok := presenceModes[*j.Presence]
 		if !ok {
 			return o, fmt.Errorf("presence must be off, count or members, got %q", *j.Presence)
 		}
 		o.Presence = mode
+	}
+	// A namespace that turns join/leave on gets the defaults the hub would
+	// use, so the start-up log shows them.
+	if o.JoinLeave && o.JoinLeaveTick == 0 {
+		o.JoinLeaveTick = realtime.DefaultJoinLeaveTick
+	}
+	if o.JoinLeave && o.JoinLeaveMaxMembers == 0 {
+		o.JoinLeaveMaxMembers = realtime.DefaultJoinLeaveMaxMembers
 	}
 	if j.SlowPolicy != nil {
 		p, err := realtime.ParseSlowPolicy(*j.SlowPolicy)
@@ -107,9 +135,12 @@ func describeNamespaces(ns realtime.Namespaces) string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s: history=%d/%s presence=%v join_leave=%v client_publish=%v rate=%g/%d user_only=%v slow=%s",
-			name, o.HistorySize, o.HistoryTTL, presenceName(o.Presence), o.JoinLeave, o.ClientPublish,
-			o.PublishRate, o.PublishBurst, o.UserChannel, o.SlowPolicy)
+		fmt.Fprintf(&b, "%s: history=%d/%s presence=%v join_leave=%v", name, o.HistorySize, o.HistoryTTL, presenceName(o.Presence), o.JoinLeave)
+		if o.JoinLeave {
+			fmt.Fprintf(&b, " join_leave_tick=%s join_leave_max_members=%d", o.JoinLeaveTick, o.JoinLeaveMaxMembers)
+		}
+		fmt.Fprintf(&b, " client_publish=%v rate=%g/%d user_only=%v slow=%s",
+			o.ClientPublish, o.PublishRate, o.PublishBurst, o.UserChannel, o.SlowPolicy)
 	}
 	return b.String()
 }

@@ -386,16 +386,7 @@ func TestNATSHubsAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	n := natstest.Start(t)
 	nss := DefaultNamespaces()
-	mk := func(node string) *Hub {
-		br := newTestNATSBroker(t, n, func(o *NATSOptions) { o.Namespaces = nss })
-		pr, err := NewNATSPresence(ctx, br, NATSPresenceOptions{TTL: 5 * time.Second, NodeID: node})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pr.Close)
-		return newTestHub(t, HubConfig{Namespaces: nss, Broker: br, Presence: pr})
-	}
-	ha, hb := mk("a"), mk("b")
+	ha, hb := newNATSHub(t, n, nss, "a"), newNATSHub(t, n, nss, "b")
 	const ch = "chat:lobby"
 	subA, subB := newTestSub(1<<20), newTestSub(1<<20)
 	sa, _, err := ha.Subscribe(ctx, subA, ch, SubscribeOptions{Info: ClientInfo{Client: "a-1", Name: "ann"}})

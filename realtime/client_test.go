@@ -28,6 +28,7 @@ func newClient(t *testing.T, h *Hub, id Identity) (*Client, *testSub) {
 
 func TestClientFlow(t *testing.T) {
 	h := newTestHub(t, HubConfig{})
+	ticks := useManualTicks(h)
 	alice, as := newClient(t, h, Identity{Name: "李旺"})
 	bob, bs := newClient(t, h, Identity{})
 
@@ -54,6 +55,7 @@ func TestClientFlow(t *testing.T) {
 	if pr.Offset != 1 || pr.Epoch != sub.Epoch {
 		t.Errorf("publish: %+v", pr)
 	}
+	ticks.fire()
 	got := alice.sub.(*testSub).Drain(t)
 	var sawJoin, sawPub bool
 	for _, m := range got {
@@ -83,6 +85,7 @@ func TestClientFlow(t *testing.T) {
 	if fmt.Sprint(bob.Channels()) != "[]" || fmt.Sprint(alice.Channels()) != "[chat:lobby]" {
 		t.Errorf("channels: %v %v", bob.Channels(), alice.Channels())
 	}
+	ticks.fire()
 	got = as.Drain(t)
 	if len(got) != 1 || got[0].Leave == nil || got[0].Leave.Client != h.clientID(bs) {
 		t.Errorf("alice did not see bob leave: %+v", got)
@@ -90,10 +93,12 @@ func TestClientFlow(t *testing.T) {
 
 	// Close unsubscribes everything and pushes leave.
 	bob.HandleFrame([]byte(`{"id":6,"op":"subscribe","channel":"chat:lobby"}`))
+	ticks.fire()
 	as.Drain(t)
 	bs.Drain(t)
 	bob.Close()
 	bob.Close()
+	ticks.fire()
 	if got := as.Drain(t); len(got) != 1 || got[0].Leave == nil {
 		t.Errorf("close: %+v", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/duplex/duplex/realtime/protocol"
 )
@@ -68,6 +69,10 @@ type Hub struct {
 	seed   maphash.Seed
 	shards [hubShards]hubShard
 
+	// after starts a channel's join/leave tick (time.AfterFunc; tests
+	// fire their own) and returns what stops it.
+	after func(d time.Duration, f func()) (stop func() bool)
+
 	stats hubStats
 }
 
@@ -92,6 +97,8 @@ type hubChannel struct {
 	count atomic.Int64
 
 	presence atomic.Pointer[presenceList] // the encoded member list, while current
+
+	events joinLeaveQueue // join/leave events waiting for their tick
 }
 
 type hubStats struct {
@@ -142,7 +149,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	h := &Hub{
 		ns: cfg.Namespaces, broker: cfg.Broker, presence: cfg.Presence,
 		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger, nodeID: cfg.NodeID,
-		seed: maphash.MakeSeed(),
+		seed: maphash.MakeSeed(), after: afterFunc,
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)
@@ -192,9 +199,11 @@ func (h *Hub) getOrCreate(name string) *hubChannel {
 	return hc
 }
 
-// forget drops hc from its shard. Called with hc.mu held.
+// forget drops hc from its shard, and its pending join/leave events
+// with it. Called with hc.mu held.
 func (h *Hub) forget(hc *hubChannel) {
 	hc.removed = true
+	hc.events.close()
 	sh := h.shard(hc.name)
 	sh.mu.Lock()
 	if sh.channels[hc.name] == hc {
@@ -237,10 +246,16 @@ func (h *Hub) send(sub Subscriber, frame []byte, policy SlowPolicy) bool {
 }
 
 func (h *Hub) fanout(name string, offset uint64, frame []byte) {
-	hc := h.lookup(name)
-	if hc == nil {
-		return
+	if hc := h.lookup(name); hc != nil {
+		h.fanoutTo(hc, offset, frame)
 	}
+}
+
+// fanoutTo delivers frame to hc's subscribers. Publications of a channel
+// come from the broker one at a time; join/leave frames come from the
+// channel's tick, never two at once (joinLeaveQueue), but possibly while a
+// publication is fanned out: Subscription.deliver allows that.
+func (h *Hub) fanoutTo(hc *hubChannel, offset uint64, frame []byte) {
 	subs := hc.snapshot()
 	workers := min(runtime.GOMAXPROCS(0), len(subs)/fanoutChunk)
 	if workers <= 1 {
@@ -284,16 +299,6 @@ func deliverAll(subs []*Subscription, offset uint64, frame []byte) (n uint64) {
 func (h *Hub) HandlePublication(channel string, pub Publication) {
 	h.stats.publications.Add(1)
 	h.fanout(channel, pub.Offset, protocol.EncodePublication(channel, pub))
-}
-
-// HandleJoin implements BrokerHandler.
-func (h *Hub) HandleJoin(channel string, info ClientInfo) {
-	h.fanout(channel, 0, protocol.EncodeJoin(channel, info))
-}
-
-// HandleLeave implements BrokerHandler.
-func (h *Hub) HandleLeave(channel string, info ClientInfo) {
-	h.fanout(channel, 0, protocol.EncodeLeave(channel, info))
 }
 
 // SubscribeOptions are the details of one Hub.Subscribe.

@@ -349,9 +349,11 @@ func TestHubBrokerFailureIsUnavailable(t *testing.T) {
 func TestHubPresenceJoinLeave(t *testing.T) {
 	ctx := context.Background()
 	h := newTestHub(t, HubConfig{})
+	ticks := useManualTicks(h)
 	a, b := newTestSub(1<<20), newTestSub(1<<20)
 	sa := subscribe(t, h, a, "chat:room")
 	sb := subscribe(t, h, b, "chat:room")
+	ticks.fire()
 	p, err := h.Presence(ctx, "chat:room")
 	if err != nil || p.Count != 2 || p.Clients[testClientID(a)].Name != "n"+testClientID(a) {
 		t.Fatalf("presence: %+v %v", p, err)
@@ -367,6 +369,7 @@ func TestHubPresenceJoinLeave(t *testing.T) {
 		t.Errorf("a saw joins %v", joins)
 	}
 	h.Unsubscribe(ctx, sb)
+	ticks.fire()
 	msgs = a.Drain(t)
 	if len(msgs) != 1 || msgs[0].Leave == nil || msgs[0].Leave.Client != testClientID(b) || msgs[0].Channel != "chat:room" {
 		t.Errorf("a saw %+v", msgs)
@@ -380,6 +383,7 @@ func TestHubPresenceJoinLeave(t *testing.T) {
 	l1, l2 := newTestSub(1<<20), newTestSub(1<<20)
 	subscribe(t, h, l1, "live:show")
 	subscribe(t, h, l2, "live:show")
+	ticks.fire() // the barrier: a tick would have sent any event by now
 	if msgs := l1.Drain(t); len(msgs) != 0 {
 		t.Errorf("live sent events: %+v", msgs)
 	}
@@ -396,11 +400,7 @@ func TestHubPresenceJoinLeave(t *testing.T) {
 
 func TestHubRecovery(t *testing.T) {
 	ctx := context.Background()
-	ns := DefaultNamespaces()
-	o := ns["chat"]
-	o.HistorySize = 5
-	ns["chat"] = o
-	h := newTestHub(t, HubConfig{Namespaces: ns, MaxRecover: 3})
+	h := newTestHub(t, HubConfig{Namespaces: chatWith(func(o *NamespaceOptions) { o.HistorySize = 5 }), MaxRecover: 3})
 	var last StreamPosition
 	for i := 1; i <= 8; i++ {
 		last, _ = h.Publish(ctx, "chat:r", []byte(fmt.Sprint(i)), nil)
@@ -576,4 +576,13 @@ func TestHubNoGoroutineLeak(t *testing.T) {
 
 // testClientID names a test subscriber in the Info the tests pass to
 // Subscribe themselves.
+// chatWith is DefaultNamespaces with chat's options changed by mod.
+func chatWith(mod func(*NamespaceOptions)) Namespaces {
+	ns := DefaultNamespaces()
+	o := ns["chat"]
+	mod(&o)
+	ns["chat"] = o
+	return ns
+}
+
 func testClientID(sub Subscriber) string { return strconv.FormatUint(sub.ID(), 10) }

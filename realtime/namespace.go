@@ -34,6 +34,14 @@ type NamespaceOptions struct {
 	// JoinLeave pushes join and leave events to subscribers. It needs
 	// Presence == PresenceMembers.
 	JoinLeave bool
+	// JoinLeaveTick is how long a channel's join and leave events are
+	// gathered before they go out, as one frame for every subscriber
+	// (0: DefaultJoinLeaveTick; 1 ms to 10 s).
+	JoinLeaveTick time.Duration
+	// JoinLeaveMaxMembers is the member count above which a channel sends
+	// a presence_count event per tick instead of each join and leave
+	// (0: DefaultJoinLeaveMaxMembers).
+	JoinLeaveMaxMembers int
 	// ClientPublish lets clients publish; otherwise only the server does.
 	ClientPublish bool
 	// PublishRate and PublishBurst limit client publications per
@@ -54,7 +62,8 @@ type NamespaceOptions struct {
 type Namespaces map[string]NamespaceOptions
 
 // DefaultNamespaces returns the four built-in namespaces of issue 3:
-//   - chat: history 100 / 10 min, member presence with join/leave, client
+//   - chat: history 100 / 10 min, member presence with join/leave (each
+//     200 ms tick's events in one frame, a count alone above 200 members), client
 //     publish at 10/s burst 20, disconnect slow consumers;
 //   - live: online count only, no join/leave, no history, client publish at
 //     3/s burst 5, drop-oldest for slow consumers;
@@ -65,6 +74,7 @@ func DefaultNamespaces() Namespaces {
 		"chat": {
 			HistorySize: 100, HistoryTTL: 10 * time.Minute,
 			Presence: PresenceMembers, JoinLeave: true,
+			JoinLeaveTick: DefaultJoinLeaveTick, JoinLeaveMaxMembers: DefaultJoinLeaveMaxMembers,
 			ClientPublish: true, PublishRate: 10, PublishBurst: 20,
 			SlowPolicy: PolicyDisconnect,
 		},
@@ -103,6 +113,10 @@ func (n Namespaces) Validate() error {
 			return fmt.Errorf("namespace %q: history needs a TTL > 0", name)
 		case o.JoinLeave && o.Presence != PresenceMembers:
 			return fmt.Errorf("namespace %q: join/leave needs member presence", name)
+		case o.JoinLeaveTick < 0 || o.JoinLeaveTick > 0 && (o.JoinLeaveTick < minJoinLeaveTick || o.JoinLeaveTick > maxJoinLeaveTick):
+			return fmt.Errorf("namespace %q: join/leave tick must be between %s and %s", name, minJoinLeaveTick, maxJoinLeaveTick)
+		case o.JoinLeaveMaxMembers < 0:
+			return fmt.Errorf("namespace %q: join/leave max members must be >= 0", name)
 		case o.PublishRate < 0:
 			return fmt.Errorf("namespace %q: publish rate must be >= 0", name)
 		case o.PublishRate > 0 && o.PublishBurst < 1:

@@ -27,6 +27,19 @@ func newTestNATSBroker(t testing.TB, n *natstest.Server, mod func(*NATSOptions))
 	return b
 }
 
+// newNATSHub makes a hub on its own NATS broker and NATS presence store
+// (entries named after node), as one node of a cluster on n.
+func newNATSHub(t testing.TB, n *natstest.Server, nss Namespaces, node string) *Hub {
+	t.Helper()
+	br := newTestNATSBroker(t, n, func(o *NATSOptions) { o.Namespaces = nss })
+	pr, err := NewNATSPresence(context.Background(), br, NATSPresenceOptions{TTL: 5 * time.Second, NodeID: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pr.Close)
+	return newTestHub(t, HubConfig{Namespaces: nss, Broker: br, Presence: pr})
+}
+
 // eventually polls cond every 10 ms until it holds or d passes.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()

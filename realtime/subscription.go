@@ -45,8 +45,11 @@ func (s *Subscription) Channel() Channel { return s.ch }
 func (s *Subscription) Options() NamespaceOptions { return s.opts }
 
 // deliver hands one encoded frame to the subscriber, or parks it while the
-// subscription is starting. Called for one channel by one goroutine at a
-// time (the broker's ordering guarantee), so frames stay in order.
+// subscription is starting. Publications of one channel are delivered by
+// one goroutine at a time (the broker's ordering guarantee), so they stay
+// in order; the channel's join/leave tick may deliver at the same time,
+// which is safe (Enqueue is, and parking is under mu) but leaves join and
+// leave events unordered with publications.
 func (s *Subscription) deliver(offset uint64, frame []byte) (delivered bool) {
 	if !s.active.Load() {
 		return false

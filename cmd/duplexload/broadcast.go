@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"github.com/duplex/duplex/internal/selfcpu"
 )
 
 func init() {
@@ -1131,7 +1133,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	var cpu0, self0 time.Duration
 	var cpuErr error
 	atMeasure := func() {
-		self0 = selfCPU()
+		self0 = selfcpu.Used()
 		if cfg.ServerPID > 0 {
 			cpu0, cpuErr = readProcCPU(cfg.ServerPID)
 		}
@@ -1172,7 +1174,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 		cpu1, cpuErr = readProcCPU(cfg.ServerPID)
 	}
 	res.Processes = run.cl.endProcs()
-	res.LoaderCPUS = (selfCPU() - self0).Seconds()
+	res.LoaderCPUS = (selfcpu.Used() - self0).Seconds()
 	var status procStatus
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		status, cpuErr = readProcStatus(cfg.ServerPID)

@@ -45,6 +45,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"github.com/duplex/duplex/internal/selfcpu"
 )
 
 func init() {
@@ -368,7 +370,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 			cpu0, cpuErr = readProcCPU(cfg.ServerPID)
 		}
 	}
-	self0 := selfCPU()
+	self0 := selfcpu.Used()
 
 	conns := make([]*websocket.Conn, cfg.Conns)
 	var readers sync.WaitGroup
@@ -428,7 +430,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		cpu1, cpuErr = readProcCPU(cfg.ServerPID)
 	}
-	res.LoaderCPUS = (selfCPU() - self0).Seconds()
+	res.LoaderCPUS = (selfcpu.Used() - self0).Seconds()
 	var after procStatus
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		after, cpuErr = readProcStatus(cfg.ServerPID)

@@ -28,6 +28,12 @@
   var dx = null;
   var channel = '';
   var members = {};        // client id → info
+  // countOnly: the room is past the size the server sends joins and
+  // leaves for; it sends the count alone (presence_count), so members is
+  // stale and count is what the page shows.
+  var countOnly = false;
+  var count = 0;
+  var renderDue = false;
   var byKey = {};          // "epoch:offset" → li
   var entered = false;
 
@@ -146,7 +152,22 @@
 
   // ---- presence ----
 
+  // scheduleRender redraws the member list once for a batch of joins and
+  // leaves (one frame of the server's brings a tick's worth).
+  function scheduleRender() {
+    if (renderDue) return;
+    renderDue = true;
+    setTimeout(function () { renderDue = false; renderMembers(); }, 0);
+  }
+
   function renderMembers() {
+    if (countOnly) {
+      // The names would be stale: show the count the server sends.
+      online.textContent = '';
+      online.appendChild(el('li', 'note', '人数较多，只显示人数'));
+      onlineCount.textContent = String(count);
+      return;
+    }
     var list = [];
     for (var id in members) list.push(members[id]);
     list.sort(function (a, b) { return (a.name || '').localeCompare(b.name || '', 'zh-CN'); });
@@ -163,6 +184,7 @@
     var ch = channel;
     dx.presence(ch).then(function (res) {
       if (ch !== channel) return;
+      count = res.count || 0;
       members = {};
       var clients = res.clients || {};
       for (var id in clients) members[id] = clients[id];
@@ -182,6 +204,8 @@
   function enter(name, room) {
     channel = 'chat:' + room;
     members = {};
+    countOnly = false;
+    count = 0;
     byKey = {};
     messages.textContent = '';
     roomTitle.textContent = '房间 ' + room;
@@ -213,19 +237,34 @@
     dx.on('publication', function (p) {
       if (p.channel === channel) addMessage(p.epoch, p.offset, p.data, p.info);
     });
+    // Joins and leaves after a stretch of counts: the room is small again,
+    // and the list missed what happened meanwhile.
+    function leaveCountOnly() {
+      if (!countOnly) return;
+      countOnly = false;
+      loadPresence();
+    }
     dx.on('join', function (ev) {
       if (ev.channel !== channel) return;
+      leaveCountOnly();
       var known = !!members[ev.info.client];
       members[ev.info.client] = ev.info;
-      renderMembers();
+      scheduleRender();
       if (!known && !isMine(ev.info)) addSystem((ev.info.name || '有人') + ' 进入了房间');
     });
     dx.on('leave', function (ev) {
       if (ev.channel !== channel) return;
+      leaveCountOnly();
       var known = !!members[ev.info.client];
       delete members[ev.info.client];
-      renderMembers();
+      scheduleRender();
       if (known) addSystem((ev.info.name || '有人') + ' 离开了房间');
+    });
+    dx.on('presence_count', function (ev) {
+      if (ev.channel !== channel) return;
+      countOnly = true;
+      count = ev.count;
+      scheduleRender();
     });
     dx.on('error', function (err) {
       if (err.code === 'bad_request' && !dx.info) {

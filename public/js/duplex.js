@@ -83,7 +83,14 @@
    *   subscribed   {channel, result, resubscribed, recovered}: a subscribe
    *                (first or after a reconnect) succeeded
    *   publication  {channel, offset, epoch, data, info, recovered}
-   *   join, leave  {channel, info}: someone entered or left (chat)
+   *   join, leave  {channel, info}: someone entered or left (chat); the
+   *                server gathers them per tick (200 ms in chat), so several
+   *                may come at once, not in order with publications
+   *   presence_count {channel, count}: the room has more members than its
+   *                namespace sends joins and leaves for; instead, once per
+   *                tick in which it changed, the count. A member list kept
+   *                from joins and leaves is stale from then on: reload it
+   *                (presence) when joins and leaves come again
    *   reload       {channel, offset, epoch}: after a reconnect the missed
    *                publications could not be recovered; reload history
    *   missed       {missed}: the server dropped n queued messages because
@@ -448,6 +455,10 @@
     }
     if (m.leave) {
       if (sub && sub.active) this._emit('leave', {channel: m.channel, info: m.leave});
+      return;
+    }
+    if (typeof m.presence_count === 'number') {
+      if (sub && sub.active) this._emit('presence_count', {channel: m.channel, count: m.presence_count});
       return;
     }
     if (sub && sub.active) this._deliver(sub, m, false);

@@ -114,6 +114,11 @@ func TestEncodePushes(t *testing.T) {
 	if got := string(EncodeLeave("chat:a", ClientInfo{Client: "1"})); got != `{"channel":"chat:a","leave":{"client":"1"}}` {
 		t.Errorf("leave: %s", got)
 	}
+	if got := string(EncodePresenceCount("chat:a", 2000)); got != `{"channel":"chat:a","presence_count":2000}` {
+		t.Errorf("presence_count: %s", got)
+	} else if m, err := DecodeServerMessage([]byte(got)); err != nil || m.PresenceCount != 2000 || m.Channel != "chat:a" {
+		t.Errorf("presence_count round trip: %+v %v", m, err)
+	}
 	if got := string(EncodeMissed(5)); got != `{"missed":5}` {
 		t.Errorf("missed: %s", got)
 	}

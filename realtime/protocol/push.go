@@ -45,6 +45,20 @@ func encodeEvent(channel, kind string, info ClientInfo) []byte {
 	return append(b, '}')
 }
 
+// EncodePresenceCount encodes {"channel":"...","presence_count":n}: the
+// channel's member count, sent once per tick in which it changed (or
+// someone joined) instead of join and leave events while the channel has
+// more members than its namespace's JoinLeaveMaxMembers.
+func EncodePresenceCount(channel string, n int) []byte {
+	ch, _ := marshal(channel)
+	b := make([]byte, 0, len(ch)+40)
+	b = append(b, `{"channel":`...)
+	b = append(b, ch...)
+	b = append(b, `,"presence_count":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '}')
+}
+
 // EncodeMissed encodes {"missed":n}: the connection's send queue was full
 // and n publications of drop-oldest namespaces (of any channel) were
 // dropped since the last such notice; it comes ahead of everything queued
@@ -71,7 +85,11 @@ type ServerMessage struct {
 	Info    *ClientInfo     `json:"info,omitempty"`
 	Join    *ClientInfo     `json:"join,omitempty"`
 	Leave   *ClientInfo     `json:"leave,omitempty"`
-	Missed  int             `json:"missed,omitempty"`
+	// PresenceCount is set in a presence_count event: the channel's
+	// member count, sent instead of join/leave above the namespace's
+	// JoinLeaveMaxMembers (it is always at least 1).
+	PresenceCount int `json:"presence_count,omitempty"`
+	Missed        int `json:"missed,omitempty"`
 }
 
 // DecodeServerMessage decodes one line sent by the server.
