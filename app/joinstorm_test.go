@@ -75,7 +75,7 @@ func squareJoins(n int) int { return n * (n - 1) / 2 }
 // are in the room.
 func TestJoinStormCostsATenthOfTheSquare(t *testing.T) {
 	const n = 300
-	s := startServer(t, rtEnv(nil))
+	s := startServer(t, manyClientsEnv(nil))
 	st := runJoinStorm(t, s, "chat:storm", n, 0)
 	t.Logf("%d joins: %d deliveries (%.1f%% of %d), %d event messages, %.0f bytes sent, settled in %v",
 		n, st.deliveries, 100*float64(st.deliveries)/float64(squareJoins(n)), squareJoins(n), st.lines, st.sentBytes, st.settle)
@@ -100,7 +100,7 @@ func TestJoinStormFigures(t *testing.T) {
 	if rate, _ := strconv.ParseFloat(os.Getenv("DUPLEX_JOIN_STORM_RATE"), 64); rate > 0 {
 		gap = time.Duration(float64(time.Second) / rate)
 	}
-	s := startServer(t, rtEnv(nil))
+	s := startServer(t, manyClientsEnv(nil))
 	st := runJoinStorm(t, s, "chat:storm", n, gap)
 	fmt.Printf("join storm rate=%s n=%d deliveries=%d square=%d ratio=%.4f event_messages=%d sent_bytes=%.0f settle=%v process_cpu=%v\n",
 		cmp.Or(os.Getenv("DUPLEX_JOIN_STORM_RATE"), "max"), n, st.deliveries, squareJoins(n), float64(st.deliveries)/float64(squareJoins(n)), st.lines, st.sentBytes,

@@ -36,7 +36,7 @@ func TestPresenceBystanderFigures(t *testing.T) {
 	}
 	const members, callers, calls = 1000, 60, 100
 	const channel = "chat:big"
-	s := startServer(t, rtEnv(nil))
+	s := startServer(t, manyClientsEnv(nil))
 	for i := range members {
 		dialRT(t, s, "name=member"+strconv.Itoa(i)).subscribe(channel)
 	}

@@ -36,6 +36,15 @@ func testEnv(env map[string]string) func(string) string {
 	}
 }
 
+// manyClientsEnv is rtEnv(extra) for a test that opens many connections
+// from one loopback address at once: the per-address limits, which are
+// for the internet (TestConnectionCapPerIP, TestConnectRatePerIP), are off.
+func manyClientsEnv(extra map[string]string) map[string]string {
+	env := rtEnv(extra)
+	env["CONNECT_RATE_PER_IP"], env["MAX_CONNECTIONS_PER_IP"] = "0", "0"
+	return env
+}
+
 // startServer runs the server with the given environment on top of the
 // defaults, and shuts it down when the test ends.
 func startServer(t *testing.T, env map[string]string) *testServer {
