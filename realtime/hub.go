@@ -337,7 +337,7 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 	if err != nil {
 		return nil, SubscribeResult{}, err
 	}
-	s := &Subscription{hub: h, ch: ch, opts: nsOpts, sub: sub, info: opts.Info}
+	s := &Subscription{hub: h, ch: ch, opts: nsOpts, policy: nsOpts.SlowPolicy, sub: sub, info: opts.Info}
 	s.active.Store(true)
 	s.buffering.Store(true)
 

@@ -57,16 +57,18 @@ type Session struct {
 	// What a delivery reads, for every subscriber of a publication, comes
 	// first and in place (no pointer to chase): at thousands of
 	// subscribers a fan-out is bound by cache misses as much as by code.
+	// The order packs the first cache line: lock, flags, pending, and
+	// obs; then the socket's descriptor fields; then the queue's busy flag.
 	writeMu sync.Mutex // held for every write
 	// Guarded by writeMu.
-	pending    []byte      // the rest of a frame tryWrite could not finish; goes first
 	closeSent  bool        // the close frame has been written
 	finished   bool        // the session has ended: write nothing more
 	closingNow atomic.Bool // set once the session is closing (after closeCode)
 	dead       atomic.Bool
+	pending    []byte // the rest of a frame tryWrite could not finish; goes first
+	obs        Observer
 	sock       socket    // the TCP socket under hijacked: reads and writes
 	queue      sendQueue // what the writer still has to write
-	obs        Observer
 
 	id       uint64
 	peer     string   // the client's address as Serve was given it, for MaxPerPeer

@@ -28,10 +28,11 @@ var errKilled = errors.New("wsconn: connection force-closed")
 // Concurrency: the caller holds the session's writeMu for both, so bytes
 // of different frames never interleave. kill may be called at any time.
 type socket struct {
-	out    net.Conn
+	// What tryWrite reads comes first (see Session's layout).
 	raw    syscall.RawConn // nil: no non-blocking attempts
 	fd     int             // the descriptor under raw, for the poller
 	killed atomic.Bool
+	out    net.Conn
 
 	// closeMu orders kill and stopReads, which any goroutine may call at
 	// any time, before closing: out may be a hijacked connection that the
