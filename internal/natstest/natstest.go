@@ -96,10 +96,10 @@ func findBinary() string {
 // Freeze stops the server process with SIGSTOP: its sockets stay open
 // and connect, but it answers nothing (a hung server, a frozen VM).
 // Only for a server from StartProcess.
-func (n *Server) Freeze() { n.signal(syscall.SIGSTOP) }
+func (n *Server) Freeze() { n.signal(sigStop) }
 
 // Thaw resumes a frozen server with SIGCONT.
-func (n *Server) Thaw() { n.signal(syscall.SIGCONT) }
+func (n *Server) Thaw() { n.signal(sigCont) }
 
 func (n *Server) signal(sig syscall.Signal) {
 	n.t.Helper()
@@ -119,8 +119,7 @@ func (n *Server) start() {
 	}
 	if bin != "" {
 		n.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
-		// The kernel kills the server if the test process dies.
-		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		n.cmd.SysProcAttr = childAttr()
 		if err := n.cmd.Start(); err != nil {
 			n.t.Fatal(err)
 		}
