@@ -5,7 +5,7 @@
 #   3 nats-server   one cluster ("duplex") with JetStream, store dirs under
 #                   $WORKDIR/nats<i>, client ports $NATS_PORTS, route ports
 #                   $NATS_CLUSTER_PORTS
-#   3 duplex nodes  BROKER=nats, NATS_URL listing all three servers,
+#   1-3 duplex nodes (3 unless NODE_PORTS says otherwise) BROKER=nats, NATS_URL listing all three servers,
 #                   NATS_REPLICAS=3, NATS_STARTUP=wait,
 #                   TRUSTED_PROXIES=127.0.0.1, one shared API_KEY and
 #                   TOKEN_SECRET, HOST=127.0.0.1, ports $NODE_PORTS
@@ -19,12 +19,18 @@
 #   deploy/cluster.sh status   what runs, and is each node ready
 #   deploy/cluster.sh down     stop everything this script started
 #                              (SIGTERM, SIGKILL after 15 s)
+#   deploy/cluster.sh kill-nats I    SIGKILL nats-server I (1..3), as a crash
+#   deploy/cluster.sh start-nats I   start nats-server I again, same flags and
+#                              store, and wait until it accepts clients
+#                              (bench/soak.sh restarts NATS with these two)
 #
 # Settings (environment):
 #   WORKDIR             where PID files, logs, NATS stores and the nginx
 #                       config live (default: .cluster in the repo)
 #   PORT                nginx's port (default 8088)
-#   NODE_PORTS          the three duplex ports (default PORT+1 PORT+2 PORT+3)
+#   NODE_PORTS          the duplex ports, one node each: one to three of
+#                       them (default PORT+1 PORT+2 PORT+3; bench/soak.sh
+#                       runs two)
 #   NATS_PORTS          NATS client ports (default 4222 4223 4224)
 #   NATS_CLUSTER_PORTS  NATS route ports (default 6222 6223 6224)
 #   DUPLEX_BIN          the duplex binary (default: built from this repo
@@ -68,7 +74,11 @@ find_prog() { # name: path of a program from PATH or /usr/sbin
 
 for list in NODE_PORTS NATS_PORTS NATS_CLUSTER_PORTS; do
   declare -n arr=$list
-  ((${#arr[@]} == 3)) || die "$list must hold three ports, got '${arr[*]}'"
+  if [[ $list == NODE_PORTS ]]; then
+    ((${#arr[@]} >= 1 && ${#arr[@]} <= 3)) || die "$list must hold one to three ports, got '${arr[*]}'"
+  else
+    ((${#arr[@]} == 3)) || die "$list must hold three ports, got '${arr[*]}'"
+  fi
   for p in "${arr[@]}"; do [[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "$list: bad port '$p'"; done
   unset -n arr
 done
@@ -120,7 +130,10 @@ piece_alive() {
     *) alive "$f" "$(pattern "$1")" ;;
   esac
 }
-PIECES=(nats1 nats2 nats3 duplex1 duplex2 duplex3 nginx)
+# One duplex piece per NODE_PORTS entry.
+NODES=()
+for ((i = 1; i <= ${#NODE_PORTS[@]}; i++)); do NODES+=("duplex$i"); done
+PIECES=(nats1 nats2 nats3 "${NODES[@]}" nginx)
 
 start_nats() {
   local i=$1 routes=() j
@@ -223,7 +236,7 @@ cmd_up() {
   # One node at a time: nodes starting together on a fresh cluster race to
   # create the JetStream streams, and the losers exit ("stream …: context
   # deadline exceeded").
-  for i in 0 1 2; do
+  for ((i = 0; i < ${#NODE_PORTS[@]}; i++)); do
     start_duplex "$i"
     until [[ $(http_status "${NODE_PORTS[i]}" /readyz) == 200 ]]; do
       piece_alive "duplex$((i + 1))" || { tail -n 20 "$WORKDIR/logs/duplex$((i + 1)).log" >&2; cmd_down; die "duplex$((i + 1)) exited"; }
@@ -283,7 +296,7 @@ cmd_down() {
   local piece pids=() f pid
   # nginx first (no new clients), then the nodes (they drain and close
   # their sockets with 1001), then NATS.
-  for group in "nginx" "duplex1 duplex2 duplex3" "nats1 nats2 nats3"; do
+  for group in "nginx" "${NODES[*]}" "nats1 nats2 nats3"; do
     pids=()
     for piece in $group; do
       f=$(pidfile "$piece")
@@ -309,10 +322,44 @@ cmd_down() {
   echo "duplex cluster in $WORKDIR stopped"
 }
 
-[[ -d $WORKDIR || ${1:-} == up ]] || { [[ ${1:-} == status || ${1:-} == down ]] && die "no cluster in $WORKDIR"; }
+# kill-nats I / start-nats I: one NATS server down and up again, for
+# failure drills (bench/soak.sh). start-nats reuses start_nats, so the
+# server comes back with its store, its routes and its PID file.
+nats_index() {
+  [[ ${1:-} =~ ^[1-3]$ ]] || die "want a NATS server number 1..3, got '${1:-}'"
+}
+cmd_kill_nats() {
+  nats_index "$1"
+  local f pid
+  f=$(pidfile "nats$1")
+  piece_alive "nats$1" && pid=$(cat "$f" 2>/dev/null) || die "nats$1 is not running"
+  kill -KILL "$pid" 2>/dev/null || true
+  local tries=0
+  while piece_alive "nats$1" && ((++tries < 100)); do sleep 0.05; done
+  rm -f "$f"
+  echo "nats$1 (pid $pid) killed"
+}
+cmd_start_nats() {
+  nats_index "$1"
+  NATS_SERVER=${NATS_SERVER:-$(find_prog nats-server)}
+  [[ -n $NATS_SERVER ]] || die "nats-server not found"
+  ! piece_alive "nats$1" || die "nats$1 already runs"
+  local i=$(($1 - 1)) deadline=$((SECONDS + READY_TIMEOUT))
+  start_nats "$i"
+  until port_open "${NATS_PORTS[i]}"; do
+    piece_alive "nats$1" || { tail -n 20 "$WORKDIR/logs/nats$1.log" >&2; die "nats$1 exited"; }
+    ((SECONDS < deadline)) || die "nats$1 not accepting clients after ${READY_TIMEOUT}s"
+    sleep 0.1
+  done
+  echo "nats$1 (pid $(<"$(pidfile "nats$1")")) started"
+}
+
+[[ -d $WORKDIR || ${1:-} == up ]] || { [[ ${1:-} == status || ${1:-} == down || ${1:-} == *-nats ]] && die "no cluster in $WORKDIR"; }
 case ${1:-} in
   up) cmd_up ;;
   down) mkdir -p "$WORKDIR" && WORKDIR=$(cd "$WORKDIR" && pwd) && cmd_down ;;
   status) WORKDIR=$(cd "$WORKDIR" && pwd) && cmd_status ;;
+  kill-nats) WORKDIR=$(cd "$WORKDIR" && pwd) && cmd_kill_nats "${2:-}" ;;
+  start-nats) WORKDIR=$(cd "$WORKDIR" && pwd) && cmd_start_nats "${2:-}" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac
