@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -219,6 +220,10 @@ func (o *NATSOptions) connect(ctx context.Context, extra ...nats.Option) (*nats.
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
+			if v := nc.ConnectedServerVersion(); !serverKeepsOffsets(v) {
+				o.Logger.Warn("this NATS server may give two publications one offset after a stream leader change "+
+					"(nats-server issue 4320, fixed in v2.9.21): run v2.9.21 or later", "server_version", v)
+			}
 			return nc, nil
 		}
 		if !o.WaitForNATS {
@@ -232,6 +237,36 @@ func (o *NATSOptions) connect(ctx context.Context, extra ...nats.Option) (*nats.
 		case <-time.After(wait):
 		}
 	}
+}
+
+// minServerKeepingOffsets is the first nats-server that serializes
+// Nats-Expected-Last-Subject-Sequence in a clustered stream (nats-server
+// issue 4320, fixed by PR 4319 in v2.9.21). Before it, two nodes
+// publishing one channel right after a stream leader change can both be
+// acknowledged at the same offset, and one publication is then never
+// delivered (found by bench/soak.sh against Debian 12's v2.9.10).
+var minServerKeepingOffsets = [3]int{2, 9, 21}
+
+// serverKeepsOffsets reports whether a nats-server of version v (as
+// "2.9.10", maybe with a "-beta" suffix) is at least
+// minServerKeepingOffsets. A version it cannot read is given the benefit
+// of the doubt.
+func serverKeepsOffsets(v string) bool {
+	v, _, _ = strings.Cut(strings.TrimPrefix(v, "v"), "-")
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return true
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return true
+		}
+		if n != minServerKeepingOffsets[i] {
+			return n > minServerKeepingOffsets[i]
+		}
+	}
+	return true
 }
 
 // Subject layout (prefix p, namespace ns, token t = base64url of the full

@@ -71,3 +71,17 @@ func (b *syncBuf) String() string {
 }
 
 func (b *syncBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+
+// Servers before v2.9.21 can acknowledge two publications at one offset
+// in a clustered stream (nats-server issue 4320): the node warns.
+func TestServerKeepsOffsets(t *testing.T) {
+	for v, want := range map[string]bool{
+		"2.9.10": false, "2.9.20": false, "2.8.4": false, "1.4.1": false,
+		"2.9.21": true, "2.9.22": true, "2.10.0": true, "2.15.2": true, "3.0.0": true,
+		"v2.9.10": false, "2.9.21-beta.1": true, "nonsense": true, "": true,
+	} {
+		if got := serverKeepsOffsets(v); got != want {
+			t.Errorf("serverKeepsOffsets(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
