@@ -224,6 +224,17 @@ func replyKind(m soakMsg, err error) string {
 	return ""
 }
 
+// do calls op and tells whether it got a result; a failure is counted as
+// "<what>: <kind>".
+func (s *rtSession) do(errs *soakErrors, what, op, fields string) bool {
+	msg, err := s.call(op, fields)
+	if k := replyKind(msg, err); k != "" {
+		errs.add(what+": "+k, callErr(msg, err))
+		return false
+	}
+	return true
+}
+
 // callErr is the error to keep as the sample of a failed call: the
 // transport error, or the reply's error message.
 func callErr(m soakMsg, err error) error {
@@ -522,6 +533,14 @@ type apiAnswer struct {
 	Replayed bool   `json:"replayed"`
 }
 
+// apiErrKind names a failed API call: "HTTP 503", or the transport error.
+func apiErrKind(status int, err error) string {
+	if status == 0 {
+		return netKind(err)
+	}
+	return "HTTP " + strconv.Itoa(status)
+}
+
 // retriable: the outcome is unknown or the publication was not stored, so
 // the same key may be tried again (docs/protocol.md, idempotency keys).
 func retriable(status int) bool {
@@ -587,11 +606,7 @@ func (p *apiPublisher) publish(ctx context.Context, id uint64) {
 		if ctx.Err() != nil {
 			return // interrupted: neither acknowledged nor given up
 		}
-		kind := "HTTP " + strconv.Itoa(status)
-		if status == 0 {
-			kind = netKind(err)
-		}
-		p.errs.add("api publish: "+kind, err)
+		p.errs.add("api publish: "+apiErrKind(status, err), err)
 		if !retriable(status) || time.Since(t0) > retryBudget {
 			p.mu.Lock()
 			p.gaveUp++
@@ -692,9 +707,7 @@ func (l *chatLoad) session(ctx context.Context, m int, rng *rand.Rand) {
 	}
 	var joined []string
 	for _, r := range rooms {
-		msg, err := s.call("subscribe", `,"channel":"`+r+`"`)
-		if k := replyKind(msg, err); k != "" {
-			l.errs.add("chat subscribe: "+k, callErr(msg, err))
+		if !s.do(l.errs, "chat subscribe", "subscribe", `,"channel":"`+r+`"`) {
 			continue
 		}
 		l.subscribes.Add(1)
@@ -713,18 +726,14 @@ func (l *chatLoad) session(ctx context.Context, m int, rng *rand.Rand) {
 			return
 		}
 		l.sent.Add(1)
-		msg, err := s.call("publish", `,"channel":"`+joined[rng.IntN(len(joined))]+`","data":{"text":"你好 `+strconv.Itoa(n)+`"}`)
-		if k := replyKind(msg, err); k != "" {
-			l.errs.add("chat publish: "+k, callErr(msg, err))
+		if !s.do(l.errs, "chat publish", "publish", `,"channel":"`+joined[rng.IntN(len(joined))]+`","data":{"text":"你好 `+strconv.Itoa(n)+`"}`) {
 			continue
 		}
 		l.acked.Add(1)
 	}
 	if graceful {
 		for _, r := range joined {
-			msg, err := s.call("unsubscribe", `,"channel":"`+r+`"`)
-			if k := replyKind(msg, err); k != "" {
-				l.errs.add("chat unsubscribe: "+k, callErr(msg, err))
+			if !s.do(l.errs, "chat unsubscribe", "unsubscribe", `,"channel":"`+r+`"`) {
 				continue
 			}
 			l.unsubscribes.Add(1)
@@ -812,11 +821,7 @@ func (l *liveLoad) publish(ctx context.Context) {
 				return
 			}
 			l.pubErrors.Add(1)
-			kind := "HTTP " + strconv.Itoa(status)
-			if status == 0 {
-				kind = netKind(err)
-			}
-			l.errs.add("live publish: "+kind, err)
+			l.errs.add("live publish: "+apiErrKind(status, err), err)
 			continue
 		}
 		l.published.Add(1)
@@ -894,9 +899,7 @@ func (l *liveLoad) read(ctx context.Context, name string, r *liveReader, bps int
 		if slow {
 			s.timeout = 10 * l.cfg.Timeout
 		}
-		msg, err := s.call("subscribe", `,"channel":"live:soak"`)
-		if k := replyKind(msg, err); k != "" {
-			l.errs.add(name+" subscribe: "+k, callErr(msg, err))
+		if !s.do(l.errs, name+" subscribe", "subscribe", `,"channel":"live:soak"`) {
 			s.close(false)
 			pause(ctx, time.Second)
 			continue
