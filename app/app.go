@@ -33,6 +33,7 @@ type App struct {
 	log      *slog.Logger
 	fiber    *fiber.App
 	registry *wsconn.Registry
+	apiKey   *handlers.APIKey // the HTTP API's key: the header hook, the error handler and the /api routes
 	metrics  *metrics.Metrics
 	ready    atomic.Bool
 
@@ -80,11 +81,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	a.hub = hub
 	a.metrics.WatchHub(hub)
-	apiKey := handlers.NewAPIKey(cfg.APIKey)
+	a.apiKey = handlers.NewAPIKey(cfg.APIKey)
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
-		ErrorHandler:          apiKey.ErrorHandler(errorHandler(log)),
+		ErrorHandler:          a.apiKey.ErrorHandler(errorHandler(log)),
 		DisableStartupMessage: true,
 		// These bound plain HTTP only; WebSockets have their own deadlines.
 		ReadTimeout:  10 * time.Second,
@@ -106,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	// A WebSocket outlives its hijack handler: the session closes the
 	// connection itself, and the registry's poller reads it meanwhile.
 	a.fiber.Server().KeepHijackedConns = true
-	a.fiber.Server().HeaderReceived = apiKey.HeaderReceived
+	a.fiber.Server().HeaderReceived = a.apiKey.HeaderReceived
 
 	useMiddleware(a.fiber, log)
 	a.routes(version)
@@ -139,7 +140,7 @@ func (a *App) routes(version string) {
 	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
 
 	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
-	apiGroup := a.fiber.Group("/api", handlers.APIAuth(a.cfg.APIKey))
+	apiGroup := a.fiber.Group("/api", a.apiKey.Middleware())
 	apiGroup.Post("/publish", api.Publish)
 	apiGroup.Post("/broadcast", api.Broadcast)
 	apiGroup.Get("/channels", api.Channels)

@@ -32,10 +32,6 @@ func NewAPIKey(key string) *APIKey {
 	return &APIKey{on: key != "", want: sha256.Sum256([]byte(key))}
 }
 
-// APIAuth lets a request through only with "Authorization: Bearer <key>".
-// See APIKey.Middleware.
-func APIAuth(key string) fiber.Handler { return NewAPIKey(key).Middleware() }
-
 // Middleware lets a request through only with "Authorization: Bearer
 // <key>". The comparison is of SHA-256 digests in constant time, so
 // neither the key's bytes nor its length leak through timing. With no key
