@@ -10,6 +10,7 @@ import (
 	"net"
 
 	"github.com/duplex/duplex/app"
+	"github.com/duplex/duplex/app/features"
 	"github.com/duplex/duplex/config"
 )
 
@@ -54,7 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // serve runs the server until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	product := features.Default()
+	cfg, err := config.Load(args, getenv, stderr, features.ConfigExtensions(product)...)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -65,7 +67,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log := newLogger(cfg, stdout)
 	log.Info("starting duplex", "version", version, "config", cfg.Effective())
 
-	a, err := app.New(ctx, cfg, log, version)
+	a, err := app.New(ctx, cfg, product, log, version)
 	if err != nil {
 		return fmt.Errorf("build app: %w", err)
 	}

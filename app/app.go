@@ -13,14 +13,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/gofiber/template/html/v2"
 
+	"github.com/duplex/duplex/app/features"
 	"github.com/duplex/duplex/config"
 	"github.com/duplex/duplex/handlers"
 	"github.com/duplex/duplex/metrics"
-	"github.com/duplex/duplex/public"
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/views"
 	"github.com/duplex/duplex/wsconn"
@@ -44,19 +42,25 @@ type App struct {
 	presence    realtime.PresenceStore // nil: the hub's in-memory one
 	brokerState func() (state string, healthy bool)
 	closeBroker func() // stops the broker and what belongs to it
+
+	features []*features.Feature
+	services runningServices // the features' started services
 }
 
-// New builds the server. It fails if a template does not parse, so a
-// broken page is found at start-up rather than on the first request, and
-// if the broker cannot be reached (with NATS_STARTUP=wait it retries until
-// ctx ends). The caller must call Shutdown, or Close if it never serves.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, version string) (*App, error) {
+// New builds the server with the features fs (features.Default() is the
+// product; cfg must come from config.Load with their extensions) and
+// starts their services. It fails if a template does not parse, so a
+// broken page is found at start-up rather than on the first request, if
+// the broker cannot be reached (with NATS_STARTUP=wait it retries until
+// ctx ends), or if a feature's service does not start. The caller must
+// call Shutdown, or Close if it never serves.
+func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *slog.Logger, version string) (*App, error) {
 	engine := html.NewFileSystem(http.FS(views.FS), ".html")
 	if err := engine.Load(); err != nil {
 		return nil, fmt.Errorf("load templates: %w", err)
 	}
 
-	a := &App{cfg: cfg, log: log, metrics: metrics.New()}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New(), features: fs}
 	a.registry = wsconn.NewRegistry(wsconn.RegistryConfig{
 		MaxSessions: cfg.MaxConnections, MaxPerPeer: cfg.MaxConnectionsPerIP, Poller: cfg.WS.Poller,
 		Observer: a.metrics, Log: log,
@@ -74,6 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	hub, err := realtime.NewHub(realtime.HubConfig{
 		Namespaces: cfg.Namespaces, Broker: a.broker, Presence: a.presence, VerifyToken: a.verify, Logger: log,
+		GuestNamePrefix: cfg.GuestNamePrefix, UserNamePrefix: cfg.UserNamePrefix,
 	})
 	if err != nil {
 		a.closeBroker()
@@ -111,59 +116,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 
 	useMiddleware(a.fiber, log)
 	a.routes(version)
+	if err := a.startServices(ctx); err != nil {
+		a.closeBroker()
+		return nil, err
+	}
 	return a, nil
-}
-
-func (a *App) routes(version string) {
-	lim := wsconn.Limits{
-		MaxMessageBytes: a.cfg.WS.MaxMessageBytes,
-		PingInterval:    a.cfg.WS.PingInterval,
-		PongTimeout:     a.cfg.WS.PongTimeout,
-		WriteTimeout:    a.cfg.WS.WriteTimeout,
-		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
-	}
-	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0),
-		handlers.NewPeerRate(a.cfg.ConnectRatePerIP), a.metrics)
-	echo := handlers.WebSocket(a.registry, lim, handlers.Echo, a.log)
-
-	// "/" serves the page, and the echo socket too, so the tutorial's own
-	// client (new WebSocket("ws://host:8088")) works unchanged.
-	a.fiber.Get("/", guard, echo, handlers.Page("index", "WebSocket 回声演示"))
-	a.fiber.Get("/ws", guard, echo, handlers.UpgradeRequired(a.metrics))
-	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim),
-		handlers.Realtime(a.hub, realtime.ClientLimits{
-			MaxSubscriptions: a.cfg.MaxSubscriptions,
-			// Any one reply fits the send queue with room to spare, so a
-			// reply never counts as slow consumption.
-			MaxReplyBytes: min(realtime.DefaultMaxReplyBytes, a.cfg.WS.SendQueueBytes/4),
-		}), a.log)
-	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
-
-	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
-	apiGroup := a.fiber.Group("/api", a.apiKey.Middleware())
-	apiGroup.Post("/publish", api.Publish)
-	apiGroup.Post("/broadcast", api.Broadcast)
-	apiGroup.Get("/channels", api.Channels)
-	apiGroup.Get("/presence/:channel", api.Presence)
-	apiGroup.Get("/history/:channel", api.History)
-	apiGroup.Post("/token", api.Token)
-
-	a.fiber.Get("/chat", handlers.Page("chat", "聊天室"))
-	a.fiber.Get("/live", handlers.Page("live", "直播弹幕"))
-	a.fiber.Get("/push", handlers.Page("push", "消息推送"))
-
-	health := handlers.Health{
-		Version:     version,
-		Started:     time.Now(),
-		Connections: a.registry.Len,
-		Ready:       a.ready.Load,
-		Broker:      a.brokerState,
-	}
-	a.fiber.Get("/healthz", health.Healthz)
-	a.fiber.Get("/livez", health.Livez)
-	a.fiber.Get("/readyz", health.Readyz)
-	a.fiber.Get("/metrics", adaptor.HTTPHandler(a.metrics.Handler()))
-	a.fiber.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(public.FS), MaxAge: 3600}))
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
@@ -178,8 +135,9 @@ func (a *App) Serve(ln net.Listener) error {
 
 // Shutdown stops the server in order: readiness goes false (and stays so
 // for the drain delay, while the listener still answers), the listener
-// closes, every WebSocket is sent 1001 after its queued messages, and
-// whatever is still open when ctx ends is dropped. The HTTP server's own
+// closes, the features' services stop, every WebSocket is sent 1001 after
+// its queued messages, whatever is still open when ctx ends is dropped,
+// and the broker closes. The HTTP server's own
 // shutdown does not see hijacked WebSocket connections, hence the registry.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
@@ -193,6 +151,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err := a.fiber.ShutdownWithContext(ctx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}
+	// The features' publishers stop before the connections close, so the
+	// last thing a client is sent is its 1001, not a half-sent tick.
+	a.stopServices(ctx)
 	err := a.registry.Shutdown(ctx)
 	// Every session has unsubscribed by now; nothing uses the broker.
 	a.closeBroker()
@@ -204,8 +165,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 // Close releases what New acquired, for an app that was built but never
-// served; a served app is stopped with Shutdown instead.
-func (a *App) Close() { a.closeBroker() }
+// served: the features' services, then the broker. A served app is
+// stopped with Shutdown instead.
+func (a *App) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	a.stopServices(ctx)
+	a.closeBroker()
+}
 
 func proxyHeader(trusted []string) string {
 	if len(trusted) == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/duplex/duplex/app/features"
 	"github.com/duplex/duplex/config"
 )
 
@@ -91,12 +92,13 @@ func TestAccessLogSkipsProbes(t *testing.T) {
 // fiber.Test, with its log captured.
 func newUnstartedApp(t *testing.T, env map[string]string) (*App, *bytes.Buffer) {
 	t.Helper()
-	cfg, err := config.Load(nil, testEnv(env), io.Discard)
+	fs := features.Default()
+	cfg, err := config.Load(nil, testEnv(env), io.Discard, features.ConfigExtensions(fs)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	a, err := New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), "test")
+	a, err := New(context.Background(), cfg, fs, slog.New(slog.NewJSONHandler(logs, nil)), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"github.com/duplex/duplex/app/features"
 	"github.com/duplex/duplex/config"
 )
 
@@ -49,12 +50,19 @@ func manyClientsEnv(extra map[string]string) map[string]string {
 // defaults, and shuts it down when the test ends.
 func startServer(t *testing.T, env map[string]string) *testServer {
 	t.Helper()
-	cfg, err := config.Load(nil, testEnv(env), io.Discard)
+	return startServerWith(t, env, features.Default())
+}
+
+// startServerWith is startServer with the features fs instead of the
+// product's.
+func startServerWith(t *testing.T, env map[string]string, fs []*features.Feature) *testServer {
+	t.Helper()
+	cfg, err := config.Load(nil, testEnv(env), io.Discard, features.ConfigExtensions(fs)...)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(context.Background(), cfg, log, "test")
+	a, err := New(context.Background(), cfg, fs, log, "test")
 	if err != nil {
 		t.Fatalf("new app: %v", err)
 	}

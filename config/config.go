@@ -60,8 +60,13 @@ type Config struct {
 	TokenTTL time.Duration
 	// MaxSubscriptions caps the channels one connection may subscribe to.
 	MaxSubscriptions int
-	// Namespaces holds each channel namespace's rules.
+	// Namespaces holds each channel namespace's rules: the features'
+	// defaults (Extension.Namespaces) with NAMESPACES merged over them.
 	Namespaces realtime.Namespaces
+	// GuestNamePrefix and UserNamePrefix, followed by the client id,
+	// name a guest or a user who gave no display name.
+	GuestNamePrefix string
+	UserNamePrefix  string
 
 	// Broker is "memory" (one process) or "nats" (several nodes).
 	Broker string
@@ -72,6 +77,11 @@ type Config struct {
 	LogLevel string
 	// LogFormat is json or text.
 	LogFormat string
+
+	// namespaceDefaults are the extensions' namespaces, which NAMESPACES
+	// is merged over; extra are the extensions' settings.
+	namespaceDefaults realtime.Namespaces
+	extra             []Setting
 }
 
 // WebSocket holds the limits applied to every WebSocket connection.
@@ -146,8 +156,10 @@ func Default() Config {
 		},
 		TokenTTL:         24 * time.Hour,
 		MaxSubscriptions: realtime.DefaultMaxSubscriptions,
-		Namespaces:       realtime.DefaultNamespaces(),
-		Broker:           "memory",
+		// Default display names are in the pages' language, Chinese.
+		GuestNamePrefix: "访客",
+		UserNamePrefix:  "用户",
+		Broker:          "memory",
 		NATS: NATS{
 			URLs:        []string{"nats://127.0.0.1:4222"},
 			Prefix:      "duplex",
@@ -251,10 +263,16 @@ func settings() []setting {
 		{"NAMESPACES", "namespaces", "JSON object of namespace options merged over the defaults",
 			func(c *Config) string { return describeNamespaces(c.Namespaces) },
 			func(c *Config, v string) error {
-				ns, err := parseNamespaces(v)
+				ns, err := parseNamespaces(v, c.namespaceDefaults)
 				c.Namespaces = ns
 				return err
 			}, false},
+		{"GUEST_NAME_PREFIX", "guest-name-prefix", "display name of a guest who gave none, followed by the client id",
+			func(c *Config) string { return c.GuestNamePrefix },
+			func(c *Config, v string) error { c.GuestNamePrefix = v; return nil }, false},
+		{"USER_NAME_PREFIX", "user-name-prefix", "display name of a signed-in user who gave none, followed by the client id",
+			func(c *Config) string { return c.UserNamePrefix },
+			func(c *Config, v string) error { c.UserNamePrefix = v; return nil }, false},
 		{"BROKER", "broker", "memory (one process) or nats (several nodes sharing channels)",
 			func(c *Config) string { return c.Broker },
 			func(c *Config, v string) error { c.Broker = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
@@ -311,10 +329,23 @@ func settings() []setting {
 
 // Load builds the configuration from defaults, then the environment (read
 // through getenv), then command-line flags, and validates the result.
-// Flags win over the environment. Help output goes to usageOut.
-func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config, error) {
+// Flags win over the environment. Help output goes to usageOut. exts are
+// what the server's features add: their namespaces and settings.
+func Load(args []string, getenv func(string) string, usageOut io.Writer, exts ...Extension) (Config, error) {
 	cfg := Default()
+	namespaces, extra, err := merge(exts)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Namespaces, cfg.namespaceDefaults, cfg.extra = namespaces, namespaces, extra
 	all := settings()
+	for _, s := range extra {
+		all = append(all, s.asSetting())
+	}
+	defaults := make([]string, len(all))
+	for i, s := range all {
+		defaults[i] = s.get(&cfg)
+	}
 
 	for _, s := range all {
 		if v := getenv(s.env); v != "" {
@@ -326,10 +357,13 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 
 	fs := flag.NewFlagSet("duplex", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
-	for _, s := range all {
-		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.get(ptr(Default()))), func(v string) error {
-			return s.set(&cfg, v)
-		})
+	for i, s := range all {
+		var bare bool // an extension's bool: -flag alone means on
+		if i >= len(all)-len(extra) {
+			b, ok := extra[i-(len(all)-len(extra))].Value.(interface{ IsBoolFlag() bool })
+			bare = ok && b.IsBoolFlag()
+		}
+		fs.Var(flagValue{s, &cfg, bare}, s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, defaults[i]))
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -343,6 +377,23 @@ func Load(args []string, getenv func(string) string, usageOut io.Writer) (Config
 	}
 	return cfg, nil
 }
+
+// flagValue is one setting as a flag. A setting whose value is a bool
+// (an extension's BoolSetting) may be given as a bare -flag.
+type flagValue struct {
+	s    setting
+	cfg  *Config
+	bare bool
+}
+
+func (f flagValue) String() string {
+	if f.cfg == nil {
+		return ""
+	}
+	return f.s.get(f.cfg)
+}
+func (f flagValue) Set(v string) error { return f.s.set(f.cfg, v) }
+func (f flagValue) IsBoolFlag() bool   { return f.bare }
 
 // Validate reports every invalid setting at once.
 func (c Config) Validate() error {
@@ -375,6 +426,16 @@ func (c Config) Validate() error {
 	check(c.MaxSubscriptions >= 1, "MAX_SUBSCRIPTIONS", "must be at least 1, got %d", c.MaxSubscriptions)
 	if err := c.Namespaces.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("NAMESPACES: %w", err))
+	}
+	check(c.GuestNamePrefix != "", "GUEST_NAME_PREFIX", "must not be empty")
+	check(c.UserNamePrefix != "", "USER_NAME_PREFIX", "must not be empty")
+	check(len(c.Namespaces) > 0, "NAMESPACES", "no namespace is defined: the server has no feature that brings one, and NAMESPACES adds none")
+	for _, s := range c.extra {
+		if s.Validate != nil {
+			if err := s.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.Env, err))
+			}
+		}
 	}
 	check(oneOf(c.Broker, "memory", "nats"), "BROKER", "must be memory or nats, got %q", c.Broker)
 	if c.Broker == "nats" {
@@ -410,7 +471,11 @@ func (c Config) Validate() error {
 // start-up log. Secrets show as *** when set.
 func (c Config) Effective() []string {
 	var out []string
-	for _, s := range settings() {
+	all := settings()
+	for _, s := range c.extra {
+		all = append(all, s.asSetting())
+	}
+	for _, s := range all {
 		v := s.get(&c)
 		if s.secret && v != "" {
 			v = "***"

@@ -11,8 +11,8 @@ import (
 )
 
 // namespaceJSON is one namespace in the NAMESPACES setting. Every field is
-// optional: a listed built-in namespace keeps its defaults for what is not
-// given, and a new namespace starts from nothing (no history, no presence,
+// optional: a namespace that a feature brings keeps the feature's defaults
+// for what is not given, and a new namespace starts from nothing (no history, no presence,
 // server-only publish, disconnect slow consumers).
 type namespaceJSON struct {
 	HistorySize *int    `json:"history_size"`
@@ -35,16 +35,19 @@ var presenceModes = map[string]realtime.PresenceMode{
 }
 
 // parseNamespaces merges a JSON object of namespace options over the
-// built-in defaults, for example
+// features' defaults, for example
 // {"chat":{"history_size":500,"history_ttl":"1h"},"game":{"client_publish":true}}.
-func parseNamespaces(v string) (realtime.Namespaces, error) {
+func parseNamespaces(v string, defaults realtime.Namespaces) (realtime.Namespaces, error) {
 	var in map[string]namespaceJSON
 	dec := json.NewDecoder(bytes.NewReader([]byte(v)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
 		return nil, fmt.Errorf("not a JSON object of namespace options: %w", err)
 	}
-	out := realtime.DefaultNamespaces()
+	out := make(realtime.Namespaces, len(defaults)+len(in))
+	for name, o := range defaults {
+		out[name] = o
+	}
 	names := make([]string, 0, len(in))
 	for name := range in {
 		names = append(names, name)

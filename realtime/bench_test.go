@@ -47,7 +47,7 @@ func BenchmarkHubFanout(b *testing.B) {
 
 func benchFanout(b *testing.B, kind string, n int) {
 	ctx := context.Background()
-	h, err := NewHub(HubConfig{})
+	h, err := NewHub(HubConfig{Namespaces: testNamespaces()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func benchFanout(b *testing.B, kind string, n int) {
 func BenchmarkClientPresence(b *testing.B) {
 	ctx := context.Background()
 	p := NewMemoryPresence()
-	h, _ := NewHub(HubConfig{Presence: p})
+	h, _ := NewHub(HubConfig{Namespaces: testNamespaces(), Presence: p})
 	owner := NewClient(h, &discardSub{id: 1}, Identity{Name: "o"}, ClientLimits{})
 	defer owner.Close()
 	owner.HandleFrame([]byte(`{"id":1,"op":"subscribe","channel":"chat:room"}`))

@@ -25,7 +25,7 @@ func TestNATSBrokerConformance(t *testing.T) {
 	n := natstest.Start(t)
 	brokerConformance(t, func(t *testing.T) Broker {
 		prefix := fmt.Sprintf("conf%d", testPrefixes.Add(1))
-		return newTestNATSBroker(t, n, func(o *NATSOptions) { o.Prefix, o.Namespaces = prefix, DefaultNamespaces() })
+		return newTestNATSBroker(t, n, func(o *NATSOptions) { o.Prefix, o.Namespaces = prefix, testNamespaces() })
 	})
 }
 
@@ -385,7 +385,7 @@ func TestNATSOptionsValidate(t *testing.T) {
 func TestNATSHubsAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	n := natstest.Start(t)
-	nss := DefaultNamespaces()
+	nss := testNamespaces()
 	ha, hb := newNATSHub(t, n, nss, "a"), newNATSHub(t, n, nss, "b")
 	const ch = "chat:lobby"
 	subA, subB := newTestSub(1<<20), newTestSub(1<<20)
@@ -432,7 +432,7 @@ func TestNATSHubsAcrossNodes(t *testing.T) {
 func TestNATSHubChurn(t *testing.T) {
 	ctx := context.Background()
 	n := natstest.Start(t)
-	nss := DefaultNamespaces()
+	nss := testNamespaces()
 	mk := func() *Hub {
 		br := newTestNATSBroker(t, n, func(o *NATSOptions) { o.Namespaces = nss })
 		return newTestHub(t, HubConfig{Namespaces: nss, Broker: br})

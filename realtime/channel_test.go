@@ -38,7 +38,7 @@ func TestParseChannel(t *testing.T) {
 }
 
 func TestNamespaces(t *testing.T) {
-	ns := DefaultNamespaces()
+	ns := testNamespaces()
 	if err := ns.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,12 @@ import (
 // HandleFrame asks it to close for sustained abuse.
 const ClosePolicyViolation = 1008
 
-// GuestNamePrefix and UserNamePrefix, followed by the client id, name a
-// guest or a user who gave no display name.
+// DefaultGuestNamePrefix and DefaultUserNamePrefix, followed by the
+// client id, name a guest or a user who gave no display name, unless
+// HubConfig says otherwise (the server's pages use Chinese ones).
 const (
-	GuestNamePrefix = "访客"
-	UserNamePrefix  = "用户"
+	DefaultGuestNamePrefix = "guest"
+	DefaultUserNamePrefix  = "user"
 )
 
 // DefaultMaxSubscriptions is the default cap on one connection's subscriptions.
@@ -139,7 +140,7 @@ type Client struct {
 
 // NewClient makes the state machine for one connection. identity comes
 // from the transport (a verified ?token= or a guest ?name=); a guest
-// without a name is called "访客<id>" (GuestNamePrefix).
+// without a name is called HubConfig.GuestNamePrefix followed by its id.
 func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits) *Client {
 	limits = limits.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -156,10 +157,9 @@ func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits)
 
 func (c *Client) setIdentity(id Identity) {
 	if id.Name == "" {
-		// Default display names are in the pages' language, Chinese.
-		prefix := GuestNamePrefix
+		prefix := c.hub.guestNamePrefix
 		if !id.Guest() {
-			prefix = UserNamePrefix
+			prefix = c.hub.userNamePrefix
 		}
 		id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
 	}

@@ -280,7 +280,7 @@ func TestClientUserChannelWithToken(t *testing.T) {
 	if msgs, _ := send(t, c3, s3, `{"id":1,"op":"subscribe","channel":"user:42"}`); msgs[0].Error != nil {
 		t.Errorf("transport identity: %+v", msgs[0].Error)
 	}
-	if c3.Info().Name != UserNamePrefix+strconv.FormatUint(s3.ID(), 10) {
+	if c3.Info().Name != DefaultUserNamePrefix+strconv.FormatUint(s3.ID(), 10) {
 		t.Errorf("default name %q", c3.Info().Name)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"hash/maphash"
 	"log/slog"
 	"runtime"
@@ -28,7 +29,7 @@ type TokenVerifier func(token string) (Identity, error)
 
 // HubConfig configures a Hub. Zero fields get defaults.
 type HubConfig struct {
-	// Namespaces defaults to DefaultNamespaces().
+	// Namespaces are the namespaces channels may be in; required.
 	Namespaces Namespaces
 	// Broker defaults to a new MemoryBroker.
 	Broker Broker
@@ -43,6 +44,11 @@ type HubConfig struct {
 	// NodeID prefixes this node's client ids, which must be unique across
 	// the cluster; default random.
 	NodeID string
+	// GuestNamePrefix and UserNamePrefix, followed by the client id,
+	// name a guest or a user who gave no display name (defaults
+	// DefaultGuestNamePrefix and DefaultUserNamePrefix).
+	GuestNamePrefix string
+	UserNamePrefix  string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 }
@@ -65,6 +71,8 @@ type Hub struct {
 	maxRecover int
 	log        *slog.Logger
 	nodeID     string
+
+	guestNamePrefix, userNamePrefix string
 
 	seed   maphash.Seed
 	shards [hubShards]hubShard
@@ -125,8 +133,8 @@ var _ BrokerHandler = (*Hub)(nil)
 
 // NewHub makes a hub and registers it as cfg.Broker's handler.
 func NewHub(cfg HubConfig) (*Hub, error) {
-	if cfg.Namespaces == nil {
-		cfg.Namespaces = DefaultNamespaces()
+	if len(cfg.Namespaces) == 0 {
+		return nil, errors.New("no namespaces: a hub needs at least one")
 	}
 	if err := cfg.Namespaces.Validate(); err != nil {
 		return nil, err
@@ -146,10 +154,17 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID = randomNodeID()
 	}
+	if cfg.GuestNamePrefix == "" {
+		cfg.GuestNamePrefix = DefaultGuestNamePrefix
+	}
+	if cfg.UserNamePrefix == "" {
+		cfg.UserNamePrefix = DefaultUserNamePrefix
+	}
 	h := &Hub{
 		ns: cfg.Namespaces, broker: cfg.Broker, presence: cfg.Presence,
 		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger, nodeID: cfg.NodeID,
 		seed: maphash.MakeSeed(), after: afterFunc,
+		guestNamePrefix: cfg.GuestNamePrefix, userNamePrefix: cfg.UserNamePrefix,
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)

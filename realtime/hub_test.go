@@ -578,7 +578,7 @@ func TestHubNoGoroutineLeak(t *testing.T) {
 // Subscribe themselves.
 // chatWith is DefaultNamespaces with chat's options changed by mod.
 func chatWith(mod func(*NamespaceOptions)) Namespaces {
-	ns := DefaultNamespaces()
+	ns := testNamespaces()
 	o := ns["chat"]
 	mod(&o)
 	ns["chat"] = o

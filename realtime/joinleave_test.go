@@ -262,7 +262,7 @@ func TestJoinLeaveTickFires(t *testing.T) {
 func TestNATSJoinsFromAnotherNodeAreCoalesced(t *testing.T) {
 	ctx := context.Background()
 	n := natstest.Start(t)
-	nss := DefaultNamespaces()
+	nss := testNamespaces()
 	ha, hb := newNATSHub(t, n, nss, "a"), newNATSHub(t, n, nss, "b")
 	ticksA := useManualTicks(ha)
 	const ch = "chat:nodes"

@@ -29,7 +29,7 @@ func (p *countingPresence) members(ch string) ([]ClientInfo, uint64) {
 // roomNamespaces has a member-presence namespace without join/leave, so
 // thousands of members cost no join storm.
 func roomNamespaces() Namespaces {
-	ns := DefaultNamespaces()
+	ns := testNamespaces()
 	ns["room"] = NamespaceOptions{Presence: PresenceMembers, SlowPolicy: PolicyDisconnect}
 	return ns
 }

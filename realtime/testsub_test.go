@@ -167,8 +167,12 @@ func decodeResult[T any](t testing.TB, m protocol.ServerMessage) T {
 	return v
 }
 
+// newTestHub is NewHub with testNamespaces unless cfg names its own.
 func newTestHub(t testing.TB, cfg HubConfig) *Hub {
 	t.Helper()
+	if cfg.Namespaces == nil {
+		cfg.Namespaces = testNamespaces()
+	}
 	h, err := NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,83 @@
+package app
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+
+	"github.com/duplex/duplex/app/features"
+	"github.com/duplex/duplex/handlers"
+	"github.com/duplex/duplex/public"
+	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/wsconn"
+)
+
+// routes registers the core's routes (the /realtime socket, the HTTP API,
+// health, metrics and static files), then each feature's pages and routes.
+func (a *App) routes(version string) {
+	lim := wsconn.Limits{
+		MaxMessageBytes: a.cfg.WS.MaxMessageBytes,
+		PingInterval:    a.cfg.WS.PingInterval,
+		PongTimeout:     a.cfg.WS.PongTimeout,
+		WriteTimeout:    a.cfg.WS.WriteTimeout,
+		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
+	}
+	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0),
+		handlers.NewPeerRate(a.cfg.ConnectRatePerIP), a.metrics)
+
+	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim),
+		handlers.Realtime(a.hub, realtime.ClientLimits{
+			MaxSubscriptions: a.cfg.MaxSubscriptions,
+			// Any one reply fits the send queue with room to spare, so a
+			// reply never counts as slow consumption.
+			MaxReplyBytes: min(realtime.DefaultMaxReplyBytes, a.cfg.WS.SendQueueBytes/4),
+		}), a.log)
+	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
+
+	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
+	apiGroup := a.fiber.Group("/api", a.apiKey.Middleware())
+	apiGroup.Post("/publish", api.Publish)
+	apiGroup.Post("/broadcast", api.Broadcast)
+	apiGroup.Get("/channels", api.Channels)
+	apiGroup.Get("/presence/:channel", api.Presence)
+	apiGroup.Get("/history/:channel", api.History)
+	apiGroup.Post("/token", api.Token)
+
+	health := handlers.Health{
+		Version:     version,
+		Started:     time.Now(),
+		Connections: a.registry.Len,
+		Ready:       a.ready.Load,
+		Broker:      a.brokerState,
+	}
+	a.fiber.Get("/healthz", health.Healthz)
+	a.fiber.Get("/livez", health.Livez)
+	a.fiber.Get("/readyz", health.Readyz)
+	a.fiber.Get("/metrics", adaptor.HTTPHandler(a.metrics.Handler()))
+	a.fiber.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(public.FS), MaxAge: 3600}))
+
+	r := features.Router{
+		Router: a.fiber,
+		Guard:  guard,
+		WebSocket: func(open handlers.Opener) fiber.Handler {
+			return handlers.WebSocket(a.registry, lim, open, a.log)
+		},
+		UpgradeRequired: handlers.UpgradeRequired(a.metrics),
+		Page:            page,
+		Hub:             a.hub,
+		Log:             a.log,
+	}
+	for _, f := range a.features {
+		for _, p := range f.Pages {
+			a.fiber.Get(p.Path, page(p))
+		}
+		if f.Routes != nil {
+			f.Routes(r)
+		}
+	}
+}
+
+func page(p features.Page) fiber.Handler { return handlers.Page(p.View, p.Title) }
