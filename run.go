@@ -65,6 +65,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	log := newLogger(cfg, stdout)
+	// Features' services log through slog's default, in the same format.
+	slog.SetDefault(log)
 	log.Info("starting duplex", "version", version, "config", cfg.Effective())
 
 	a, err := app.New(ctx, cfg, product, log, version)
