@@ -3,9 +3,13 @@ package app
 import (
 	"bytes"
 	"context"
+	"html"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,6 +17,7 @@ import (
 
 	"github.com/duplex/duplex/app/features"
 	"github.com/duplex/duplex/config"
+	"github.com/duplex/duplex/handlers"
 )
 
 func TestPageKeepsTheTutorialDOM(t *testing.T) {
@@ -47,6 +52,69 @@ func TestPageKeepsTheTutorialDOM(t *testing.T) {
 	if status, _, _ := s.get(t, "/static/css/site.css"); status != 200 {
 		t.Fatalf("site.css: %d", status)
 	}
+}
+
+// wantCSP is the Content-Security-Policy every page is served with, spelt
+// out so that a change to it is a deliberate one: page data must not need
+// an inline script or any other loosening.
+const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+
+// TestPageDataRoundTrips: a page's data reaches the browser as data-*
+// attributes on <body> whose decoded values are exactly what the server
+// gave, characters that need escaping included, even when they come from
+// the request; the CSP stays as strict as before, and a page without data
+// has a bare <body>.
+func TestPageDataRoundTrips(t *testing.T) {
+	a, _ := newUnstartedApp(t, nil)
+	symbols := `["600519.SS","AT&T","<b>\"引号\"</b>","O'Reilly","贵州茅台"]`
+	a.fiber.Get("/ticker", handlers.PageWith("index", "行情", handlers.PageData{
+		"symbols":   func(*fiber.Ctx) string { return symbols },
+		"room-name": func(c *fiber.Ctx) string { return c.Query("room") },
+	}))
+	room := `大厅" onload="alert(1)<script>&amp;`
+
+	status, csp, page := getPage(t, a, "/ticker?room="+url.QueryEscape(room))
+	if status != 200 {
+		t.Fatalf("GET /ticker = %d %s", status, page)
+	}
+	if csp != wantCSP {
+		t.Errorf("Content-Security-Policy = %q, want %q", csp, wantCSP)
+	}
+	// Everything between <body and > is the attributes; an unescaped quote
+	// or < in a value would end them early and fail the comparison.
+	body := regexp.MustCompile(`<body([^>]*)>`).FindStringSubmatch(page)
+	if body == nil {
+		t.Fatalf("no <body> in %s", page)
+	}
+	attrs := map[string]string{}
+	for _, m := range regexp.MustCompile(` ([a-z-]+)="([^"]*)"`).FindAllStringSubmatch(body[1], -1) {
+		attrs[m[1]] = html.UnescapeString(m[2])
+	}
+	want := map[string]string{"data-symbols": symbols, "data-room-name": room}
+	if !maps.Equal(attrs, want) {
+		t.Errorf("<body%s> decodes to %q, want %q", body[1], attrs, want)
+	}
+	if !strings.Contains(page, `id="result"`) {
+		t.Error("the page with data lacks its own content")
+	}
+
+	status, csp, plain := getPage(t, a, "/")
+	if status != 200 || csp != wantCSP || !strings.Contains(plain, "<body>\n") {
+		t.Errorf("GET / = %d, CSP %q; want 200, %q and a bare <body> (no data): %.400s", status, csp, wantCSP, plain)
+	}
+}
+
+// getPage fetches path from the unstarted app a: the status, the
+// Content-Security-Policy header and the body.
+func getPage(t *testing.T, a *App, path string) (status int, csp, body string) {
+	t.Helper()
+	resp, err := a.fiber.Test(httptest.NewRequest("GET", path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Security-Policy"), string(b)
 }
 
 func TestErrorsLeakNothing(t *testing.T) {

@@ -212,16 +212,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	sendByClick(t, ctx, "李旺")
 	waitText(t, ctx, "result", reply("李旺"), 5*time.Second)
 
-	// Record every state #status shows: the disconnected one may last only
-	// until the first reconnect attempt, which can come at once.
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`(() => {
-		const el = document.getElementById('status');
-		window.statusSeen = [];
-		new MutationObserver(() => window.statusSeen.push(el.className + '|' + el.innerText))
-			.observe(el, {childList: true, characterData: true, subtree: true, attributes: true});
-	})()`)); err != nil {
-		t.Fatal(err)
-	}
+	recordStatus(t, ctx)
 
 	if code := first.Stop(); code != 0 {
 		t.Fatalf("first server exited %d after SIGTERM, want 0", code)

@@ -3,15 +3,17 @@
 // After a reconnect the client recovers missed messages; when it cannot
 // (the server restarted and lost its memory), the page reloads history and
 // merges it: every message is keyed by epoch:offset, so none shows twice.
-// All user text goes into the page with textContent.
+// All user text goes into the page with textContent. The status line and
+// the small helpers are DuplexUI's (ui.js).
 (function () {
   'use strict';
 
   var MAX_MESSAGES = 500;
-  var ROOM_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
 
-  var $ = function (id) { return document.getElementById(id); };
-  var status = $('status');
+  var $ = DuplexUI.byId;
+  var el = DuplexUI.el;
+  var clock = DuplexUI.clock;
+  var textOf = DuplexUI.textOf;
   var joinForm = $('join');
   var nameInput = $('name');
   var roomInput = $('room');
@@ -37,40 +39,7 @@
   var byKey = {};          // "epoch:offset" → li
   var entered = false;
 
-  // ---- small helpers ----
-
-  function store(key, value) {
-    try { localStorage.setItem(key, value); } catch (e) { /* private mode */ }
-  }
-  function load(key) {
-    try { return localStorage.getItem(key) || ''; } catch (e) { return ''; }
-  }
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-
-  function clock(ts) {
-    var d = typeof ts === 'number' ? new Date(ts) : new Date();
-    function two(n) { return (n < 10 ? '0' : '') + n; }
-    return two(d.getHours()) + ':' + two(d.getMinutes());
-  }
-
-  // textOf shows any publication's data: chat messages are {text}, but
-  // the HTTP API may publish anything.
-  function textOf(data) {
-    if (typeof data === 'string') return data;
-    if (data && typeof data.text === 'string') return data.text;
-    return JSON.stringify(data);
-  }
-
-  function setStatus(text, cls) {
-    status.textContent = text;
-    status.className = 'status ' + cls;
-  }
+  // ---- the message list ----
 
   function nearBottom() {
     return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
@@ -194,13 +163,6 @@
 
   // ---- connection ----
 
-  function describeClose(ev) {
-    var secs = (ev.delay / 1000).toFixed(1);
-    var why = ev.code === 1001 ? '服务器重启或关闭' : ev.code === 1008 ? '发送过于频繁' :
-      ev.code === 1013 ? '服务器繁忙' : '网络中断';
-    return '连接已断开（代码 ' + ev.code + '，' + why + '），' + secs + ' 秒后重连…';
-  }
-
   function enter(name, room) {
     channel = 'chat:' + room;
     members = {};
@@ -215,11 +177,9 @@
     entered = true;
 
     dx = new Duplex({name: name});
-    dx.on('connecting', function () { setStatus('正在连接…', 'connecting'); });
-    dx.on('connected', function () { setStatus('已连接', 'open'); });
-    dx.on('disconnected', function (ev) {
-      if (ev.delay >= 0) setStatus(describeClose(ev), 'closed');
-    });
+    // Chat also says why, in words: a server restart or a network
+    // failure tells people whether to wait or to check their side.
+    DuplexUI.follow(dx, {explain: true});
     dx.on('subscribed', function (ev) {
       if (ev.channel !== channel) return;
       if (ev.resubscribed) {
@@ -274,7 +234,6 @@
       }
     });
 
-    setStatus('正在连接…', 'connecting');
     dx.connect();
     dx.subscribe(channel).then(function () {
       loadHistory();
@@ -293,7 +252,7 @@
     entered = false;
     roomView.hidden = true;
     joinForm.hidden = false;
-    setStatus('尚未进入房间', 'connecting');
+    DuplexUI.status.show('尚未进入房间', 'connecting');
     document.title = '聊天室 · duplex';
   }
 
@@ -355,12 +314,12 @@
       joinError.textContent = '昵称最多 32 个字';
       return;
     }
-    if (!ROOM_RE.test(room)) {
+    if (!DuplexUI.isRoomName(room)) {
       joinError.textContent = '房间名只能包含英文字母、数字和 _ . @ -（最多 64 个字符）';
       roomInput.focus();
       return;
     }
-    store('duplex.name', name);
+    DuplexUI.remember('duplex.name', name);
     try {
       history.replaceState(null, '', location.pathname + '?room=' + encodeURIComponent(room));
     } catch (e) { /* not important */ }
@@ -380,7 +339,7 @@
   $('leave').addEventListener('click', leave);
 
   var params = new URLSearchParams(location.search);
-  nameInput.value = params.get('name') || load('duplex.name');
+  nameInput.value = params.get('name') || DuplexUI.recall('duplex.name');
   if (params.get('room')) roomInput.value = params.get('room');
   (nameInput.value ? roomInput : nameInput).focus();
 }());

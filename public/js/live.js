@@ -9,7 +9,8 @@
 // per animation frame, at most MAX_WAITING wait for a free lane, and a
 // bullet that waited longer than MAX_WAIT_MS is dropped. Movement uses the
 // Web Animations API on transform only (composited, no layout per frame).
-// The viewer count is the presence count of the channel.
+// The viewer count is the presence count of the channel. The status line
+// and the small helpers are DuplexUI's (ui.js).
 (function () {
   'use strict';
 
@@ -21,8 +22,7 @@
   var LANE_GAP_PX = 24;
   var PRESENCE_EVERY_MS = 3000;
 
-  var $ = function (id) { return document.getElementById(id); };
-  var status = $('status');
+  var $ = DuplexUI.byId;
   var stage = $('stage');
   var layer = $('bullets');
   var viewers = $('viewers');
@@ -35,13 +35,10 @@
 
   var params = new URLSearchParams(location.search);
   var room = params.get('room') || 'main';
-  if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(room)) room = 'main';
+  if (!DuplexUI.isRoomName(room)) room = 'main';
   var channel = 'live:' + room;
 
-  function loadName() {
-    try { return localStorage.getItem('duplex.name') || ''; } catch (e) { return ''; }
-  }
-  var name = Array.from((params.get('name') || loadName() || '').trim()).slice(0, 32).join('') ||
+  var name = Array.from((params.get('name') || DuplexUI.recall('duplex.name')).trim()).slice(0, 32).join('') ||
     ('观众' + String(Math.floor(1000 + Math.random() * 9000)));
   $('room-name').textContent = room;
   $('me').textContent = name;
@@ -167,20 +164,11 @@
   }
 
   function addRecent(who, text) {
-    var li = document.createElement('li');
-    var w = document.createElement('span');
-    w.className = 'who';
-    w.textContent = who;
-    li.appendChild(w);
+    var li = DuplexUI.el('li');
+    li.appendChild(DuplexUI.el('span', 'who', who));
     li.appendChild(document.createTextNode(text));
     recent.insertBefore(li, recent.firstChild);
     while (recent.children.length > MAX_RECENT) recent.removeChild(recent.lastChild);
-  }
-
-  function textOf(data) {
-    if (typeof data === 'string') return data;
-    if (data && typeof data.text === 'string') return data.text;
-    return JSON.stringify(data);
   }
 
   showBox.addEventListener('change', function () {
@@ -196,11 +184,6 @@
 
   // ---- connection ----
 
-  function setStatus(text, cls) {
-    status.textContent = text;
-    status.className = 'status ' + cls;
-  }
-
   var dx = new Duplex({name: name});
   var presenceTimer = null;
 
@@ -213,21 +196,15 @@
     presenceTimer = setTimeout(refreshViewers, PRESENCE_EVERY_MS);
   }
 
-  dx.on('connecting', function () { setStatus('正在连接…', 'connecting'); });
+  DuplexUI.follow(dx);
   dx.on('connected', function (info) {
-    setStatus('已连接', 'open');
     if (info && info.name) $('me').textContent = info.name;
   });
-  dx.on('disconnected', function (ev) {
-    clearTimeout(presenceTimer);
-    if (ev.delay >= 0) {
-      setStatus('连接已断开（代码 ' + ev.code + '），' + (ev.delay / 1000).toFixed(1) + ' 秒后重连…', 'closed');
-    }
-  });
+  dx.on('disconnected', function () { clearTimeout(presenceTimer); });
   dx.on('subscribed', function (ev) { if (ev.channel === channel) refreshViewers(); });
   dx.on('publication', function (p) {
     if (p.channel !== channel) return;
-    var text = textOf(p.data).slice(0, 100);
+    var text = DuplexUI.textOf(p.data).slice(0, 100);
     var mine = !!(p.info && dx.info && p.info.client === dx.info.client);
     addBullet(text, mine);
     addRecent((p.info && p.info.name) || '系统', text);

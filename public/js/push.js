@@ -4,14 +4,14 @@
 // from ?token= or the token field and goes to the server in the connect
 // command. The page also shows the curl commands that trigger the pushes
 // and mint a token, built from location. All data goes in via textContent.
+// The status line and the small helpers are DuplexUI's (ui.js).
 (function () {
   'use strict';
 
   var MAX_NOTES = 100;
-  var TOPIC_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
 
-  var $ = function (id) { return document.getElementById(id); };
-  var status = $('status');
+  var $ = DuplexUI.byId;
+  var el = DuplexUI.el;
   var topicInput = $('topic');
   var tokenInput = $('token');
   var who = $('who');
@@ -23,7 +23,7 @@
 
   var params = new URLSearchParams(location.search);
   var topic = params.get('topic') || 'news';
-  if (!TOPIC_RE.test(topic)) topic = 'news';
+  if (!DuplexUI.isRoomName(topic)) topic = 'news';
   var token = params.get('token') || '';
   topicInput.value = topic;
   tokenInput.value = token;
@@ -31,24 +31,6 @@
   var dx = null;
   var shown = {};        // "channel|epoch|offset" → true
   var userChannel = '';
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-
-  function setStatus(text, cls) {
-    status.textContent = text;
-    status.className = 'status ' + cls;
-  }
-
-  function clock() {
-    var d = new Date();
-    function two(n) { return (n < 10 ? '0' : '') + n; }
-    return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds());
-  }
 
   // ---- curl commands ----
 
@@ -107,7 +89,7 @@
     var li = el('li', 'note' + (personal ? ' personal' : '') + (where === 'old' ? ' old' : ''));
     var meta = el('div', 'meta');
     meta.appendChild(el('span', 'tag', (personal ? '私信 · ' : '公告 · ') + channel));
-    meta.appendChild(el('time', '', where === 'old' ? '较早' : clock()));
+    meta.appendChild(el('time', '', where === 'old' ? '较早' : DuplexUI.clock(Date.now(), true)));
     li.appendChild(meta);
     var p = partsOf(data);
     if (p.title) li.appendChild(el('div', 'title', p.title));
@@ -150,9 +132,8 @@
     userChannel = '';
     errorEl.textContent = '';
     dx = new Duplex(token ? {token: token} : {});
-    dx.on('connecting', function () { setStatus('正在连接…', 'connecting'); });
+    DuplexUI.follow(dx);
     dx.on('connected', function (info) {
-      setStatus('已连接', 'open');
       if (info.user) {
         who.textContent = '已登录：用户 ' + info.user + (info.name ? '（' + info.name + '）' : '') + '，同时接收私信';
         logoutBtn.hidden = false;
@@ -166,11 +147,6 @@
       }
       renderCommands();
     });
-    dx.on('disconnected', function (ev) {
-      if (ev.delay >= 0) {
-        setStatus('连接已断开（代码 ' + ev.code + '），' + (ev.delay / 1000).toFixed(1) + ' 秒后重连…', 'closed');
-      }
-    });
     dx.on('publication', function (p) { addNote(p.channel, p.epoch, p.offset, p.data, 'new'); });
     dx.on('reload', function (ev) { loadHistory(ev.channel, 'new'); });
     dx.on('error', function (err) {
@@ -183,7 +159,7 @@
   $('topic-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
     var t = topicInput.value.trim();
-    if (!TOPIC_RE.test(t)) {
+    if (!DuplexUI.isRoomName(t)) {
       errorEl.textContent = '主题只能包含英文字母、数字和 _ . @ -';
       return;
     }
