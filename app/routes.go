@@ -80,4 +80,4 @@ func (a *App) routes(version string) {
 	}
 }
 
-func page(p features.Page) fiber.Handler { return handlers.Page(p.View, p.Title) }
+func page(p features.Page) fiber.Handler { return handlers.PageWith(p.View, p.Title, p.Data) }

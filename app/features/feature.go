@@ -50,9 +50,10 @@ type Page struct {
 	Path  string // for example "/ticker"
 	View  string // the template's name, for example "ticker"
 	Title string // the <title>, before " · duplex"
-	// Data, when set, gives values the page's script reads from the
-	// page's data-* attributes (handlers.PageData); it runs per request.
-	Data func(c *fiber.Ctx) map[string]string
+	// Data, when set, gives values the page's script reads from its
+	// <body>'s data-* attributes (DuplexUI.data in public/js/ui.js); see
+	// handlers.PageData.
+	Data handlers.PageData
 }
 
 // Service is a feature's background work, for example a publisher. Start
