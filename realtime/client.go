@@ -59,7 +59,8 @@ type ClientLimits struct {
 	// slow consumption. A history reply holds the oldest publications
 	// that fit and sets more (the client asks again from the last
 	// offset); a recovery that does not fit answers recovered=false (the
-	// client pages through history). Default DefaultMaxReplyBytes; keep
+	// client pages through history); a subscribe with latest holds the
+	// newest that fit. Default DefaultMaxReplyBytes; keep
 	// it well below the send queue.
 	MaxReplyBytes int
 }
@@ -350,19 +351,9 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 	s, _, err := c.hub.Subscribe(c.ctx, c.sub, ch.Name, SubscribeOptions{
 		Info:    c.info,
 		Recover: cmd.Recover,
+		Latest:  cmd.Latest,
 		OnReady: func(res SubscribeResult) {
-			r := protocol.SubscribeResult{Offset: res.Position.Offset, Epoch: res.Position.Epoch}
-			if cmd.Recover != nil {
-				recovered, pubs := res.Recovered, res.Publications
-				if recovered && fitPublications(pubs, res.Position.Epoch, c.lim.MaxReplyBytes) < len(pubs) {
-					// Too much for one reply: the client reloads
-					// history, page by page, as after any lost gap.
-					recovered, pubs = false, nil
-				}
-				r.Recovered = &recovered
-				r.Publications = pubs
-			}
-			c.reply(protocol.EncodeResult(cmd.ID, r))
+			c.reply(protocol.EncodeResult(cmd.ID, subscribeReply(cmd, res, c.lim.MaxReplyBytes)))
 		},
 	})
 	if err != nil {

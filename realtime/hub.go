@@ -324,6 +324,10 @@ type SubscribeOptions struct {
 	Info ClientInfo
 	// Recover, when set, asks for the publications after this position.
 	Recover *StreamPosition
+	// Latest, when > 0, asks for the newest Latest kept publications (at
+	// most the namespace's HistorySize). With Recover, only when the gap
+	// cannot be recovered.
+	Latest int
 	// OnReady, when set, is called once the subscription is registered and
 	// its result known, before any push of the channel reaches the
 	// subscriber: enqueue the subscribe reply here so it comes first.
@@ -337,7 +341,9 @@ type SubscribeResult struct {
 	Position StreamPosition
 	// Recovered is true when Recover was asked and every publication after
 	// it is in Publications (in offset order). When false, Publications is
-	// empty and the client must reload.
+	// empty and the client must reload, unless Latest was asked: then
+	// Publications holds the newest Latest kept ones (fewer when fewer are
+	// kept), in offset order, the last at Position.
 	Recovered    bool
 	Publications []Publication
 }
@@ -346,10 +352,15 @@ type SubscribeResult struct {
 // subscribes the node to it at the broker. Permission checks are the
 // caller's (Client does them); the hub checks only the name.
 //
-// Errors: bad_channel (name or namespace), unavailable (broker/presence).
+// Errors: bad_channel (name or namespace), bad_request (Latest below 0,
+// above the namespace's history size, or in a namespace without history),
+// unavailable (broker/presence).
 func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opts SubscribeOptions) (*Subscription, SubscribeResult, error) {
 	ch, nsOpts, err := h.ns.Lookup(channel)
 	if err != nil {
+		return nil, SubscribeResult{}, err
+	}
+	if err := checkLatest(opts.Latest, nsOpts); err != nil {
 		return nil, SubscribeResult{}, err
 	}
 	s := &Subscription{hub: h, ch: ch, opts: nsOpts, policy: nsOpts.SlowPolicy, sub: sub, info: opts.Info}
@@ -384,11 +395,7 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 	// The subscription is in place: from here every new publication is
 	// parked in s. The position read now splits what the reply covers
 	// from what the pushes will.
-	req := HistoryRequest{Since: opts.Recover}
-	if opts.Recover != nil {
-		req.Limit = h.maxRecover
-	}
-	hist, err := h.broker.History(ctx, ch.Name, req)
+	hist, err := h.subscribeHistory(ctx, ch.Name, opts)
 	if err != nil {
 		h.unsubscribe(ctx, s, false)
 		return nil, SubscribeResult{}, h.unavailable("history", ch.Name, err)
@@ -399,9 +406,8 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 			return nil, SubscribeResult{}, h.unavailable("presence", ch.Name, err)
 		}
 	}
-	res := SubscribeResult{Position: hist.Position}
-	if opts.Recover != nil && hist.Recovered {
-		res.Recovered = true
+	res := SubscribeResult{Position: hist.Position, Recovered: opts.Recover != nil && hist.Recovered}
+	if res.Recovered || opts.Latest > 0 {
 		res.Publications = hist.Publications
 	}
 	// The join goes out while s is still parked, so the subscriber's own

@@ -13,12 +13,26 @@ const replyOverhead = 160
 // smaller than any sensible bound: client data is capped at 16 KiB, API
 // bodies at 64 KiB). It is a pure function.
 func fitPublications(pubs []Publication, epoch string, maxBytes int) int {
+	return fitCount(len(pubs), func(i int) Publication { return pubs[i] }, epoch, maxBytes)
+}
+
+// fitNewestPublications is how many of pubs, newest first, fit in such a
+// reply: a subscribe with latest keeps the newest, which a ticker shows.
+// Like fitPublications it is at least one when pubs is not empty, and a
+// pure function.
+func fitNewestPublications(pubs []Publication, epoch string, maxBytes int) int {
+	return fitCount(len(pubs), func(i int) Publication { return pubs[len(pubs)-1-i] }, epoch, maxBytes)
+}
+
+// fitCount is how many of the n publications at(0), at(1), … fit in a
+// reply of at most maxBytes, and at least one when n > 0.
+func fitCount(n int, at func(int) Publication, epoch string, maxBytes int) int {
 	budget := maxBytes - replyOverhead - len(epoch)
-	for i, p := range pubs {
-		budget -= protocol.PublicationSize(p) + 1 // the comma
+	for i := range n {
+		budget -= protocol.PublicationSize(at(i)) + 1 // the comma
 		if budget < 0 {
 			return max(i, 1)
 		}
 	}
-	return len(pubs)
+	return n
 }

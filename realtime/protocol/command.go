@@ -55,6 +55,11 @@ type Command struct {
 	Data json.RawMessage
 	// Recover, on subscribe, asks for the publications after that position.
 	Recover *Position
+	// Latest, on subscribe, asks for the newest Latest publications in
+	// the reply (>= 1; 0: not asked). With Recover it applies only when
+	// the gap cannot be recovered. Its upper bound is the namespace's
+	// history size, which the hub checks.
+	Latest int
 	// Since and Limit, on history, select publications after Since (or the
 	// latest ones when Since is nil), at most Limit (0: as many as kept).
 	Since *Position
@@ -75,6 +80,7 @@ type rawCommand struct {
 	Channel *string         `json:"channel"`
 	Data    json.RawMessage `json:"data"`
 	Recover *rawPosition    `json:"recover"`
+	Latest  *int            `json:"latest"`
 	Since   *rawPosition    `json:"since"`
 	Limit   *int            `json:"limit"`
 	Token   *string         `json:"token"`
@@ -139,6 +145,12 @@ func DecodeCommand(line []byte) (Command, *Error) {
 			}
 			cmd.Recover = p
 		}
+		if raw.Latest != nil {
+			if *raw.Latest < 1 {
+				return cmd, Errorf(CodeBadRequest, "latest must be >= 1")
+			}
+			cmd.Latest = *raw.Latest
+		}
 	case OpPublish:
 		if len(raw.Data) == 0 || bytes.Equal(raw.Data, []byte("null")) {
 			return cmd, Errorf(CodeBadRequest, "missing field: data")
@@ -201,6 +213,7 @@ func EncodeCommand(cmd Command) []byte {
 		Channel string          `json:"channel,omitempty"`
 		Data    json.RawMessage `json:"data,omitempty"`
 		Recover *Position       `json:"recover,omitempty"`
+		Latest  int             `json:"latest,omitempty"`
 		Since   *Position       `json:"since,omitempty"`
 		Limit   int             `json:"limit,omitempty"`
 		Token   string          `json:"token,omitempty"`

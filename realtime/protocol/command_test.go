@@ -26,6 +26,12 @@ func TestDecodeCommandValid(t *testing.T) {
 		// Fields that do not belong to the op are dropped.
 		{`{"id":8,"op":"ping","channel":"chat:a","data":1,"extra":true}`, Command{ID: 8, Op: OpPing}},
 		{`{"id":18446744073709551615,"op":"presence","channel":"live:x"}`, Command{ID: 18446744073709551615, Op: OpPresence, Channel: "live:x"}},
+		{`{"id":9,"op":"subscribe","channel":"push:px","latest":1}`, Command{ID: 9, Op: OpSubscribe, Channel: "push:px", Latest: 1}},
+		// latest with recover: the hub recovers, and falls back to latest.
+		{`{"id":10,"op":"subscribe","channel":"push:px","latest":3,"recover":{"offset":7,"epoch":"e1"}}`,
+			Command{ID: 10, Op: OpSubscribe, Channel: "push:px", Latest: 3, Recover: &Position{7, "e1"}}},
+		// latest belongs to subscribe only.
+		{`{"id":11,"op":"history","channel":"chat:a","latest":3}`, Command{ID: 11, Op: OpHistory, Channel: "chat:a"}},
 	}
 	for _, tt := range tests {
 		got, err := DecodeCommand([]byte(tt.in))
@@ -66,6 +72,10 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{`{"id":5,"op":"history","channel":"chat:a","limit":-1}`, 5, "limit"},
 		{`{"id":5,"op":"history","channel":"chat:a","since":{"offset":1}}`, 5, "since.epoch"},
 		{`{"id":6,"op":"connect","token":"t","name":"n"}`, 6, "not both"},
+		{`{"id":7,"op":"subscribe","channel":"chat:a","latest":0}`, 7, "latest must be >= 1"},
+		{`{"id":7,"op":"subscribe","channel":"chat:a","latest":-2}`, 7, "latest must be >= 1"},
+		{`{"id":7,"op":"subscribe","channel":"chat:a","latest":1.5}`, 7, "malformed"},
+		{`{"id":7,"op":"subscribe","channel":"chat:a","latest":"1"}`, 7, "malformed"},
 	}
 	for _, tt := range tests {
 		got, err := DecodeCommand([]byte(tt.in))
@@ -91,6 +101,14 @@ func TestEncodeReplies(t *testing.T) {
 	}
 	if got := string(EncodeError(0, Errorf(CodeBadRequest, "x"))); got != `{"error":{"code":"bad_request","message":"x"}}` {
 		t.Errorf("error without id: %s", got)
+	}
+	// A latest reply always carries its list, even empty; a plain one none.
+	empty := SubscribeResult{Offset: 0, Epoch: "ab", Publications: []Publication{}}
+	if got := string(EncodeResult(5, empty)); got != `{"id":5,"result":{"offset":0,"epoch":"ab","publications":[]}}` {
+		t.Errorf("empty latest: %s", got)
+	}
+	if got := string(EncodeResult(6, SubscribeResult{Offset: 2, Epoch: "ab"})); got != `{"id":6,"result":{"offset":2,"epoch":"ab"}}` {
+		t.Errorf("plain subscribe: %s", got)
 	}
 	if got := string(EncodeResult(1, make(chan int))); !strings.Contains(got, `"internal"`) {
 		t.Errorf("unencodable result: %s", got)
@@ -142,6 +160,7 @@ func TestEncodeCommandRoundTrip(t *testing.T) {
 		{ID: 1, Op: OpPublish, Channel: "chat:x", Data: json.RawMessage(`[1,2]`)},
 		{ID: 2, Op: OpSubscribe, Channel: "chat:x", Recover: &Position{0, "e"}},
 		{ID: 3, Op: OpHistory, Channel: "chat:x", Since: &Position{5, "e"}, Limit: 3},
+		{ID: 4, Op: OpSubscribe, Channel: "push:x", Latest: 2, Recover: &Position{9, "e"}},
 	}
 	for _, c := range cmds {
 		b := EncodeCommand(c)

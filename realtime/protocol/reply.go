@@ -15,12 +15,16 @@ type ConnectResult struct {
 // SubscribeResult answers subscribe with the channel's current position.
 // Recovered is set only when the command asked to recover; Publications
 // then holds every missed publication in offset order (none when
-// Recovered is false: the client must reload).
+// Recovered is false: the client must reload). When the command asked
+// for latest, Publications (then always present, possibly empty) holds
+// the newest kept publications up to the position, oldest first: the
+// recovered ones when Recovered is true, else the latest ones.
+// Publications is omitted when nil, and encoded as [] when empty.
 type SubscribeResult struct {
 	Offset       uint64        `json:"offset"`
 	Epoch        string        `json:"epoch"`
 	Recovered    *bool         `json:"recovered,omitempty"`
-	Publications []Publication `json:"publications,omitempty"`
+	Publications []Publication `json:"publications,omitzero"`
 }
 
 // PublishResult answers publish with the new publication's position.
