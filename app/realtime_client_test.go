@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -427,4 +428,40 @@ func pubN(t *testing.T, m protocol.ServerMessage) int {
 		t.Fatalf("publication data %s has no n", m.Data)
 	}
 	return *v.N
+}
+
+// publishUntilStopped publishes {"n":…} to channel through the HTTP API
+// from workers goroutines, as fast as the server answers, until stop is
+// called (stop waits for them). A worker that fails sends its error on
+// errs and ends.
+func publishUntilStopped(s *testServer, channel string, workers int) (errs <-chan error, stop func()) {
+	failed := make(chan error, workers)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			client := &http.Client{Timeout: replyTimeout}
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", s.url("/api/publish"), strings.NewReader(fmt.Sprintf(`{"channel":%q,"data":{"n":%d}}`, channel, n)))
+				req.Header.Set("Authorization", "Bearer "+testAPIKey)
+				resp, err := client.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("publish: HTTP %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed <- err
+					return
+				}
+			}
+		})
+	}
+	return failed, func() { close(done); wg.Wait() }
 }

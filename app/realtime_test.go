@@ -463,37 +463,8 @@ func TestRealtimeRecovery(t *testing.T) {
 func TestRealtimeSubscribeWhilePublishing(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	const ch = "chat:busy"
-	stop := make(chan struct{})
-	pubErrs := make(chan error, 3)
-	var wg sync.WaitGroup
-	for w := 0; w < 3; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: replyTimeout}
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest("POST", s.url("/api/publish"), strings.NewReader(fmt.Sprintf(`{"channel":%q,"data":{"n":%d}}`, ch, n)))
-				req.Header.Set("Authorization", "Bearer "+testAPIKey)
-				resp, err := client.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("publish: HTTP %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					pubErrs <- err
-					return
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
+	pubErrs, stop := publishUntilStopped(s, ch, 3)
+	defer stop()
 
 	var last *protocol.Position
 	recovered := 0
