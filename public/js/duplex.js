@@ -5,8 +5,9 @@
  *
  *   var dx = new Duplex({name: '李旺'});          // or {token: '<jwt>'}
  *   dx.on('state', function (e) { ... });         // connecting/connected/disconnected
- *   dx.on('publication', function (p) { ... });   // {channel, offset, epoch, data, info, recovered}
+ *   dx.on('publication', function (p) { ... });   // {channel, offset, epoch, data, info, recovered, latest}
  *   dx.subscribe('chat:lobby').then(function (res) { ... });
+ *   dx.subscribe('push:prices', {latest: 1}).on('publication', function (p) { ... });
  *   dx.publish('chat:lobby', {text: '你好'}).catch(function (err) { err.code; });
  *   dx.connect();
  *
@@ -21,7 +22,11 @@
  *    recover from the last publication it saw ({offset, epoch}); recovered
  *    publications are delivered as ordinary 'publication' events (with
  *    recovered: true), in order and without duplicates; when the server
- *    cannot recover the gap it emits 'reload' so the page reloads history;
+ *    cannot recover the gap it emits 'reload' so the page reloads history
+ *    (or, for a subscription with latest, delivers the latest ones again);
+ *  - subscribe(channel, {latest: n}) delivers the newest n kept
+ *    publications at once, before the live ones, with no gap and no
+ *    duplicate, and returns a subscription with its own events;
  *  - commands issued while disconnected (publish, presence, history, ping)
  *    wait in a small bounded outbox and go out after the reconnect, or are
  *    rejected when their timeout expires first;
@@ -82,7 +87,8 @@
    *                ms until the next attempt (-1 after close())
    *   subscribed   {channel, result, resubscribed, recovered}: a subscribe
    *                (first or after a reconnect) succeeded
-   *   publication  {channel, offset, epoch, data, info, recovered}
+   *   publication  {channel, offset, epoch, data, info, recovered, latest}:
+   *                latest is true for those of a subscribe's latest
    *   join, leave  {channel, info}: someone entered or left (chat); the
    *                server gathers them per tick (200 ms in chat), so several
    *                may come at once, not in order with publications
@@ -93,6 +99,8 @@
    *                (presence) when joins and leaves come again
    *   reload       {channel, offset, epoch}: after a reconnect the missed
    *                publications could not be recovered; reload history
+   *                (not for subscriptions with latest: they get the
+   *                latest publications again instead)
    *   missed       {missed}: the server dropped n queued messages because
    *                this client read too slowly (drop-oldest namespaces)
    *   error        a DuplexError (with .channel when it concerns one):
@@ -139,22 +147,25 @@
 
   var proto = Duplex.prototype;
 
+  // The event methods of a Duplex and of a Subscription (both keep their
+  // handlers in this._handlers).
+
   /** on registers fn for event name and returns a function that removes it. */
-  proto.on = function (name, fn) {
+  function on(name, fn) {
     (this._handlers[name] = this._handlers[name] || []).push(fn);
     var self = this;
     return function () { self.off(name, fn); };
-  };
+  }
 
   /** off removes fn from event name. */
-  proto.off = function (name, fn) {
+  function off(name, fn) {
     var list = this._handlers[name];
     if (!list) return;
     var i = list.indexOf(fn);
     if (i >= 0) list.splice(i, 1);
-  };
+  }
 
-  proto._emit = function (name, arg) {
+  function emit(name, arg) {
     var list = (this._handlers[name] || []).slice();
     for (var i = 0; i < list.length; i++) {
       try {
@@ -164,7 +175,11 @@
         if (global.console) global.console.error('duplex: "' + name + '" handler failed', e);
       }
     }
-  };
+  }
+
+  proto.on = on;
+  proto.off = off;
+  proto._emit = emit;
 
   proto._setState = function (state, extra) {
     var changed = this.state !== state;
@@ -199,8 +214,15 @@
     if (ws) {
       try { ws.close(1000, 'bye'); } catch (e) { /* already closing */ }
     }
-    this._rejectAll('closed', 'the client was closed');
+    // Forgotten first, so that the subscribes rejected below end here.
+    var subs = this._subs;
     this._subs = {};
+    this._rejectAll('closed', 'the client was closed');
+    for (var ch in subs) {
+      subs[ch].active = false;
+      subs[ch]._settleWaiters(DuplexError('closed', 'the client was closed'));
+      subs[ch]._emit('unsubscribed', {channel: ch, reason: 'closed'});
+    }
     this._setState(DISCONNECTED, {code: 1000, reason: 'closed', delay: -1});
     this._emit('disconnected', {code: 1000, reason: 'closed', delay: -1});
   };
@@ -357,6 +379,10 @@
   // _send issues one command. opts.direct sends it on the current socket
   // even before connect is answered (connect, subscribe); otherwise a
   // command issued while not connected waits in the outbox.
+  // opts.onReply(err, result), when set, is called as the reply (or the
+  // failure) is read, before the Promise settles and before the next
+  // message of the same frame is handled: a subscribe reply must take
+  // effect before the pushes that follow it.
   proto._send = function (op, fields, opts) {
     var self = this;
     opts = opts || {};
@@ -369,7 +395,7 @@
         reject(DuplexError('closed', 'the client was closed'));
         return;
       }
-      var entry = {resolve: resolve, reject: reject, op: op, sent: false, done: false};
+      var entry = {resolve: resolve, reject: reject, op: op, sent: false, done: false, onReply: opts.onReply};
       entry.timer = setTimeout(function () {
         self._settle(id, DuplexError('timeout', op + ': no reply within ' + (opts.timeout || self.options.timeout) + ' ms'));
       }, opts.timeout || self.options.timeout);
@@ -401,6 +427,7 @@
     delete this._pending[id];
     clearTimeout(entry.timer);
     entry.done = true;
+    if (entry.onReply) entry.onReply(err, result);
     if (err) entry.reject(err);
     else entry.resolve(result);
   };
@@ -465,37 +492,98 @@
   };
 
   // _deliver emits one publication unless it was seen already; offsets
-  // only grow within an epoch.
-  proto._deliver = function (sub, p, recovered) {
+  // only grow within an epoch. The client's handlers get it first, then
+  // the subscription's. latest marks those of a subscribe reply's latest.
+  proto._deliver = function (sub, p, recovered, latest) {
     if (p.offset && sub.epoch && p.offset <= sub.offset) return;
     if (p.offset) sub.offset = p.offset;
-    this._emit('publication', {
+    var ev = {
       channel: sub.channel, offset: p.offset, epoch: sub.epoch,
-      data: p.data, info: p.info || null, recovered: recovered
-    });
+      data: p.data, info: p.info || null, recovered: recovered, latest: !!latest
+    };
+    this._emit('publication', ev);
+    sub._emit('publication', ev);
   };
 
   /**
-   * subscribe adds a channel and returns a Promise of the first subscribe
-   * result ({offset, epoch}). The subscription survives reconnects until
-   * unsubscribe(). options.recover (default true) asks the server, after a
-   * reconnect, for the publications missed meanwhile; turn it off for
-   * channels without history (live:).
+   * Subscription is one channel's subscription, as subscribe returns it;
+   * it lasts across reconnects until unsubscribe() or close().
+   *
+   * It is a thenable: then/catch settle with the first subscribe result
+   * ({offset, epoch, publications?}), as subscribe's Promise always did.
+   * Its events (sub.on(name, fn), sub.off(name, fn)) concern its channel
+   * only and come right after the client's events of the same name:
+   *   publication  {channel, offset, epoch, data, info, recovered, latest}
+   *   subscribed   {channel, result, resubscribed, recovered}
+   *   error        a DuplexError: the subscribe or a resubscribe was refused
+   *   unsubscribed {channel, reason}: 'unsubscribe', 'closed' (close()), or
+   *                the code of a refused resubscribe
+   */
+  function Subscription(client, channel, options) {
+    options = options || {};
+    var self = this;
+    /** The channel's name. */
+    this.channel = channel;
+    this.recover = options.recover !== false;
+    this.latest = options.latest > 0 ? Math.floor(options.latest) : 0;
+    this.offset = 0;        // of the last publication seen (or of the reply)
+    this.epoch = '';
+    this.active = false;    // subscribed on the current socket
+    this.first = true;      // no subscribe answered yet
+    this.waiters = [];      // the first result's Promise
+    this.socket = null;     // the socket the last subscribe went out on
+    this._client = client;
+    this._handlers = {};
+    this._promise = new Promise(function (resolve, reject) { self.waiters.push({resolve: resolve, reject: reject}); });
+    // A page that only listens for events need not handle the Promise.
+    this._promise.then(null, function () {});
+  }
+
+  var subProto = Subscription.prototype;
+  subProto.on = on;
+  subProto.off = off;
+  subProto._emit = emit;
+
+  /** then and catch are those of the first subscribe result's Promise. */
+  subProto.then = function (onResult, onError) { return this._promise.then(onResult, onError); };
+  subProto['catch'] = function (onError) { return this._promise.then(null, onError); };
+
+  /** unsubscribe ends this subscription, as dx.unsubscribe(channel) does. */
+  subProto.unsubscribe = function () { return this._client._unsubscribe(this); };
+
+  subProto._settleWaiters = function (err, result) {
+    var waiters = this.waiters;
+    this.waiters = [];
+    for (var i = 0; i < waiters.length; i++) {
+      if (err) waiters[i].reject(err);
+      else waiters[i].resolve(result);
+    }
+  };
+
+  /**
+   * subscribe adds a channel and returns its Subscription, a thenable of
+   * the first subscribe result ({offset, epoch}). The subscription
+   * survives reconnects until unsubscribe(). options:
+   *   recover (default true) asks the server, after a reconnect, for the
+   *     publications missed meanwhile; turn it off for channels without
+   *     history (live:).
+   *   latest: n (1 to the namespace's history size) delivers the newest n
+   *     kept publications at once, as 'publication' events with latest:
+   *     true, before any live one. After a reconnect the client recovers
+   *     what it missed; when that is impossible (or with recover: false)
+   *     it gets the latest n again, skipping those it has seen, and emits
+   *     no 'reload': a ticker shows the latest value on load and after a
+   *     reconnect.
    */
   proto.subscribe = function (channel, options) {
-    var self = this;
-    if (this._subs[channel]) return Promise.reject(DuplexError('bad_request', 'already subscribed to ' + channel));
-    var sub = {
-      channel: channel, recover: !(options && options.recover === false),
-      offset: 0, epoch: '', active: false, first: true, waiters: []
-    };
+    var sub = new Subscription(this, channel, options);
+    if (this._subs[channel]) {
+      sub._settleWaiters(DuplexError('bad_request', 'already subscribed to ' + channel));
+      return sub;
+    }
     this._subs[channel] = sub;
-    var p = new Promise(function (resolve, reject) { sub.waiters.push({resolve: resolve, reject: reject}); });
     if (this.state === CONNECTED) this._sendSubscribe(sub);
-    return p.then(null, function (err) {
-      if (self._subs[channel] === sub) delete self._subs[channel];
-      throw err;
-    });
+    return sub;
   };
 
   proto._sendSubscribe = function (sub) {
@@ -507,58 +595,87 @@
     var fields = {channel: sub.channel};
     var resub = !sub.first;
     if (resub && sub.recover && sub.epoch) fields.recover = {offset: sub.offset, epoch: sub.epoch};
+    // Every subscribe asks for latest; with recover the server uses it
+    // only when the gap cannot be recovered.
+    if (sub.latest) fields.latest = sub.latest;
     var ws = this._ws;
-    this._send('subscribe', fields, {direct: true}).then(function (res) {
-      if (self._subs[sub.channel] !== sub || self._ws !== ws) return;
-      sub.active = true;
-      sub.first = false;
-      var recovered = res.recovered;
-      if (recovered === true) {
-        // The missed publications, in order (those seen already are
-        // skipped); the live pushes that follow come after res.offset.
-        var pubs = res.publications || [];
-        for (var i = 0; i < pubs.length; i++) self._deliver(sub, pubs[i], true);
-      }
+    // The reply is handled as it is read (onReply), before the pushes
+    // that follow it in the same frame; the Promise is not needed.
+    this._send('subscribe', fields, {direct: true, onReply: function (err, res) {
+      if (err) self._subscribeFailed(sub, ws, err);
+      else self._subscribed(sub, ws, res, resub);
+    }}).then(null, function () {});
+  };
+
+  proto._subscribed = function (sub, ws, res, resub) {
+    if (this._subs[sub.channel] !== sub || this._ws !== ws) return;
+    sub.active = true;
+    sub.first = false;
+    var recovered = res.recovered;
+    var pubs = res.publications || [];
+    var i;
+    if (recovered === true) {
+      // The missed publications, in order (those seen already are
+      // skipped); the live pushes that follow come after res.offset.
+      for (i = 0; i < pubs.length; i++) this._deliver(sub, pubs[i], true, false);
+    } else if (sub.latest) {
+      // The newest ones up to res.offset. In the stream seen so far they
+      // skip what was seen; in another one (a new epoch, or a stream that
+      // lost its end) they all are new.
+      if (res.epoch !== sub.epoch || res.offset < sub.offset) sub.offset = 0;
       sub.epoch = res.epoch;
-      sub.offset = res.offset;
-      var ev = {channel: sub.channel, result: res, resubscribed: resub, recovered: recovered};
-      var waiters = sub.waiters;
-      sub.waiters = [];
-      for (var j = 0; j < waiters.length; j++) waiters[j].resolve(res);
-      self._emit('subscribed', ev);
-      if (recovered === false) {
-        self._emit('reload', {channel: sub.channel, offset: res.offset, epoch: res.epoch});
+      for (i = 0; i < pubs.length; i++) this._deliver(sub, pubs[i], false, true);
+    }
+    sub.epoch = res.epoch;
+    sub.offset = res.offset;
+    var ev = {channel: sub.channel, result: res, resubscribed: resub, recovered: recovered};
+    sub._settleWaiters(null, res);
+    this._emit('subscribed', ev);
+    sub._emit('subscribed', ev);
+    if (recovered === false && !sub.latest) {
+      this._emit('reload', {channel: sub.channel, offset: res.offset, epoch: res.epoch});
+    }
+  };
+
+  proto._subscribeFailed = function (sub, ws, err) {
+    if (this._subs[sub.channel] !== sub) return;
+    err.channel = sub.channel;
+    if (err.code === 'disconnected' || err.code === 'timeout') {
+      // The reconnect will try again; a timeout on a live socket means
+      // the socket is unhealthy.
+      if (err.code === 'timeout' && this._ws === ws && ws) {
+        try { ws.close(); } catch (e) { /* ignore */ }
+        this._lost(ws, 4002, 'subscribe timeout');
       }
-    }, function (err) {
-      if (self._subs[sub.channel] !== sub) return;
-      err.channel = sub.channel;
-      if (err.code === 'disconnected' || err.code === 'timeout') {
-        // The reconnect will try again; a timeout on a live socket means
-        // the socket is unhealthy.
-        if (err.code === 'timeout' && self._ws === ws && ws) {
-          try { ws.close(); } catch (e) { /* ignore */ }
-          self._lost(ws, 4002, 'subscribe timeout');
-        }
-        return;
-      }
-      if (sub.waiters.length) {
-        var waiters = sub.waiters;
-        sub.waiters = [];
-        for (var j = 0; j < waiters.length; j++) waiters[j].reject(err);
-      } else {
-        // A resubscribe the server now refuses: drop the subscription.
-        delete self._subs[sub.channel];
-        self._emit('error', err);
-      }
-    });
+      return;
+    }
+    delete this._subs[sub.channel];
+    if (sub.first) {
+      // The first subscribe: its Promise tells the page.
+      sub._settleWaiters(err);
+      sub._emit('error', err);
+      return;
+    }
+    // A resubscribe the server now refuses: drop the subscription.
+    this._emit('error', err);
+    sub._emit('error', err);
+    sub._emit('unsubscribed', {channel: sub.channel, reason: err.code});
   };
 
   /** unsubscribe removes a channel; resolves once the server agreed (or at once when offline). */
   proto.unsubscribe = function (channel) {
     var sub = this._subs[channel];
     if (!sub) return Promise.resolve({});
+    return this._unsubscribe(sub);
+  };
+
+  proto._unsubscribe = function (sub) {
+    var channel = sub.channel;
+    if (this._subs[channel] !== sub) return Promise.resolve({});
     delete this._subs[channel];
-    for (var i = 0; i < sub.waiters.length; i++) sub.waiters[i].reject(DuplexError('closed', 'unsubscribed'));
+    sub.active = false;
+    sub._settleWaiters(DuplexError('closed', 'unsubscribed'));
+    sub._emit('unsubscribed', {channel: channel, reason: 'unsubscribe'});
     if (this.state !== CONNECTED) return Promise.resolve({});
     return this._send('unsubscribe', {channel: channel}).then(null, function (err) {
       if (err.code === 'not_found' || err.code === 'disconnected') return {};
