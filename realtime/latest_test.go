@@ -35,7 +35,7 @@ func onBothBrokers(t *testing.T, test func(t *testing.T, bc brokerCase)) {
 	})
 	t.Run("nats", func(t *testing.T) {
 		n := natstest.Start(t)
-		nss := DefaultNamespaces()
+		nss := testNamespaces()
 		test(t, brokerCase{sub: newNATSHub(t, n, nss, "a"), pub: newNATSHub(t, n, nss, "b")})
 	})
 }
