@@ -8,5 +8,6 @@ func Default() []*Feature {
 		Chat(),
 		Live(),
 		Push(),
+		Ticker(),
 	}
 }
