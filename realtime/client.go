@@ -137,6 +137,13 @@ type Client struct {
 	abuse       *rate.Limiter
 	abusive     bool
 	closed      bool
+
+	// With a connect hook (hooks_client.go): what the upgrade knew, and
+	// whether the backend has allowed an identity.
+	handshake Handshake
+	hooked    bool
+	// kick, once a hook asked for it, is the close HandleFrame returns.
+	kick *Action
 }
 
 // NewClient makes the state machine for one connection. identity comes
@@ -165,7 +172,7 @@ func (c *Client) setIdentity(id Identity) {
 		id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
 	}
 	c.ident = id
-	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name}
+	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name, ConnInfo: id.Info}
 }
 
 // Info is how this client appears to others (presence, publications).
@@ -197,11 +204,14 @@ func (c *Client) HandleFrame(data []byte) Action {
 	if c.closed {
 		return Action{}
 	}
-	if !c.abusive {
+	if !c.abusive && c.kick == nil {
 		protocol.SplitLines(data, func(line []byte) bool {
 			c.handle(line)
-			return !c.abusive
+			return !c.abusive && c.kick == nil
 		})
+	}
+	if c.kick != nil {
+		return *c.kick
 	}
 	if c.abusive {
 		return Action{Close: true, Code: ClosePolicyViolation, Reason: "rate limit exceeded repeatedly"}
@@ -232,6 +242,9 @@ func (c *Client) Close() {
 func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, PolicyDisconnect) }
 
 func (c *Client) fail(id uint64, err error) {
+	if c.kick != nil {
+		return // a hook disconnects the client: the close is the answer
+	}
 	// Hub errors wrap the coded error a client may see (backendError
 	// keeps the cause for logs), so look through the chain.
 	var pe *Error
@@ -263,6 +276,10 @@ func (c *Client) handle(line []byte) {
 			c.reply(protocol.EncodeError(cmd.ID, protocol.Errorf(protocol.CodeInternal, "internal error")))
 		}
 	}()
+	if err := c.connectFirst(cmd.Op); err != nil {
+		c.fail(cmd.ID, err)
+		return
+	}
 	var (
 		result any
 		err    error
@@ -298,6 +315,9 @@ func (c *Client) handle(line []byte) {
 func (c *Client) connect(cmd protocol.Command) (any, error) {
 	if len(c.subs) > 0 {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "connect must come before any subscribe")
+	}
+	if c.hub.hooks.Connect != nil {
+		return c.connectThroughHook(cmd)
 	}
 	switch {
 	case cmd.Token != "":
@@ -348,8 +368,14 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 	if len(c.subs) >= c.lim.MaxSubscriptions {
 		return protocol.Errorf(protocol.CodeLimitExceeded, "at most %d subscriptions per connection", c.lim.MaxSubscriptions)
 	}
+	info := c.info
+	if o.SubscribeHook {
+		if info.ChanInfo, err = c.subscribeThroughHook(ch.Name); err != nil {
+			return err
+		}
+	}
 	s, _, err := c.hub.Subscribe(c.ctx, c.sub, ch.Name, SubscribeOptions{
-		Info:    c.info,
+		Info:    info,
 		Recover: cmd.Recover,
 		Latest:  cmd.Latest,
 		OnReady: func(res SubscribeResult) {
@@ -398,8 +424,16 @@ func (c *Client) publish(cmd protocol.Command) (any, error) {
 			return nil, protocol.Errorf(protocol.CodeRateLimited, "at most %g messages per second in %q", o.PublishRate, ch.Namespace)
 		}
 	}
-	info := c.info
-	pos, err := c.hub.publish(c.ctx, ch.Name, o, cmd.Data, &info)
+	data, info := cmd.Data, c.info
+	if o.PublishHook {
+		if data, err = c.publishThroughHook(ch.Name, data); err != nil {
+			return nil, err
+		}
+	}
+	if o.SubscribeHook {
+		info = c.publisherInfo(ch.Name)
+	}
+	pos, err := c.hub.publish(c.ctx, ch.Name, o, data, &info)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,11 @@ type HubConfig struct {
 	UserNamePrefix  string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// Hooks are the backend hooks (nil fields: off); a namespace that
+	// enables the subscribe or publish hook needs it here.
+	Hooks Hooks
+	// HookTimeout bounds every hook call (default DefaultHookTimeout).
+	HookTimeout time.Duration
 }
 
 // Hub is the local fan-out of one node: which connections are subscribed
@@ -82,6 +87,8 @@ type Hub struct {
 	after func(d time.Duration, f func()) (stop func() bool)
 
 	stats hubStats
+
+	hooks *hubHooks
 }
 
 type hubShard struct {
@@ -139,6 +146,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if err := cfg.Namespaces.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Namespaces.checkHooks(cfg.Hooks); err != nil {
+		return nil, err
+	}
 	if cfg.Broker == nil {
 		cfg.Broker = NewMemoryBroker()
 	}
@@ -165,6 +175,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger, nodeID: cfg.NodeID,
 		seed: maphash.MakeSeed(), after: afterFunc,
 		guestNamePrefix: cfg.GuestNamePrefix, userNamePrefix: cfg.UserNamePrefix,
+		hooks: newHubHooks(cfg.Hooks, cfg.HookTimeout),
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)

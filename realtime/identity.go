@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"encoding/json"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -21,6 +22,9 @@ type Identity struct {
 	User string
 	// Name is the display name shown to others.
 	Name string
+	// Info is extra information about the connection from the connect
+	// hook (compact JSON, or nil), shown with it as conn_info.
+	Info json.RawMessage
 }
 
 // Guest reports whether the identity is not authenticated.
