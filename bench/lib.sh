@@ -80,6 +80,45 @@ build_go() {
 	(cd "$ROOT" && go build -o "$1" "$2")
 }
 
+# nats_server: prints the nats-server the scripts run. $NATS_SERVER if
+# set; else nats-server built from the module graph at go.mod's version
+# (which has the fix of nats-server issue 4320 that Debian's 2.9.10
+# lacks: after a stream leader change, two publications could be stored
+# at one expected subject sequence), built once and cached in
+# ${XDG_CACHE_HOME:-~/.cache}/duplex-test/nats-server-VERSION, the cache
+# the Go tests use (internal/testbin); only if that build fails, the one
+# on PATH or in /usr/sbin, with a warning. Prints nothing if there is none.
+nats_server() {
+	if [[ -n ${NATS_SERVER:-} ]]; then
+		echo "$NATS_SERVER"
+		return
+	fi
+	local mod=github.com/nats-io/nats-server/v2 v cache bin tmp="" sys
+	if v=$(cd "$ROOT" && go list -m -f '{{.Version}}' "$mod" 2>/dev/null); then
+		cache=${XDG_CACHE_HOME:-$HOME/.cache}/duplex-test
+		bin=$cache/nats-server-$v
+		if [[ -x $bin ]]; then
+			echo "$bin"
+			return
+		fi
+		# Built under a temporary name and renamed: a concurrent user never
+		# runs half a binary.
+		if mkdir -p "$cache" && tmp=$(mktemp -d "$cache/build-XXXXXX") &&
+			(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$tmp/nats-server" "$mod") >&2 &&
+			mv "$tmp/nats-server" "$bin"; then
+			rm -rf "$tmp"
+			echo "$bin"
+			return
+		fi
+		[[ -z $tmp ]] || rm -rf "$tmp"
+	fi
+	sys=$(command -v nats-server 2>/dev/null || { [[ -x /usr/sbin/nats-server ]] && echo /usr/sbin/nats-server; } || true)
+	if [[ -n $sys ]]; then
+		echo "warning: could not build $mod from the module graph; using $sys ($("$sys" --version 2>&1)), which before v2.9.21 has nats-server issue 4320" >&2
+		echo "$sys"
+	fi
+}
+
 # port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
 port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

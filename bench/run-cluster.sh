@@ -8,7 +8,7 @@
 #                        [-R RATE] [-s SIZE] [-P PUB_RATE] [-C "mem1 nats1 nats2 nats3"]
 #                        [-o OUTDIR]
 #
-# NATS: one local nats-server ($NATS_BIN, Debian's 2.9.10) with JetStream
+# NATS: one local nats-server ($NATS_BIN: lib.sh nats_server, built from the module graph) with JetStream
 # (file storage in a fresh temporary directory), started fresh for every
 # run; NATS_REPLICAS=1 to match.
 #
@@ -28,7 +28,7 @@
 # cluster.tsv / pubcost.tsv land in OUTDIR.
 #
 # Environment: DUPLEX_BASE_PORT (9021: nodes on 9021, 9022, 9023),
-# NATS_PORT (14222), NATS_BIN (/usr/sbin/nats-server), DUPLEX_BIN (built
+# NATS_PORT (14222), NATS_BIN (nats_server in lib.sh), DUPLEX_BIN (built
 # from the current tree), API_KEY (bench-key).
 # Everything it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
@@ -66,7 +66,7 @@ done
 
 BASE_PORT=${DUPLEX_BASE_PORT:-9021}
 NATS_PORT=${NATS_PORT:-14222}
-NATS_BIN=${NATS_BIN:-/usr/sbin/nats-server}
+NATS_BIN=${NATS_BIN:-$(nats_server)} # built from the module graph (lib.sh)
 KEY=${API_KEY:-bench-key}
 BIN=$(mktemp -d /tmp/duplex-cluster.XXXXXX)
 DUPLEX_BIN=${DUPLEX_BIN:-$BIN/duplex}
@@ -85,7 +85,7 @@ stop_all() {
 }
 set_traps stop_all
 require_tools go jq awk curl
-[[ -x $NATS_BIN ]] || { echo "missing $NATS_BIN (apt-get install nats-server)" >&2; exit 1; }
+[[ -n $NATS_BIN && -x $NATS_BIN ]] || { echo "no nats-server: the module build failed and none is installed (apt-get install nats-server)" >&2; exit 1; }
 
 raise_file_limit
 echo "== open-file limit $(ulimit -n); $("$NATS_BIN" --version)"

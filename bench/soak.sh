@@ -13,9 +13,10 @@
 #      says how to stop it); an interrupted or failed run still stops it
 # -json  print the result as one JSON object (with the machine) instead of text
 #
-# The cluster is deploy/cluster.sh with two node ports: Debian's
-# nats-server and nginx with deploy/nginx.conf, the duplex binary built
-# from this tree. The load is `duplexload soak` (cmd/duplexload/soak.go),
+# The cluster is deploy/cluster.sh with two node ports: nats-server built
+# from the module graph (lib.sh nats_server: NATS_SERVER overrides it;
+# Debian's only if the build fails), nginx with deploy/nginx.conf, the
+# duplex binary built from this tree. The load is `duplexload soak` (cmd/duplexload/soak.go),
 # every client through nginx:
 #   - push:soak: publications through POST /api/publish with an
 #     Idempotency-Key, retried with the same key on 503, 504, 502 and
@@ -32,7 +33,7 @@
 #
 # Environment: SOAK_PORT (9071: nginx; nodes on +1 and +2), SOAK_NATS_PORT
 # (14241: NATS clients on it, +1, +2; routes on +2000...), DUPLEX_BIN
-# (built from this tree). Raw results and every log land in OUTDIR
+# (built from this tree), NATS_SERVER (built from the module graph). Raw results and every log land in OUTDIR
 # (default: a temporary directory). Everything it starts is stopped on
 # exit, including on Ctrl-C.
 set -euo pipefail
@@ -104,11 +105,14 @@ stop_all() {
 	fi
 }
 set_traps stop_all
-require_tools go jq nginx nats-server
+require_tools go jq nginx
 raise_file_limit
+NATS_SERVER=$(nats_server)
+[[ -n $NATS_SERVER ]] || { echo "no nats-server: the module build failed and none is installed (apt-get install nats-server)" >&2; exit 1; }
+export NATS_SERVER # deploy/cluster.sh runs it
 
 say() { if [[ $JSON == 0 ]]; then echo "$@"; fi; }
-say "== build (binaries in $BIN, results in $OUT)"
+say "== build (binaries in $BIN, results in $OUT); nats-server: $NATS_SERVER"
 build_go "$BIN/duplexload" ./cmd/duplexload
 if [[ ! -x $DUPLEX_BIN ]]; then
 	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$DUPLEX_BIN" .)
@@ -124,7 +128,7 @@ CLUSTER_UP=1 # from here on, down on exit (it stops only what it started)
 
 read -r n1 n2 <<<"$NODE_PORTS"
 MACHINE=$(jq -n --arg nproc "$(nproc)" --arg kernel "$(uname -r)" --arg go "$(go version)" \
-	--arg nats "$(nats-server --version 2>&1)" --arg nginx "$(nginx -v 2>&1)" \
+	--arg nats "$("$NATS_SERVER" --version 2>&1) ($NATS_SERVER)" --arg nginx "$(nginx -v 2>&1)" \
 	--arg minutes "$MINUTES" --arg every "$RESTART_EVERY" --arg down "$NATS_DOWN" \
 	'{nproc: ($nproc|tonumber), kernel: $kernel, go: $go, nats_server: $nats, nginx: $nginx,
 	  minutes: ($minutes|tonumber), restart_every_s: ($every|tonumber), nats_down_s: ($down|tonumber)}')

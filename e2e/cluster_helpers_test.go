@@ -42,12 +42,19 @@ const (
 // clusterReplyTimeout bounds one command round trip in cluster tests.
 const clusterReplyTimeout = 5 * time.Second
 
-// clusterTool returns the path of a program the cluster tests need (from
-// PATH, else /usr/sbin). When it is missing the test is skipped, or fails
-// when CI=true.
+// clusterTool returns the path of a program the cluster tests need: for
+// nats-server testbin.NATSServer's (NATS_SERVER, else built from the
+// module graph, so the tests run a server without nats-server issue 4320;
+// Debian's only if that build fails), for nginx the one on PATH, else in
+// /usr/sbin. When it is missing the test is skipped, or fails when
+// CI=true.
 func clusterTool(t *testing.T, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
+	if name == "nats-server" {
+		if p := testbin.NATSServer(t); p != "" {
+			return p
+		}
+	} else if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
 	if p := "/usr/sbin/" + name; isExecutable(p) {

@@ -3,8 +3,10 @@ package e2e
 // Multi-process tests of several duplex nodes behind nginx over a
 // three-server NATS cluster with JetStream (the topology of
 // deploy/compose.yaml and deploy/cluster.sh), all on loopback, asserted as
-// clients see it. They need Debian's nats-server and nginx: without them
-// they are skipped, or fail when CI=true. Helpers: cluster_helpers_test.go.
+// clients see it. They run nats-server built from the module graph
+// (testbin.NATSServer; Debian's only if that build fails) and Debian's
+// nginx: without them they are skipped, or fail when CI=true. Helpers:
+// cluster_helpers_test.go.
 
 import (
 	"context"
@@ -525,7 +527,7 @@ func TestClusterBrowserChatAcrossNodes(t *testing.T) {
 // through its nginx reaches a client of another node; down stops every
 // process it started.
 func TestClusterScript(t *testing.T) {
-	clusterTool(t, "nats-server")
+	natsBin := clusterTool(t, "nats-server")
 	clusterTool(t, "nginx")
 	work := t.TempDir()
 	ports := func(n int) string {
@@ -540,7 +542,7 @@ func TestClusterScript(t *testing.T) {
 	env := append(os.Environ(), "WORKDIR="+work, "PORT="+strconv.Itoa(proxy),
 		"NODE_PORTS="+strings.Join(nodePorts, " "), "NATS_PORTS="+ports(3), "NATS_CLUSTER_PORTS="+ports(3),
 		"DUPLEX_BIN="+testbin.Binary(t), "API_KEY="+clusterAPIKey, "TOKEN_SECRET="+clusterTokenSecret,
-		"LOG_FORMAT=text")
+		"LOG_FORMAT=text", "NATS_SERVER="+natsBin) // the module's, as the other cluster tests
 	script := filepath.Join(repoRoot(t), "deploy", "cluster.sh")
 	run := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -2,6 +2,8 @@ package realtime
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,12 +62,17 @@ const maxPublishAttempts = 64
 // contiguous per channel across nodes, and Publish returns only after the
 // publication is stored (the publish ack).
 //
-// Epochs: a random epoch is chosen when a channel's subject is empty (its
-// first publication, or a marker message written by History so that the
-// position of a new channel is stable). Every message repeats it. A
-// re-created stream, or a channel whose messages all aged out
-// (ChannelIdleTTL), starts over at offset 1 with a new epoch, so a client
-// recovering an old position gets recovered=false.
+// Epochs: a channel whose subject is empty (never published, or every
+// message aged out) has the epoch emptyEpoch derives, the same on every
+// node, from the stream's creation time, the channel and the current
+// ChannelIdleTTL period; its first publication stores it, and every later
+// message repeats it. So History of a channel that has nothing answers
+// offset 0 in the epoch its first publication will get, and stores
+// nothing (a read creates nothing: issue 10). A re-created stream, or a
+// channel whose messages all aged out, starts over at offset 1 with a new
+// epoch, so a client recovering an old position gets recovered=false.
+// (Older versions stored a marker message with a random epoch on a read;
+// such markers are still honoured.)
 //
 // Live fan-out: the stream republishes every stored message (RePublish,
 // server-side, only once stored) to "<prefix>.live.<ns>.<tok>", where this
@@ -483,7 +490,9 @@ func (b *NATSBroker) PublishOnce(ctx context.Context, channel string, data []byt
 		}
 		epoch := ps.epoch
 		if epoch == "" {
-			epoch = newEpoch()
+			if epoch, err = b.emptyEpoch(ctx, st, channel); err != nil {
+				return StreamPosition{}, false, fmt.Errorf("nats: publish to %s: %w", channel, err)
+			}
 		}
 		msg := nats.NewMsg(subject)
 		msg.Data = data
@@ -816,9 +825,9 @@ func (b *NATSBroker) collect(ctx context.Context, st *natsStream, subject string
 	return out, nil
 }
 
-// History implements Broker. A channel with no stored message gets a
-// marker message carrying a new epoch, so that its position stays valid
-// for the next publication.
+// History implements Broker. A channel with no stored message answers
+// offset 0 in the epoch its first publication will get (emptyEpoch), and
+// nothing is stored.
 func (b *NATSBroker) History(ctx context.Context, channel string, req HistoryRequest) (HistoryResult, error) {
 	if err := b.connected(); err != nil {
 		return HistoryResult{}, err
@@ -840,23 +849,23 @@ func (b *NATSBroker) History(ctx context.Context, channel string, req HistoryReq
 		return res, nil
 	}
 	subject := b.dataSubject(ns, channel)
-	var last *jetstream.RawStreamMsg
-	for attempt := 0; ; attempt++ {
-		last, err = st.st.GetLastMsgForSubject(ctx, subject)
-		if !errors.Is(err, jetstream.ErrMsgNotFound) || attempt == 3 {
-			break
+	last, err := st.st.GetLastMsgForSubject(ctx, subject)
+	var top storedMsg
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		// Nothing stored: an empty stream in the epoch of the first
+		// publication. keep stays 0, and with offset 0 nothing below
+		// reads from the stream (collect, which needs last).
+		epoch, err := b.emptyEpoch(ctx, st, channel)
+		if err != nil {
+			return HistoryResult{}, fmt.Errorf("nats: history of %s: %w", channel, err)
 		}
-		// A marker that could not be stored is the cause to report; the
-		// next read would only say "not found" again.
-		if merr := b.mark(ctx, st, subject); merr != nil {
-			err = fmt.Errorf("storing the epoch marker: %w", merr)
-			break
-		}
-	}
-	if err != nil {
+		top = storedMsg{kind: kindMark, epoch: epoch}
+	case err != nil:
 		return HistoryResult{}, fmt.Errorf("nats: history of %s: %w", channel, err)
+	default:
+		top = parseStored(last.Header)
 	}
-	top := parseStored(last.Header)
 	keep := top.keep
 	if top.kind == kindMark {
 		keep = 0
@@ -919,17 +928,36 @@ func (b *NATSBroker) History(ctx context.Context, channel string, req HistoryReq
 	return res, nil
 }
 
-// mark stores a marker message with a new epoch on an empty subject.
-func (b *NATSBroker) mark(ctx context.Context, st *natsStream, subject string) error {
-	msg := nats.NewMsg(subject)
-	msg.Header.Set(hdrKind, kindMark)
-	msg.Header.Set(hdrOffset, "0")
-	msg.Header.Set(hdrEpoch, newEpoch())
-	_, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithRetryAttempts(1))
-	if isWrongLastSeq(err) {
-		return nil // someone else wrote first
+// emptyEpoch is the epoch of channel while its subject in st holds
+// nothing: what History answers and what the first publication stores.
+// Every node derives the same one without writing anything: 12 hex digits
+// of a hash of the stream's name and creation time (read fresh, since a
+// stream re-created under this node's cached handle must give new
+// epochs), the channel, and the number of the ChannelIdleTTL period now is
+// in.
+//
+// The period is what gives a channel that aged out a new epoch in the
+// same stream: its subject empties only once its last message is older
+// than the stream's MaxAge, at least ChannelIdleTTL, so its next first
+// publication falls in a later period than its previous one did. The
+// price: a position read just before a period ends, whose channel's first
+// publication comes just after (or a node's clock differs that much),
+// is of another epoch, and recovering it gives recovered=false, as for a
+// channel forgotten.
+func (b *NATSBroker) emptyEpoch(ctx context.Context, st *natsStream, channel string) (string, error) {
+	info, err := st.st.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("reading stream %s for a new channel's epoch: %w", st.name, err)
 	}
-	return err
+	return derivedEpoch(st.name, info.Created, channel, time.Now(), b.opts.ChannelIdleTTL), nil
+}
+
+// derivedEpoch is emptyEpoch's hash, for a stream created at created and
+// the time now.
+func derivedEpoch(stream string, created time.Time, channel string, now time.Time, period time.Duration) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%d", stream, created.UnixNano(), channel, now.UnixNano()/int64(period))
+	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
 // requestResync schedules s.resync after delay (or sooner when already

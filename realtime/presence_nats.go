@@ -193,6 +193,10 @@ func (p *NATSPresence) Remove(ctx context.Context, channel, client string) error
 
 // scan creates an ephemeral consumer of the channel's entries, one per
 // subject; fetch, when set, receives each entry.
+// presenceFetchRetryWait is how long scan waits before asking again a
+// consumer that had no responders.
+const presenceFetchRetryWait = 20 * time.Millisecond
+
 func (p *NATSPresence) scan(ctx context.Context, channel string, fetch func(ClientInfo)) (int, error) {
 	if err := p.b.connected(); err != nil {
 		return 0, err
@@ -240,6 +244,17 @@ func (p *NATSPresence) scan(ctx context.Context, channel string, fetch func(Clie
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			// The consumer was just made, perhaps on another server, whose
+			// interest in its pull requests has not reached this server
+			// yet (nats-server 2.10 and later answer "no responders" then):
+			// ask again shortly, within ctx.
+			if k == 0 && errors.Is(err, nats.ErrNoResponders) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(presenceFetchRetryWait):
+					continue
+				}
+			}
 			return 0, fmt.Errorf("nats presence: %w", err)
 		}
 		if k == 0 {

@@ -15,7 +15,10 @@ type Limits struct {
 	// connection; a silent client is dropped within two ping intervals plus
 	// this.
 	PongTimeout time.Duration
-	// WriteTimeout is the deadline set before every single write.
+	// WriteTimeout is how long the client may take to accept each write,
+	// of at most writeChunk bytes: it bounds a lack of progress, so a
+	// client that keeps reading, however slowly, is not dropped for the
+	// size of its backlog.
 	WriteTimeout time.Duration
 	// SendQueueBytes caps the bytes waiting in one session's send queue.
 	SendQueueBytes int

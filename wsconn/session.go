@@ -226,7 +226,7 @@ func (s *Session) forceClose() {
 }
 
 // stopReading ends the session at its next read turn, still letting the
-// writer finish (it has WriteTimeout per write). Safe from any goroutine.
+// writer finish (it has WriteTimeout per writeChunk). Safe from any goroutine.
 func (s *Session) stopReading() {
 	s.endReq.Store(true)
 	s.sock.stopReads()

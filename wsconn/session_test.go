@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,24 +212,59 @@ func testSlowConsumer(t *testing.T, direct bool) {
 	waitUntil(t, "the slow session to end", func() bool { return reg.Len() == 1 })
 }
 
+// A client that stops reading is dropped once it has taken nothing for the
+// write timeout, whether its messages may be dropped or not: drop-oldest
+// keeps a slow reader, not a stopped one.
 func TestWriteDeadlineDropsClientThatStopsReading(t *testing.T) {
+	for _, mode := range writeModes {
+		for _, droppable := range []bool{false, true} {
+			name := mode.name + "/send"
+			if droppable {
+				name = mode.name + "/drop-oldest"
+			}
+			t.Run(name, func(t *testing.T) { testWriteDeadlineDrops(t, mode.direct, droppable) })
+		}
+	}
+}
+
+func testWriteDeadlineDrops(t *testing.T, direct, droppable bool) {
 	lim := testLimits
 	lim.WriteTimeout = 200 * time.Millisecond
 	lim.SendQueueBytes = 64 << 20
+	if droppable {
+		lim.SendQueueBytes = 1 << 20
+		lim.MissedNotice = missedNotice
+	}
 	reg := newTestRegistry(t, 10)
-	url, got := sessions(reg, lim, t)
+	url, got := sessionsMode(t, direct, reg, lim)
 	c := dial(t, url)
 	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	s := <-got
 	chunk := bytes.Repeat([]byte("x"), 64<<10)
-	for i := 0; i < 512; i++ { // 32 MiB: more than loopback buffers take
-		if s.Send(websocket.BinaryMessage, chunk) != nil {
-			break
+	if !droppable {
+		for i := 0; i < 512; i++ { // 32 MiB: more than loopback buffers take
+			if s.Send(websocket.BinaryMessage, chunk) != nil {
+				break
+			}
 		}
+		waitUntil(t, "the stuck session to be dropped", func() bool { return reg.Len() == 0 })
+		return
 	}
-	waitUntil(t, "the stuck session to be dropped", func() bool { return reg.Len() == 0 })
+	// Drop-oldest never fails a send, and a burst could fit in the
+	// kernel's buffers: publish (64 MiB/s) until the session is closed.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := s.SendDropOldest(websocket.BinaryMessage, chunk); err != nil {
+			break // closing: the write deadline fired
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client that reads nothing is still connected after %v", 5*time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitUntil(t, "the stuck session to end", func() bool { return reg.Len() == 0 })
 }
 
 func TestHandlerPanicClosesWithInternalError(t *testing.T) {
@@ -361,6 +398,16 @@ func openServer(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct b
 // openServerAs is openServer; peer names each connection's peer for Serve.
 func openServerAs(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct bool, peer func(*fasthttp.RequestCtx) string) string {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openServerOn(t, ln, reg, lim, open, direct, peer)
+}
+
+// openServerOn is openServerAs on the listener ln.
+func openServerOn(t *testing.T, ln net.Listener, reg *Registry, lim Limits, open OpenFunc, direct bool, peer func(*fasthttp.RequestCtx) string) string {
+	t.Helper()
 	up := websocket.FastHTTPUpgrader{CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
@@ -373,10 +420,6 @@ func openServerAs(t *testing.T, reg *Registry, lim Limits, open OpenFunc, direct
 		},
 		// A session given its socket closes it itself, after Serve returned.
 		KeepHijackedConns: direct,
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
@@ -552,5 +595,186 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	}
 	for i, c := range clients {
 		echo(c, "again "+strconv.Itoa(i))
+	}
+}
+
+// throttledConn is a client on a slow link that keeps reading: each Read
+// waits for its slot and takes at most slowReadBytes, so the client drains
+// slowReadBytes per slowReadEvery, steadily.
+type throttledConn struct {
+	net.Conn
+	next time.Time
+}
+
+const (
+	slowReadBytes = 4 << 10
+	slowReadEvery = 5 * time.Millisecond
+)
+
+func (c *throttledConn) Read(b []byte) (int, error) {
+	if d := time.Until(c.next); d > 0 {
+		time.Sleep(d)
+	}
+	c.next = time.Now().Add(slowReadEvery)
+	return c.Conn.Read(b[:min(len(b), slowReadBytes)])
+}
+
+// dialSlowReader dials url with a small receive buffer (set before the
+// connection, so the window the server sees is small) and reads through a
+// throttledConn.
+func dialSlowReader(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = setRecvBuffer(fd, slowReaderRcvBuf)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := nd.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &throttledConn{Conn: c}, nil
+	}}
+	c, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// slowReaderRcvBuf is the slow client's SO_RCVBUF: small, so that what the
+// server writes waits in its own socket, paced by the client's reads.
+const slowReaderRcvBuf = 4 << 10
+
+// slowReaderSndBuf is the server's SO_SNDBUF towards the slow client.
+const slowReaderSndBuf = 16 << 10
+
+// sendBufferListener sets the send buffer of every connection it accepts.
+type sendBufferListener struct {
+	net.Listener
+	bytes int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if err := setSendBuffer(c, l.bytes); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func missedNotice(n int) []byte { return []byte(`{"missed":` + strconv.Itoa(n) + `}`) }
+
+// A client that keeps reading, only slower than a whole queue per
+// WriteTimeout, is not dropped by the write deadline: on drop-oldest
+// messages it loses the oldest, is told how many, and stays connected to
+// the end (a sentinel that cannot be dropped).
+func TestSlowReaderThatKeepsReadingStaysConnected(t *testing.T) {
+	for _, mode := range writeModes {
+		t.Run(mode.name, func(t *testing.T) { testSlowReaderStays(t, mode.direct) })
+	}
+}
+
+func testSlowReaderStays(t *testing.T, direct bool) {
+	const (
+		msgBytes   = 8 << 10
+		published  = 600                  // 4 MiB/s: five times what the client reads
+		publishGap = 2 * time.Millisecond // 1.2 s of flood
+		sentinel   = "end"
+	)
+	lim := testLimits
+	// The client needs over a second to read a full queue (1 MiB), four
+	// times the write timeout: one flush of it cannot finish under one
+	// deadline, while a writeChunk takes it a fraction of one.
+	lim.WriteTimeout = 300 * time.Millisecond
+	lim.MissedNotice = missedNotice
+	reg := newTestRegistry(t, 10)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small send buffer on the server too: loopback would otherwise grow
+	// it to megabytes, and the backlog would wait in the kernel, not in
+	// the queue.
+	got := make(chan *Session, 1)
+	url := openServerOn(t, sendBufferListener{ln, slowReaderSndBuf}, reg, lim, func(s *Session) Handler {
+		return funcHandler{s, func(s *Session, _ MessageType, data []byte) {
+			if string(data) == "hello" {
+				got <- s
+			}
+		}}
+	}, direct, func(*fasthttp.RequestCtx) string { return "" })
+	c := dialSlowReader(t, url)
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+
+	var dropped atomic.Int64
+	flood := make(chan error, 1)
+	go func() {
+		msg := bytes.Repeat([]byte("x"), msgBytes)
+		for i := 0; i < published; i++ {
+			n, err := s.SendDropOldest(websocket.TextMessage, msg)
+			if err != nil {
+				flood <- fmt.Errorf("publication %d: %w", i, err)
+				return
+			}
+			dropped.Add(int64(n))
+			time.Sleep(publishGap)
+		}
+		flood <- s.Send(websocket.TextMessage, []byte(sentinel))
+	}()
+
+	received, missed := 0, 0
+	start := time.Now()
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %v, %d messages and %d missed: %v (the slow reader was disconnected)",
+				time.Since(start).Round(time.Millisecond), received, missed, err)
+		}
+		if string(data) == sentinel {
+			break
+		}
+		var notice struct{ Missed *int }
+		if len(data) < 64 && json.Unmarshal(data, &notice) == nil && notice.Missed != nil {
+			missed += *notice.Missed
+			continue
+		}
+		if len(data) != msgBytes {
+			t.Fatalf("message of %d bytes, want %d", len(data), msgBytes)
+		}
+		received++
+	}
+	if err := <-flood; err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	// What was dropped is what SendDropOldest reported, plus what the
+	// sentinel's Send dropped to make room (which Send does not report).
+	if missed == 0 || int64(missed) < dropped.Load() || received+missed != published {
+		t.Fatalf("received %d, told of %d missed, %d reported dropped: want some dropped, all counted, %d in all",
+			received, missed, dropped.Load(), published)
+	}
+	// The client must take longer than the write timeout to read one
+	// full queue, or the test tests nothing.
+	took := time.Since(start)
+	perQueue := time.Duration(float64(took) * float64(lim.SendQueueBytes) / float64(received*msgBytes))
+	if perQueue < 2*lim.WriteTimeout {
+		t.Fatalf("the client read a queue in %v: too fast to test a %v write timeout", perQueue, lim.WriteTimeout)
+	}
+	if reg.Len() != 1 {
+		t.Fatal("the slow reader's session ended")
 	}
 }

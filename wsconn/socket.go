@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,8 +21,9 @@ var errKilled = errors.New("wsconn: connection force-closed")
 //     a slow one. It needs the socket's file descriptor; without one (a
 //     connection that is not a *net.TCPConn) every write goes through
 //     writeAll.
-//   - writeAll blocks until everything is written or the deadline passes.
-//     Only the session's writer goroutine uses it.
+//   - writeAll blocks until everything is written, or until the client
+//     has taken nothing of a writeChunk for the write timeout. Only the
+//     session's writer goroutine uses it, and Serve for a refusal.
 //
 // The descriptor (fd) also serves reads (readWait) and the poller.
 //
@@ -72,16 +74,47 @@ func (s *socket) readWait(b []byte, wait bool) (int, error) {
 	return s.readN, s.readErr
 }
 
-// writeAll writes b, waiting at most timeout for the client to take it.
+// writeChunk is the most writeAll writes under one deadline. The write
+// timeout bounds a client's lack of progress, not the size of a flush (up
+// to the send queue's cap, 1 MiB by default, which a slow link can need
+// minutes for): a client that keeps taking at least writeChunk per
+// timeout (6.4 KiB/s at the default 10 s) stays connected, however long
+// the whole takes, and drop-oldest makes room in its queue meanwhile; one
+// that stops is dropped a timeout after its socket's buffers filled.
+const writeChunk = 64 << 10
+
+// writeAll writes b in chunks of at most writeChunk, waiting at most
+// timeout for the client to take each. A b of one chunk (every flush but
+// a backlog's) costs one deadline and one Write, as it always has. A
+// longer b is first offered whole to a non-blocking write where the
+// socket has a descriptor: a client that keeps up takes a backlog in one
+// system call, as it did before the chunks, and only what the kernel
+// cannot take at once is written chunk by chunk.
 func (s *socket) writeAll(b []byte, timeout time.Duration) error {
-	if err := s.out.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return err
+	if len(b) > writeChunk && s.raw != nil {
+		n, err := s.tryWrite(b)
+		if err != nil {
+			return err
+		}
+		if b = b[n:]; len(b) == 0 {
+			return nil
+		}
 	}
-	if s.killed.Load() {
-		return errKilled // the deadline just set may have replaced kill's
+	for {
+		chunk := b[:min(len(b), writeChunk)]
+		if err := s.out.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			return fmt.Errorf("wsconn: set write deadline: %w", err)
+		}
+		if s.killed.Load() {
+			return errKilled // the deadline just set may have replaced kill's
+		}
+		if _, err := s.out.Write(chunk); err != nil {
+			return err
+		}
+		if b = b[len(chunk):]; len(b) == 0 {
+			return nil
+		}
 	}
-	_, err := s.out.Write(b)
-	return err
 }
 
 // stopReads makes every pending and later read fail at once; writes go

@@ -62,36 +62,27 @@ func FreePort(t testing.TB) int {
 // URL is the client URL of the server.
 func (n *Server) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
 
-// StartProcess runs the nats-server binary (DUPLEX_TEST_NATS_SERVER, else
-// nats-server on PATH or in /usr/sbin) on a free loopback port until the
-// test ends, for tests that need a real process: Freeze and Thaw. Without
-// a binary the test is skipped, or fails when CI=true.
+// StartProcess runs a nats-server binary on a free loopback port until the
+// test ends, for tests that need a real process: Freeze and Thaw. The
+// binary is DUPLEX_TEST_NATS_SERVER, else testbin.NATSServer's (NATS_SERVER,
+// else built from the module graph, else Debian's as a fallback). Without
+// one the test is skipped, or fails when CI=true.
 func StartProcess(t testing.TB) *Server {
 	t.Helper()
 	bin := os.Getenv("DUPLEX_TEST_NATS_SERVER")
 	if bin == "" {
-		bin = findBinary()
+		bin = testbin.NATSServer(t)
 	}
 	if bin == "" {
 		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			t.Fatal("nats-server not found (PATH, /usr/sbin); CI must install it: apt-get install nats-server")
+			t.Fatal("no nats-server: the module build failed and none is on PATH or in /usr/sbin; CI must install it: apt-get install nats-server")
 		}
-		t.Skip("nats-server not found (PATH, /usr/sbin): install it with apt-get install nats-server (with CI=true this fails)")
+		t.Skip("no nats-server: the module build failed and none is on PATH or in /usr/sbin: install it with apt-get install nats-server (with CI=true this fails)")
 	}
 	n := &Server{t: t, dir: t.TempDir(), port: FreePort(t), bin: bin}
 	n.start()
 	t.Cleanup(n.Shutdown)
 	return n
-}
-
-func findBinary() string {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if fi, err := os.Stat("/usr/sbin/nats-server"); err == nil && fi.Mode()&0o111 != 0 {
-		return "/usr/sbin/nats-server"
-	}
-	return ""
 }
 
 func (n *Server) signal(sig os.Signal) {

@@ -77,13 +77,9 @@ func Binary(t testing.TB) string {
 func buildBinary() (dir, path string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := moduleRoot(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(gomod))
-	if mod == "" || mod == os.DevNull {
-		return "", "", errors.New("go env GOMOD: not inside a module")
+		return "", "", err
 	}
 	dir, err = os.MkdirTemp("", "duplex-testbin-")
 	if err != nil {
@@ -92,13 +88,26 @@ func buildBinary() (dir, path string, err error) {
 	path = filepath.Join(dir, "duplex")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
 		"-ldflags", "-s -w -X main.version="+Version, "-o", path, ".")
-	cmd.Dir = filepath.Dir(mod)
+	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", "", fmt.Errorf("go build in %s: %w\n%s", cmd.Dir, err, out)
 	}
 	return dir, path, nil
+}
+
+// moduleRoot is the directory of the module's go.mod ("go env GOMOD").
+func moduleRoot(ctx context.Context) (string, error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(gomod))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("go env GOMOD: not inside a module")
+	}
+	return filepath.Dir(mod), nil
 }
 
 // Main builds the binary, runs the tests of a package, and then removes

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -229,4 +230,30 @@ func runFake(t *testing.T, body func(tb testing.TB)) *fakeT {
 		ft.cleanups[i]()
 	}
 	return ft
+}
+
+// NATSServer builds nats-server at the version go.mod requires (without
+// NATS_SERVER), and a second call is the same cached binary.
+func TestNATSServerIsTheModulesVersion(t *testing.T) {
+	if os.Getenv("NATS_SERVER") != "" {
+		t.Skip("NATS_SERVER is set: NATSServer returns it as it is")
+	}
+	want, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", testbin.NATSServerModule).Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	bin := testbin.NATSServer(t)
+	if bin == "" {
+		t.Fatal("no nats-server at all")
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --version: %v\n%s", bin, err, out)
+	}
+	if v := strings.TrimSpace(string(want)); !strings.Contains(string(out), v) {
+		t.Fatalf("%s --version says %q, want %s (the module's; a fallback was used?)", bin, out, v)
+	}
+	if again := testbin.NATSServer(t); again != bin {
+		t.Errorf("second call: %s, want the cached %s", again, bin)
+	}
 }
