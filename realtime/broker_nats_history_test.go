@@ -63,7 +63,7 @@ func TestNATSBrokerHistoryOfNeverSeenChannelsStoresNothing(t *testing.T) {
 	n := natstest.Start(t)
 	nodes := [2]*NATSBroker{}
 	for i := range nodes {
-		nodes[i] = newTestNATSBroker(t, n, func(o *NATSOptions) { o.Namespaces = DefaultNamespaces() })
+		nodes[i] = newTestNATSBroker(t, n, func(o *NATSOptions) { o.Namespaces = testNamespaces() })
 	}
 	a, b := nodes[0], nodes[1]
 	if _, err := a.Publish(ctx, "chat:seen", []byte("1"), nil, hist100); err != nil {
