@@ -681,15 +681,34 @@ func missedNotice(n int) []byte { return []byte(`{"missed":` + strconv.Itoa(n) +
 // the end (a sentinel that cannot be dropped).
 func TestSlowReaderThatKeepsReadingStaysConnected(t *testing.T) {
 	for _, mode := range writeModes {
-		t.Run(mode.name, func(t *testing.T) { testSlowReaderStays(t, mode.direct) })
+		// 600 publications: 1.2 s of flood at 4 MiB/s, five times what
+		// the client reads.
+		t.Run(mode.name, func(t *testing.T) { testSlowReaderStays(t, mode.direct, slowReaderSndBuf, 600) })
 	}
 }
 
-func testSlowReaderStays(t *testing.T, direct bool) {
+// TestSlowReaderBehindALargeSendBufferStaysConnected: the same reader
+// behind a send buffer of megabytes, as loopback and proxies grow them.
+// The kernel reports such a socket writable again only once a third of
+// its buffer is free, which the slow reader takes seconds to drain: the
+// writer sees no write return for longer than the write timeout although
+// the client takes bytes all along. Progress is the kernel's unsent bytes
+// going down (where the system tells them), so the reader stays.
+func TestSlowReaderBehindALargeSendBufferStaysConnected(t *testing.T) {
+	if !unsentBytesKnown {
+		t.Skip("this system does not tell a socket's unsent bytes")
+	}
+	for _, mode := range writeModes {
+		// 1,500 publications: 3 s of flood, more than the kernel's
+		// buffer and the queue hold together.
+		t.Run(mode.name, func(t *testing.T) { testSlowReaderStays(t, mode.direct, 2<<20, 1500) })
+	}
+}
+
+func testSlowReaderStays(t *testing.T, direct bool, sndBuf, published int) {
 	const (
 		msgBytes   = 8 << 10
-		published  = 600                  // 4 MiB/s: five times what the client reads
-		publishGap = 2 * time.Millisecond // 1.2 s of flood
+		publishGap = 2 * time.Millisecond
 		sentinel   = "end"
 	)
 	lim := testLimits
@@ -707,7 +726,7 @@ func testSlowReaderStays(t *testing.T, direct bool) {
 	// it to megabytes, and the backlog would wait in the kernel, not in
 	// the queue.
 	got := make(chan *Session, 1)
-	url := openServerOn(t, sendBufferListener{ln, slowReaderSndBuf}, reg, lim, func(s *Session) Handler {
+	url := openServerOn(t, sendBufferListener{ln, sndBuf}, reg, lim, func(s *Session) Handler {
 		return funcHandler{s, func(s *Session, _ MessageType, data []byte) {
 			if string(data) == "hello" {
 				got <- s

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,17 +82,22 @@ func (s *socket) readWait(b []byte, wait bool) (int, error) {
 // timeout (6.4 KiB/s at the default 10 s) stays connected, however long
 // the whole takes, and drop-oldest makes room in its queue meanwhile; one
 // that stops is dropped a timeout after its socket's buffers filled.
+//
+// Where the system tells a socket's unsent bytes (Linux), the kernel
+// sending some of them within the timeout counts as progress too: a send
+// buffer grown to megabytes (loopback, a proxy) is reported writable
+// again only once a third of it is free, which a slow client may take
+// longer than the timeout to drain while it reads all along.
 const writeChunk = 64 << 10
 
 // writeAll writes b in chunks of at most writeChunk, waiting at most
-// timeout for the client to take each. A b of one chunk (every flush but
-// a backlog's) costs one deadline and one Write, as it always has. A
-// longer b is first offered whole to a non-blocking write where the
-// socket has a descriptor: a client that keeps up takes a backlog in one
-// system call, as it did before the chunks, and only what the kernel
-// cannot take at once is written chunk by chunk.
+// timeout for the client to make progress on each. Where the socket has
+// a descriptor, b is first offered whole to one non-blocking write: a
+// client that keeps up takes any flush in that one system call, with no
+// deadline set, and only what the kernel cannot take at once is written
+// chunk by chunk.
 func (s *socket) writeAll(b []byte, timeout time.Duration) error {
-	if len(b) > writeChunk && s.raw != nil {
+	if s.raw != nil {
 		n, err := s.tryWrite(b)
 		if err != nil {
 			return err
@@ -108,13 +114,32 @@ func (s *socket) writeAll(b []byte, timeout time.Duration) error {
 		if s.killed.Load() {
 			return errKilled // the deadline just set may have replaced kill's
 		}
-		if _, err := s.out.Write(chunk); err != nil {
-			return err
+		queued, known := s.unsentBytes()
+		n, err := s.out.Write(chunk)
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) || s.killed.Load() || n == 0 && !s.drained(queued, known) {
+				return err
+			}
+			// The client took bytes within the timeout: it is slow, not
+			// stalled. Write the rest under a new deadline.
 		}
-		if b = b[len(chunk):]; len(b) == 0 {
+		if b = b[n:]; len(b) == 0 {
 			return nil
 		}
 	}
+}
+
+// drained reports whether the kernel sent some of what it held before a
+// write that timed out having written nothing. A socket whose send
+// buffer has grown to megabytes is reported writable again only once a
+// third of it is free, which a client on a slow link may take longer than
+// the write timeout to drain while it reads all along.
+func (s *socket) drained(before int, known bool) bool {
+	if !known {
+		return false
+	}
+	now, ok := s.unsentBytes()
+	return ok && now < before
 }
 
 // stopReads makes every pending and later read fail at once; writes go

@@ -5,7 +5,32 @@ package wsconn
 import (
 	"io"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
+
+// unsentBytesKnown: Linux tells a socket's unsent bytes (SIOCOUTQ).
+const unsentBytesKnown = true
+
+// unsentBytes is how many bytes the kernel still holds in the send queue
+// of s's connection (written by us, not yet acknowledged by the client),
+// and whether it could tell. writeAll calls it only when a write timed
+// out, so the cost of the look-up does not matter.
+func (s *socket) unsentBytes() (int, bool) {
+	sc, ok := s.out.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	n, ierr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || ierr != nil {
+		return 0, false
+	}
+	return n, true
+}
 
 // initDirect takes the descriptor under s.out, if it has one (a TCP
 // connection), for tryWrite, readWait and the poller; without one every

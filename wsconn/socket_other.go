@@ -7,6 +7,13 @@ import "errors"
 // errNoDirectIO: only Linux sessions write to the descriptor themselves.
 var errNoDirectIO = errors.New("wsconn: no direct socket I/O on this system")
 
+// unsentBytesKnown: this system's unsent bytes are not looked at, so a
+// write that returns nothing for the write timeout ends the connection.
+const unsentBytesKnown = false
+
+// unsentBytes cannot tell here.
+func (s *socket) unsentBytes() (int, bool) { return 0, false }
+
 // initDirect leaves raw nil: on this system every write goes through
 // writeAll (net.Conn) and every read through the connection, on the
 // session's own goroutine.
