@@ -59,7 +59,7 @@ func keyedPublish(t *testing.T, s *testServer, body string, headers map[string]s
 func TestAPIPublishWithIdempotencyKey(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	sub := dialRT(t, s, "name=watcher")
-	sub.subscribe("push:orders")
+	sub.Subscribe("push:orders")
 
 	first, hdr := keyedPublish(t, s, `{"channel":"push:orders","data":{"n":1}}`, map[string]string{"Idempotency-Key": "order-1"})
 	if first.Offset != 1 || first.Replayed || hdr.Get("Idempotent-Replayed") != "" {
@@ -79,7 +79,7 @@ func TestAPIPublishWithIdempotencyKey(t *testing.T) {
 	// A sentinel without a key: once it arrives, the retries' pushes would
 	// have arrived before it (one channel is delivered in order).
 	apiPublish(t, s, "push:orders", `{"n":3}`)
-	got := sub.waitPubs("push:orders", 3, 5*time.Second)
+	got := sub.WaitPubs("push:orders", 3, 5*time.Second)
 	if len(got) != 3 || pubN(t, got[0]) != 1 || pubN(t, got[1]) != 2 || pubN(t, got[2]) != 3 {
 		t.Fatalf("subscriber saw %s, want n=1, 2, 3 once each", describePushes(got))
 	}
@@ -121,9 +121,9 @@ func TestNATSUnconfirmedPublishIs504AndItsRetryIsNoDuplicate(t *testing.T) {
 	// the frozen server, not refused because the node noticed it first.
 	a := startServer(t, natsEnv(n.URL(), map[string]string{"NATS_PING_INTERVAL": "1m"}))
 	sub := dialRT(t, a, "name=watcher")
-	sub.subscribe("push:unknown")
+	sub.Subscribe("push:unknown")
 	apiPublish(t, a, "push:unknown", `{"n":1}`)
-	sub.waitPubs("push:unknown", 1, 5*time.Second)
+	sub.WaitPubs("push:unknown", 1, 5*time.Second)
 
 	n.Freeze()
 	thawed := false
@@ -139,7 +139,7 @@ func TestNATSUnconfirmedPublishIs504AndItsRetryIsNoDuplicate(t *testing.T) {
 	thawed = true
 
 	// The frozen server stored it after all, and delivers it.
-	got := sub.waitPubs("push:unknown", 2, 10*time.Second)
+	got := sub.WaitPubs("push:unknown", 2, 10*time.Second)
 	if pubN(t, got[1]) != 2 || got[1].Offset != 2 {
 		t.Fatalf("after the thaw: %s", describePushes(got))
 	}
@@ -148,7 +148,7 @@ func TestNATSUnconfirmedPublishIs504AndItsRetryIsNoDuplicate(t *testing.T) {
 		t.Fatalf("retry: %+v, want offset 2 replayed", retry)
 	}
 	apiPublish(t, a, "push:unknown", `{"n":3}`) // a sentinel: it follows any duplicate
-	got = sub.waitPubs("push:unknown", 3, 5*time.Second)
+	got = sub.WaitPubs("push:unknown", 3, 5*time.Second)
 	if len(got) != 3 || pubN(t, got[2]) != 3 || got[2].Offset != 3 {
 		t.Fatalf("subscriber saw %s, want n=1, 2, 3 once each", describePushes(got))
 	}

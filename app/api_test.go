@@ -282,8 +282,8 @@ func TestAPIBodyLimit(t *testing.T) {
 func TestAPIRoutesSuccessShapes(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	sub := dialRT(t, s, "name=李旺")
-	sub.subscribe("chat:lobby")
-	sub.subscribe("push:news")
+	sub.Subscribe("chat:lobby")
+	sub.Subscribe("push:news")
 
 	// publish
 	var p1 protocol.PublishResult
@@ -291,13 +291,13 @@ func TestAPIRoutesSuccessShapes(t *testing.T) {
 	if p1.Offset != 1 || p1.Epoch == "" {
 		t.Fatalf("publish: %+v", p1)
 	}
-	got := sub.waitPubs("chat:lobby", 1, replyTimeout)[0]
+	got := sub.WaitPubs("chat:lobby", 1, replyTimeout)[0]
 	if got.Offset != 1 || string(got.Data) != `{"text":"你好"}` {
 		t.Fatalf("push = %+v", got)
 	}
 	// Pretty-printed data is compacted.
 	apiJSON(t, s, "POST", "/api/publish", "{\"channel\":\"chat:lobby\",\"data\":{ \"text\" :\n \"b\" }}", nil)
-	if got := sub.waitPubs("chat:lobby", 2, replyTimeout)[1]; string(got.Data) != `{"text":"b"}` {
+	if got := sub.WaitPubs("chat:lobby", 2, replyTimeout)[1]; string(got.Data) != `{"text":"b"}` {
 		t.Fatalf("compacted push data = %s", got.Data)
 	}
 
@@ -310,14 +310,14 @@ func TestAPIRoutesSuccessShapes(t *testing.T) {
 		b.Positions[1].Offset != 1 || b.Positions[2].Offset != 1 {
 		t.Fatalf("broadcast positions: %+v", b.Positions)
 	}
-	sub.waitPubs("chat:lobby", 3, replyTimeout)
-	if pn := sub.waitPubs("push:news", 1, replyTimeout); string(pn[0].Data) != `{"n":3}` {
+	sub.WaitPubs("chat:lobby", 3, replyTimeout)
+	if pn := sub.WaitPubs("push:news", 1, replyTimeout); string(pn[0].Data) != `{"n":3}` {
 		t.Fatalf("push:news got %+v", pn)
 	}
 
 	// channels
 	other := dialRT(t, s, "")
-	other.subscribe("chat:lobby")
+	other.Subscribe("chat:lobby")
 	var ch struct {
 		Channels []realtime.ChannelInfo `json:"channels"`
 	}
@@ -393,33 +393,33 @@ func TestAPITokenWorksOnRealtime(t *testing.T) {
 
 	// As ?token=.
 	c := dialRT(t, s, "token="+url.QueryEscape(tok.Token))
-	c.subscribe("user:42")
+	c.Subscribe("user:42")
 	var pr protocol.PresenceResult
-	c.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:t"}, nil)
-	c.subscribe("chat:t")
-	c.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:t"}, &pr)
+	c.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:t"}, nil)
+	c.Subscribe("chat:t")
+	c.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:t"}, &pr)
 	for _, info := range pr.Clients {
 		if info.User != "42" || info.Name != "王五" {
 			t.Fatalf("presence shows %+v, want user 42 named 王五", info)
 		}
 	}
 	apiPublish(t, s, "user:42", `{"n":1,"text":"私信"}`)
-	if m := c.waitPubs("user:42", 1, replyTimeout)[0]; pubN(t, m) != 1 {
+	if m := c.WaitPubs("user:42", 1, replyTimeout)[0]; pubN(t, m) != 1 {
 		t.Fatalf("user push: %+v", m)
 	}
-	c.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:43"}, protocol.CodeForbidden)
+	c.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:43"}, protocol.CodeForbidden)
 
 	// As a connect command.
 	g := dialRT(t, s, "")
-	g.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:42"}, protocol.CodeUnauthorized)
+	g.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:42"}, protocol.CodeUnauthorized)
 	var cr protocol.ConnectResult
-	g.ok(protocol.Command{Op: protocol.OpConnect, Token: tok.Token}, &cr)
+	g.OK(protocol.Command{Op: protocol.OpConnect, Token: tok.Token}, &cr)
 	if cr.User != "42" || cr.Name != "王五" || cr.Client == "" {
 		t.Fatalf("connect result: %+v", cr)
 	}
-	g.subscribe("user:42")
+	g.Subscribe("user:42")
 	apiPublish(t, s, "user:42", `{"n":2}`)
-	g.waitPubs("user:42", 1, replyTimeout)
+	g.WaitPubs("user:42", 1, replyTimeout)
 }
 
 func TestAPITokenOffWithoutSecret(t *testing.T) {
@@ -439,6 +439,6 @@ func TestAPITokenOffWithoutSecret(t *testing.T) {
 	}
 	// And as a connect command: unauthorized, the connection survives.
 	c := dialRT(t, s, "")
-	c.fails(protocol.Command{Op: protocol.OpConnect, Token: tok}, protocol.CodeUnauthorized)
-	c.ping()
+	c.Fails(protocol.Command{Op: protocol.OpConnect, Token: tok}, protocol.CodeUnauthorized)
+	c.Ping()
 }

@@ -38,16 +38,16 @@ func TestTwoNodesShareChannelsThroughNATS(t *testing.T) {
 	b := startServer(t, natsEnv(n.URL(), nil))
 
 	onA, onB := dialRT(t, a, "name=甲"), dialRT(t, b, "name=乙")
-	onA.subscribe("chat:cluster")
-	onB.subscribe("chat:cluster")
+	onA.Subscribe("chat:cluster")
+	onB.Subscribe("chat:cluster")
 
 	// A client publish on A and an API publish on B reach both, in order.
-	onA.publish("chat:cluster", `{"n":1}`)
+	onA.Publish("chat:cluster", `{"n":1}`)
 	apiPublish(t, b, "chat:cluster", `{"n":2}`)
 	for _, c := range []*rtClient{onA, onB} {
-		got := c.waitPubs("chat:cluster", 2, 5*time.Second)
+		got := c.WaitPubs("chat:cluster", 2, 5*time.Second)
 		if pubN(t, got[0]) != 1 || pubN(t, got[1]) != 2 || got[0].Offset != 1 || got[1].Offset != 2 {
-			t.Fatalf("%s: got %s", c.name, describePushes(got))
+			t.Fatalf("%s: got %s", c.Name(), describePushes(got))
 		}
 	}
 
@@ -73,9 +73,9 @@ func TestNATSOutageFailsPublishesThenRecovers(t *testing.T) {
 	n := natstest.Start(t)
 	a := startServer(t, natsEnv(n.URL(), nil))
 	sub := dialRT(t, a, "name=watcher")
-	sub.subscribe("push:outage")
+	sub.Subscribe("push:outage")
 	apiPublish(t, a, "push:outage", `{"n":1}`)
-	sub.waitPubs("push:outage", 1, 5*time.Second)
+	sub.WaitPubs("push:outage", 1, 5*time.Second)
 
 	n.Shutdown()
 	waitFor(t, "/readyz to report the broker down", 5*time.Second, func() bool {
@@ -88,9 +88,9 @@ func TestNATSOutageFailsPublishesThenRecovers(t *testing.T) {
 		t.Fatalf("API publish during the outage: %d %s", status, body)
 	}
 	chat := dialRT(t, a, "name=talker")
-	chat.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "chat:outage-probe"}, protocol.CodeUnavailable)
-	chat.fails(protocol.Command{Op: protocol.OpPublish, Channel: "chat:outage-probe", Data: json.RawMessage(`{"x":1}`)}, protocol.CodeUnavailable)
-	chat.ping() // the connection survives
+	chat.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "chat:outage-probe"}, protocol.CodeUnavailable)
+	chat.Fails(protocol.Command{Op: protocol.OpPublish, Channel: "chat:outage-probe", Data: json.RawMessage(`{"x":1}`)}, protocol.CodeUnavailable)
+	chat.Ping() // the connection survives
 
 	n.Restart()
 	waitFor(t, "/readyz to recover", 10*time.Second, func() bool {
@@ -98,7 +98,7 @@ func TestNATSOutageFailsPublishesThenRecovers(t *testing.T) {
 		return status == 200
 	})
 	apiPublish(t, a, "push:outage", `{"n":3}`)
-	got := sub.waitPubs("push:outage", 2, 5*time.Second)
+	got := sub.WaitPubs("push:outage", 2, 5*time.Second)
 	if pubN(t, got[1]) != 3 || got[1].Offset != 2 {
 		t.Fatalf("after the outage: %s (the failed publish must not have taken an offset)", describePushes(got))
 	}

@@ -85,8 +85,8 @@ func TestHooksThroughRealtime(t *testing.T) {
 		"Cookie": {"session=s3; tracking=no"},
 	})
 	viewer := dialRT(t, s, "name="+"观众")
-	viewer.subscribe("chat:lobby")
-	admin.subscribe("chat:lobby")
+	viewer.Subscribe("chat:lobby")
+	admin.Subscribe("chat:lobby")
 
 	var connects []hooktest.Call
 	for _, c := range backend.Calls(hooktest.ConnectPath) {
@@ -117,18 +117,18 @@ func TestHooksThroughRealtime(t *testing.T) {
 	}
 
 	var p protocol.PresenceResult
-	viewer.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:lobby"}, &p)
+	viewer.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:lobby"}, &p)
 	if m := p.Clients[req.Client]; m.User != "42" || m.Name != "李旺" || string(m.ConnInfo) != `{"vip":true}` || string(m.ChanInfo) != `{"role":"admin"}` {
 		t.Errorf("the admin in presence: %+v", m)
 	}
 
-	admin.publish("chat:lobby", `{"text":"坏人"}`)
-	e := admin.fails(protocol.Command{Op: protocol.OpPublish, Channel: "chat:lobby", Data: json.RawMessage(`{"text":"买广告"}`)}, "moderated")
+	admin.Publish("chat:lobby", `{"text":"坏人"}`)
+	e := admin.Fails(protocol.Command{Op: protocol.OpPublish, Channel: "chat:lobby", Data: json.RawMessage(`{"text":"买广告"}`)}, "moderated")
 	if e.Message != "消息含有违禁词" {
 		t.Errorf("refusal message %q", e.Message)
 	}
-	admin.publish("chat:lobby", `{"text":"好"}`)
-	got := viewer.waitPubs("chat:lobby", 2, replyTimeout)
+	admin.Publish("chat:lobby", `{"text":"好"}`)
+	got := viewer.WaitPubs("chat:lobby", 2, replyTimeout)
 	if string(got[0].Data) != `{"text":"*人","verified":true}` || got[0].Offset != 1 {
 		t.Errorf("first publication %s at %d, want the backend's replacement at 1", got[0].Data, got[0].Offset)
 	}
@@ -142,8 +142,8 @@ func TestFailingHooksThroughRealtime(t *testing.T) {
 	s, logs := startHookedServer(t, backend, "300ms")
 	author := dialRT(t, s, "name=作者")
 	reader := dialRT(t, s, "name=读者")
-	reader.subscribe("chat:lobby")
-	author.subscribe("chat:lobby")
+	reader.Subscribe("chat:lobby")
+	author.Subscribe("chat:lobby")
 
 	for _, tc := range []struct {
 		name   string
@@ -155,27 +155,27 @@ func TestFailingHooksThroughRealtime(t *testing.T) {
 	} {
 		backend.Answer(hooktest.PublishPath, func(hooktest.Call) hooktest.Answer { return tc.answer })
 		calls := len(backend.Calls(hooktest.PublishPath))
-		id := author.send(protocol.Command{Op: protocol.OpPublish, Channel: "chat:lobby", Data: json.RawMessage(`{"text":"x"}`)})
+		id := author.Send(protocol.Command{Op: protocol.OpPublish, Channel: "chat:lobby", Data: json.RawMessage(`{"text":"x"}`)})
 		// While the author waits on the backend, the other client is served.
 		call := backend.WaitCalls(t, hooktest.PublishPath, calls+1, replyTimeout)[calls]
-		reader.ping()
-		e := author.wantErr(author.await(id), protocol.CodeUnavailable, tc.name)
+		reader.Ping()
+		e := author.WantErr(author.Await(id), protocol.CodeUnavailable, tc.name)
 		if e.Message != "publish failed: service unavailable, retry later" {
 			t.Errorf("%s: message %q leaks or changed", tc.name, e.Message)
 		}
 		waitFor(t, "the failed call in the log", replyTimeout, func() bool {
 			return strings.Contains(logs.String(), `"request_id":"`+call.RequestID+`"`)
 		})
-		author.ping()
+		author.Ping()
 	}
 	// Nothing of the failed publications reached the reader: the next
 	// one is the channel's first.
 	backend.Answer(hooktest.PublishPath, func(hooktest.Call) hooktest.Answer { return hooktest.Answer{} })
-	author.publish("chat:lobby", `{"text":"终于"}`)
-	if got := reader.waitPubs("chat:lobby", 1, replyTimeout); got[0].Offset != 1 || len(got) != 1 {
+	author.Publish("chat:lobby", `{"text":"终于"}`)
+	if got := reader.WaitPubs("chat:lobby", 1, replyTimeout); got[0].Offset != 1 || len(got) != 1 {
 		t.Errorf("reader got %+v, want only the one publication that went through", got)
 	}
-	if strings.Contains(fmt.Sprint(author.allPushes(), reader.allPushes()), "relation users") {
+	if strings.Contains(fmt.Sprint(author.AllPushes(), reader.AllPushes()), "relation users") {
 		t.Error("backend text reached a client")
 	}
 }
@@ -186,12 +186,12 @@ func TestConnectHookDisconnectThroughRealtime(t *testing.T) {
 	s, _ := startHookedServer(t, backend, "1s")
 	bystander := dialRT(t, s, "name=旁观者")
 	c := dialRT(t, s, "token=stale")
-	c.send(protocol.Command{Op: protocol.OpSubscribe, Channel: "chat:lobby"})
-	if code := c.waitClose(replyTimeout); code != 4001 {
+	c.Send(protocol.Command{Op: protocol.OpSubscribe, Channel: "chat:lobby"})
+	if code := c.WaitClose(replyTimeout); code != 4001 {
 		t.Errorf("close code %d, want the backend's 4001", code)
 	}
-	if got := c.allPushes(); len(got) != 0 {
+	if got := c.AllPushes(); len(got) != 0 {
 		t.Errorf("the disconnected client got %+v before its close", got)
 	}
-	bystander.ping()
+	bystander.Ping()
 }

@@ -43,10 +43,10 @@ func runJoinStorm(t *testing.T, s *testServer, channel string, n int, gap time.D
 		if gap > 0 && i > 0 {
 			time.Sleep(gap) // pacing the load, not waiting for an outcome
 		}
-		c.subscribe(channel)
+		c.Subscribe(channel)
 	}
 	for _, c := range clients {
-		c.waitPush("the last member's join or a count of every member", func(m protocol.ServerMessage) bool {
+		c.WaitPush("the last member's join or a count of every member", func(m protocol.ServerMessage) bool {
 			return m.Channel == channel && (m.Join != nil && m.Join.Name == lastName || m.PresenceCount == n)
 		})
 	}
@@ -54,7 +54,7 @@ func runJoinStorm(t *testing.T, s *testServer, channel string, n int, gap time.D
 	st.deliveries = s.app.hub.Stats().Deliveries - before
 	st.sentBytes = scrapeMetric(t, s, "duplex_websocket_sent_bytes_total") - bytesBefore
 	for _, c := range clients {
-		for _, m := range c.allPushes() {
+		for _, m := range c.AllPushes() {
 			if m.Channel == channel && isPresenceEvent(m) {
 				st.lines++
 			}

@@ -38,7 +38,7 @@ func TestPresenceBystanderFigures(t *testing.T) {
 	const channel = "chat:big"
 	s := startServer(t, manyClientsEnv(nil))
 	for i := range members {
-		dialRT(t, s, "name=member"+strconv.Itoa(i)).subscribe(channel)
+		dialRT(t, s, "name=member"+strconv.Itoa(i)).Subscribe(channel)
 	}
 	echo := s.dial(t, "/ws")
 

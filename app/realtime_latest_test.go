@@ -31,22 +31,22 @@ func TestRealtimeSubscribeLatest(t *testing.T) {
 			c := dialRT(t, s, "")
 
 			// Nothing published yet: an empty list, then the live pushes.
-			m := c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "push:fresh", Latest: 3})
+			m := c.Call(protocol.Command{Op: protocol.OpSubscribe, Channel: "push:fresh", Latest: 3})
 			if m.Error != nil || !strings.Contains(string(m.Result), `"publications":[]`) {
 				t.Fatalf("latest on a fresh channel: %+v %s", m.Error, m.Result)
 			}
 			apiPublish(t, s, "push:fresh", `{"n":1}`)
 			apiPublish(t, s, "push:fresh", `{"n":2}`)
-			wantContiguous(t, "fresh channel", c.waitPubs("push:fresh", 2, replyTimeout), 1)
+			wantContiguous(t, "fresh channel", c.WaitPubs("push:fresh", 2, replyTimeout), 1)
 
 			// Refused, with the connection still working.
 			for _, cmd := range []protocol.Command{
 				{Op: protocol.OpSubscribe, Channel: "push:a", Latest: pushHistory + 1},
 				{Op: protocol.OpSubscribe, Channel: "live:a", Latest: 1},
 			} {
-				c.fails(cmd, protocol.CodeBadRequest)
+				c.Fails(cmd, protocol.CodeBadRequest)
 			}
-			c.ping()
+			c.Ping()
 
 			const ch, latest = "push:ticker", 5
 			apiPublish(t, s, ch, `{"n":-1}`)
@@ -55,7 +55,7 @@ func TestRealtimeSubscribeLatest(t *testing.T) {
 			for i := range 10 {
 				c := dialRT(t, s, "")
 				var res protocol.SubscribeResult
-				c.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: latest}, &res)
+				c.OK(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: latest}, &res)
 				got := len(res.Publications)
 				// Memory reads history atomically; NATS walks it back and
 				// a channel this busy may discard the oldest first, but
@@ -69,7 +69,7 @@ func TestRealtimeSubscribeLatest(t *testing.T) {
 					}
 				}
 				sentinel := apiPublish(t, s, ch, `{"n":"sentinel"}`)
-				if !c.waitOffset(ch, sentinel.Offset, replyTimeout) {
+				if !c.WaitOffset(ch, sentinel.Offset, replyTimeout) {
 					select {
 					case err := <-pubErrs:
 						t.Fatal(err)
@@ -77,8 +77,8 @@ func TestRealtimeSubscribeLatest(t *testing.T) {
 					}
 					t.Fatalf("iteration %d: no sentinel at %d", i, sentinel.Offset)
 				}
-				wantContiguous(t, fmt.Sprintf("iteration %d (reply at offset %d)", i, res.Offset), c.pubs(ch), res.Offset+1)
-				c.closeNow()
+				wantContiguous(t, fmt.Sprintf("iteration %d (reply at offset %d)", i, res.Offset), c.Pubs(ch), res.Offset+1)
+				c.Close()
 			}
 		})
 	}

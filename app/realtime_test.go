@@ -44,12 +44,12 @@ func pubCmd(channel string, n int) protocol.Command {
 // it missed any.
 func wantReaderGotAll(t *testing.T, reader *rtClient, ch string, published int) {
 	t.Helper()
-	all := reader.pubs(ch)
+	all := reader.Pubs(ch)
 	if len(all) != published {
 		t.Fatalf("reader got %d publications, want %d", len(all), published)
 	}
 	wantContiguous(t, "reader", all, 1)
-	for _, m := range reader.allPushes() {
+	for _, m := range reader.AllPushes() {
 		if m.Missed != 0 {
 			t.Fatalf("reader was told it missed %d", m.Missed)
 		}
@@ -72,7 +72,7 @@ func TestRealtimeFanOut(t *testing.T) {
 	clients := make([]*rtClient, nClients)
 	for i := range clients {
 		clients[i] = dialRT(t, s, fmt.Sprintf("name=u%d", i))
-		if r := clients[i].subscribe(ch); r.Offset != 0 {
+		if r := clients[i].Subscribe(ch); r.Offset != 0 {
 			t.Fatalf("fresh channel at offset %d", r.Offset)
 		}
 	}
@@ -81,7 +81,7 @@ func TestRealtimeFanOut(t *testing.T) {
 		data := fmt.Sprintf(`{"n":%d}`, n)
 		var off uint64
 		if n%2 == 0 {
-			off = pub.publish(ch, data).Offset
+			off = pub.Publish(ch, data).Offset
 		} else {
 			off = apiPublish(t, s, ch, data).Offset
 		}
@@ -90,9 +90,9 @@ func TestRealtimeFanOut(t *testing.T) {
 		}
 	}
 	for i, c := range clients {
-		c.waitPubs(ch, nPubs, 10*time.Second)
-		c.ping() // every copy was queued before this reply: duplicates would show now
-		got := c.pubs(ch)
+		c.WaitPubs(ch, nPubs, 10*time.Second)
+		c.Ping() // every copy was queued before this reply: duplicates would show now
+		got := c.Pubs(ch)
 		if len(got) != nPubs {
 			t.Fatalf("client %d got %d publications, want exactly %d", i, len(got), nPubs)
 		}
@@ -117,7 +117,7 @@ func TestRealtimeOrderPerChannel(t *testing.T) {
 	subs := make([]*rtClient, 5)
 	for i := range subs {
 		subs[i] = dialRT(t, s, "")
-		subs[i].subscribe(ch)
+		subs[i].Subscribe(ch)
 	}
 	p1, p2 := subs[0], subs[1] // publishers are subscribers too
 
@@ -135,8 +135,8 @@ func TestRealtimeOrderPerChannel(t *testing.T) {
 	apiErrs := make(chan error, perPublisher)
 	start := make(chan struct{})
 	wg.Add(3)
-	go func() { defer wg.Done(); <-start; ids1 = p1.sendBatch(batch(100)) }()
-	go func() { defer wg.Done(); <-start; ids2 = p2.sendBatch(batch(200)) }()
+	go func() { defer wg.Done(); <-start; ids1 = p1.SendBatch(batch(100)) }()
+	go func() { defer wg.Done(); <-start; ids2 = p2.SendBatch(batch(200)) }()
 	go func() {
 		defer wg.Done()
 		<-start
@@ -162,21 +162,21 @@ func TestRealtimeOrderPerChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range ids1 {
-		if m := p1.await(id); m.Error != nil {
+		if m := p1.Await(id); m.Error != nil {
 			t.Fatalf("publisher 1: %+v", m.Error)
 		}
 	}
 	for _, id := range ids2 {
-		if m := p2.await(id); m.Error != nil {
+		if m := p2.Await(id); m.Error != nil {
 			t.Fatalf("publisher 2: %+v", m.Error)
 		}
 	}
 
 	const total = 3 * perPublisher
 	for i, c := range subs {
-		got := c.waitPubs(ch, total, 10*time.Second)
-		c.ping()
-		if got = c.pubs(ch); len(got) != total {
+		got := c.WaitPubs(ch, total, 10*time.Second)
+		c.Ping()
+		if got = c.Pubs(ch); len(got) != total {
 			t.Fatalf("subscriber %d: %d publications, want %d", i, len(got), total)
 		}
 		wantContiguous(t, fmt.Sprintf("subscriber %d", i), got, 1)
@@ -197,11 +197,11 @@ func TestRealtimeChatPresenceAndJoinLeave(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	const ch = "chat:room"
 	alice := dialRT(t, s, "name="+url.QueryEscape("爱丽丝"))
-	alice.subscribe(ch)
+	alice.Subscribe(ch)
 	bob := dialRT(t, s, "name=bob")
-	bob.subscribe(ch)
+	bob.Subscribe(ch)
 
-	join := alice.waitPush("bob's join", func(m protocol.ServerMessage) bool {
+	join := alice.WaitPush("bob's join", func(m protocol.ServerMessage) bool {
 		return m.Channel == ch && m.Join != nil && m.Join.Name == "bob"
 	}).Join
 	if join.Client == "" || join.User != "" {
@@ -210,7 +210,7 @@ func TestRealtimeChatPresenceAndJoinLeave(t *testing.T) {
 	bobID := join.Client
 
 	var pr protocol.PresenceResult
-	alice.ok(protocol.Command{Op: protocol.OpPresence, Channel: ch}, &pr)
+	alice.OK(protocol.Command{Op: protocol.OpPresence, Channel: ch}, &pr)
 	if pr.Count != 2 || len(pr.Clients) != 2 || pr.Clients[bobID].Name != "bob" {
 		t.Fatalf("presence %+v", pr)
 	}
@@ -228,39 +228,39 @@ func TestRealtimeChatPresenceAndJoinLeave(t *testing.T) {
 	}
 
 	// A publication says who sent it.
-	bob.publish(ch, `{"n":1,"text":"hi"}`)
-	if m := alice.waitPubs(ch, 1, replyTimeout)[0]; m.Info == nil || m.Info.Client != bobID || m.Info.Name != "bob" {
+	bob.Publish(ch, `{"n":1,"text":"hi"}`)
+	if m := alice.WaitPubs(ch, 1, replyTimeout)[0]; m.Info == nil || m.Info.Client != bobID || m.Info.Name != "bob" {
 		t.Fatalf("publication info %+v, want bob (%s)", m.Info, bobID)
 	}
 
 	// Unsubscribe: a leave, presence shrinks, and bob gets nothing more.
-	bob.ok(protocol.Command{Op: protocol.OpUnsubscribe, Channel: ch}, nil)
-	leave := alice.waitPush("bob's leave", func(m protocol.ServerMessage) bool {
+	bob.OK(protocol.Command{Op: protocol.OpUnsubscribe, Channel: ch}, nil)
+	leave := alice.WaitPush("bob's leave", func(m protocol.ServerMessage) bool {
 		return m.Channel == ch && m.Leave != nil && m.Leave.Client == bobID
 	}).Leave
 	if leave.Name != "bob" {
 		t.Fatalf("leave info %+v", leave)
 	}
 	pr = protocol.PresenceResult{} // Unmarshal would merge into the old map
-	alice.ok(protocol.Command{Op: protocol.OpPresence, Channel: ch}, &pr)
+	alice.OK(protocol.Command{Op: protocol.OpPresence, Channel: ch}, &pr)
 	if pr.Count != 1 || len(pr.Clients) != 1 || pr.Clients[aliceID].Name != "爱丽丝" {
 		t.Fatalf("presence after unsubscribe %+v", pr)
 	}
 	apiPublish(t, s, ch, `{"n":2}`)
-	alice.waitPubs(ch, 2, replyTimeout)
-	bob.ping()
-	if n := len(bob.pubs(ch)); n != 1 {
+	alice.WaitPubs(ch, 2, replyTimeout)
+	bob.Ping()
+	if n := len(bob.Pubs(ch)); n != 1 {
 		t.Fatalf("bob got %d publications; after unsubscribing he must get none", n)
 	}
 
 	// Disconnecting is a leave too, with the client's new identity.
 	carol := dialRT(t, s, "name=carol")
-	carol.subscribe(ch)
-	carolID := alice.waitPush("carol's join", func(m protocol.ServerMessage) bool {
+	carol.Subscribe(ch)
+	carolID := alice.WaitPush("carol's join", func(m protocol.ServerMessage) bool {
 		return m.Join != nil && m.Join.Name == "carol"
 	}).Join.Client
-	carol.closeNow()
-	alice.waitPush("carol's leave on disconnect", func(m protocol.ServerMessage) bool {
+	carol.Close()
+	alice.WaitPush("carol's leave on disconnect", func(m protocol.ServerMessage) bool {
 		return m.Leave != nil && m.Leave.Client == carolID
 	})
 	var apiPr protocol.PresenceResult
@@ -274,11 +274,11 @@ func TestRealtimeLivePresenceCountOnly(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	const ch = "live:stage"
 	a := dialRT(t, s, "name=a")
-	a.subscribe(ch)
+	a.Subscribe(ch)
 	b := dialRT(t, s, "name=b")
-	b.subscribe(ch)
+	b.Subscribe(ch)
 
-	m := a.call(protocol.Command{Op: protocol.OpPresence, Channel: ch})
+	m := a.Call(protocol.Command{Op: protocol.OpPresence, Channel: ch})
 	if m.Error != nil || string(m.Result) != `{"count":2}` {
 		t.Fatalf("live presence = %s %+v, want exactly {\"count\":2} (no member list)", m.Result, m.Error)
 	}
@@ -287,21 +287,21 @@ func TestRealtimeLivePresenceCountOnly(t *testing.T) {
 		t.Fatalf("API live presence = %d %s", status, body)
 	}
 
-	b.ok(protocol.Command{Op: protocol.OpUnsubscribe, Channel: ch}, nil)
+	b.OK(protocol.Command{Op: protocol.OpUnsubscribe, Channel: ch}, nil)
 	c := dialRT(t, s, "name=c")
-	c.subscribe(ch)
-	c.closeNow()
+	c.Subscribe(ch)
+	c.Close()
 	// A publication after all that comes after any join/leave the server
 	// would have sent (one ordered stream per channel).
 	apiPublish(t, s, ch, `{"n":1}`)
-	a.waitPubs(ch, 1, replyTimeout)
-	for _, raw := range a.allPushes() {
+	a.WaitPubs(ch, 1, replyTimeout)
+	for _, raw := range a.AllPushes() {
 		if raw.Join != nil || raw.Leave != nil {
 			t.Fatalf("live: got a join/leave push %+v; live rooms send none", raw)
 		}
 	}
 	waitFor(t, "live count 1", 3*time.Second, func() bool {
-		m := a.call(protocol.Command{Op: protocol.OpPresence, Channel: ch})
+		m := a.Call(protocol.Command{Op: protocol.OpPresence, Channel: ch})
 		return string(m.Result) == `{"count":1}`
 	})
 }
@@ -312,13 +312,13 @@ func TestRealtimeHistory(t *testing.T) {
 	c := dialRT(t, s, "name=hist")
 	var epoch string
 	for n := 1; n <= 5; n++ {
-		epoch = c.publish(ch, fmt.Sprintf(`{"n":%d}`, n)).Epoch
+		epoch = c.Publish(ch, fmt.Sprintf(`{"n":%d}`, n)).Epoch
 	}
 	history := func(cmd protocol.Command) protocol.HistoryResult {
 		t.Helper()
 		cmd.Op, cmd.Channel = protocol.OpHistory, ch
 		var h protocol.HistoryResult
-		c.ok(cmd, &h)
+		c.OK(cmd, &h)
 		if h.Offset != 5 || h.Epoch != epoch {
 			t.Fatalf("history position %d/%s, want 5/%s", h.Offset, h.Epoch, epoch)
 		}
@@ -348,7 +348,7 @@ func TestRealtimeHistory(t *testing.T) {
 	if h := history(protocol.Command{Since: &protocol.Position{Offset: 5, Epoch: epoch}}); len(h.Publications) != 0 {
 		t.Fatalf("history since the top: %s", offsets(h.Publications))
 	}
-	c.fails(protocol.Command{Op: protocol.OpHistory, Channel: ch, Since: &protocol.Position{Offset: 2, Epoch: "wrong"}}, protocol.CodeNotFound)
+	c.Fails(protocol.Command{Op: protocol.OpHistory, Channel: ch, Since: &protocol.Position{Offset: 2, Epoch: "wrong"}}, protocol.CodeNotFound)
 
 	api := func(q string) string {
 		t.Helper()
@@ -375,13 +375,13 @@ func TestRealtimeRecovery(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	const ch = "chat:recover"
 	first := dialRT(t, s, "")
-	r := first.subscribe(ch)
+	r := first.Subscribe(ch)
 	for n := 1; n <= 3; n++ {
 		apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d}`, n))
 	}
-	seen := first.waitPubs(ch, 3, replyTimeout)
+	seen := first.WaitPubs(ch, 3, replyTimeout)
 	last := protocol.Position{Offset: seen[2].Offset, Epoch: r.Epoch}
-	first.closeNow()
+	first.Close()
 
 	for n := 4; n <= 6; n++ { // missed while away
 		apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d}`, n))
@@ -389,7 +389,7 @@ func TestRealtimeRecovery(t *testing.T) {
 
 	recoverSub := func(c *rtClient, pos protocol.Position) (protocol.SubscribeResult, string) {
 		t.Helper()
-		m := c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Recover: &pos})
+		m := c.Call(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Recover: &pos})
 		if m.Error != nil {
 			t.Fatalf("subscribe with recover: %+v", m.Error)
 		}
@@ -415,9 +415,9 @@ func TestRealtimeRecovery(t *testing.T) {
 		}
 	}
 	apiPublish(t, s, ch, `{"n":7}`)
-	got := second.waitPubs(ch, 1, replyTimeout)
-	second.ping()
-	if got = second.pubs(ch); len(got) != 1 || got[0].Offset != 7 {
+	got := second.WaitPubs(ch, 1, replyTimeout)
+	second.Ping()
+	if got = second.Pubs(ch); len(got) != 1 || got[0].Offset != 7 {
 		t.Fatalf("after recovery the pushes are %+v, want only offset 7", got)
 	}
 
@@ -470,7 +470,7 @@ func TestRealtimeSubscribeWhilePublishing(t *testing.T) {
 	recovered := 0
 	for i := 0; i < 40; i++ {
 		c := dialRT(t, s, "")
-		m := c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Recover: last})
+		m := c.Call(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Recover: last})
 		if m.Error != nil {
 			t.Fatalf("subscribe: %+v", m.Error)
 		}
@@ -491,7 +491,7 @@ func TestRealtimeSubscribeWhilePublishing(t *testing.T) {
 				t.Fatalf("iteration %d: recovered up to %d, but the reply is at %d", i, want-1, res.Offset)
 			}
 		}
-		if !c.waitOffset(ch, res.Offset+5, replyTimeout) {
+		if !c.WaitOffset(ch, res.Offset+5, replyTimeout) {
 			select {
 			case err := <-pubErrs:
 				t.Fatal(err)
@@ -499,10 +499,10 @@ func TestRealtimeSubscribeWhilePublishing(t *testing.T) {
 			}
 			t.Fatalf("iteration %d: no pushes after offset %d", i, res.Offset)
 		}
-		got := c.pubs(ch)
+		got := c.Pubs(ch)
 		wantContiguous(t, fmt.Sprintf("iteration %d (reply at offset %d)", i, res.Offset), got, res.Offset+1)
 		last = &protocol.Position{Offset: got[len(got)-1].Offset, Epoch: res.Epoch}
-		c.closeNow()
+		c.Close()
 	}
 	t.Logf("%d of 39 resubscribes recovered", recovered)
 	if recovered == 0 {
@@ -579,17 +579,17 @@ func TestRealtimeErrorCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialRT(t, s, tc.query)
 			for _, cmd := range tc.setup {
-				c.ok(cmd, nil)
+				c.OK(cmd, nil)
 			}
 			if tc.raw != "" {
-				c.sendRaw(tc.raw)
-				c.wantErr(c.await(rawID), tc.code, tc.raw)
+				c.SendRaw(tc.raw)
+				c.WantErr(c.Await(rawID), tc.code, tc.raw)
 			} else {
-				c.fails(tc.cmd, tc.code)
+				c.Fails(tc.cmd, tc.code)
 			}
-			c.ping()
+			c.Ping()
 			if tc.setup != nil {
-				c.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:a"}, nil)
+				c.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:a"}, nil)
 			}
 		})
 	}
@@ -597,29 +597,29 @@ func TestRealtimeErrorCodes(t *testing.T) {
 	t.Run("malformed JSON has no id to answer", func(t *testing.T) {
 		c := dialRT(t, s, "")
 		for i, raw := range []string{`{"id":5,"op":`, `not json`, `[1,2]`, `{"id":"1","op":"ping"}`, `{"op":"ping"}`} {
-			c.sendRaw(raw)
-			if !c.waitState(replyTimeout, func() bool { return len(c.anonErrs) > i }) {
+			c.SendRaw(raw)
+			if !c.WaitState(replyTimeout, func() bool { return len(c.AnonErrors()) > i }) {
 				t.Fatalf("%s: no error reply", raw)
 			}
-			if e := c.anonErrors()[i]; e.Code != protocol.CodeBadRequest || e.Message == "" {
+			if e := c.AnonErrors()[i]; e.Code != protocol.CodeBadRequest || e.Message == "" {
 				t.Fatalf("%s: error %+v, want bad_request", raw, e)
 			}
-			c.ping()
+			c.Ping()
 		}
 	})
 
 	t.Run("several commands in one frame, one of them bad", func(t *testing.T) {
 		c := dialRT(t, s, "")
-		c.sendRaw("{\"id\":1,\"op\":\"ping\"}\n{\"id\":2,\"op\":\"subscribe\",\"channel\":\"nope:x\"}\r\n\n{\"id\":3,\"op\":\"subscribe\",\"channel\":\"chat:multi\"}")
-		if m := c.await(1); m.Error != nil {
+		c.SendRaw("{\"id\":1,\"op\":\"ping\"}\n{\"id\":2,\"op\":\"subscribe\",\"channel\":\"nope:x\"}\r\n\n{\"id\":3,\"op\":\"subscribe\",\"channel\":\"chat:multi\"}")
+		if m := c.Await(1); m.Error != nil {
 			t.Fatalf("1: %+v", m)
 		}
-		c.wantErr(c.await(2), protocol.CodeBadChannel, "2")
-		if m := c.await(3); m.Error != nil {
+		c.WantErr(c.Await(2), protocol.CodeBadChannel, "2")
+		if m := c.Await(3); m.Error != nil {
 			t.Fatalf("3: %+v", m.Error)
 		}
 		apiPublish(t, s, "chat:multi", `{"n":1}`)
-		c.waitPubs("chat:multi", 1, replyTimeout)
+		c.WaitPubs("chat:multi", 1, replyTimeout)
 	})
 }
 
@@ -658,33 +658,33 @@ func TestRealtimeSubscriptionLimit(t *testing.T) {
 				// this pacing keeps the client polite, it synchronizes nothing.
 				time.Sleep(25 * time.Millisecond)
 			}
-			c.subscribe(fmt.Sprintf("chat:c%d", i))
+			c.Subscribe(fmt.Sprintf("chat:c%d", i))
 		}
-		e := c.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "push:one-too-many"}, protocol.CodeLimitExceeded)
+		e := c.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "push:one-too-many"}, protocol.CodeLimitExceeded)
 		if !strings.Contains(e.Message, "128") {
 			t.Errorf("limit message %q does not say 128", e.Message)
 		}
-		c.ping()
-		c.ok(protocol.Command{Op: protocol.OpUnsubscribe, Channel: "chat:c0"}, nil)
-		c.subscribe("push:one-too-many") // room again
+		c.Ping()
+		c.OK(protocol.Command{Op: protocol.OpUnsubscribe, Channel: "chat:c0"}, nil)
+		c.Subscribe("push:one-too-many") // room again
 	})
 	t.Run("MAX_SUBSCRIPTIONS=3", func(t *testing.T) {
 		s := startServer(t, rtEnv(map[string]string{"MAX_SUBSCRIPTIONS": "3"}))
 		c := dialRT(t, s, "")
-		c.subscribe("chat:a")
-		c.subscribe("live:b")
-		c.subscribe("push:c")
-		c.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "chat:d"}, protocol.CodeLimitExceeded)
-		c.ping()
+		c.Subscribe("chat:a")
+		c.Subscribe("live:b")
+		c.Subscribe("push:c")
+		c.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "chat:d"}, protocol.CodeLimitExceeded)
+		c.Ping()
 		// The refused subscribe left nothing behind.
 		apiPublish(t, s, "chat:d", `{"n":1}`)
 		apiPublish(t, s, "chat:a", `{"n":2}`)
-		c.waitPubs("chat:a", 1, replyTimeout)
-		if got := c.pubs("chat:d"); len(got) != 0 {
+		c.WaitPubs("chat:a", 1, replyTimeout)
+		if got := c.Pubs("chat:d"); len(got) != 0 {
 			t.Fatalf("got %+v from a refused subscription", got)
 		}
 		// Another connection has its own budget.
-		dialRT(t, s, "").subscribe("chat:d")
+		dialRT(t, s, "").Subscribe("chat:d")
 	})
 }
 
@@ -692,9 +692,9 @@ func TestRealtimeRateLimits(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	const ch = "chat:flood"
 	bystander := dialRT(t, s, "name=bystander")
-	bystander.subscribe(ch)
+	bystander.Subscribe(ch)
 	flooder := dialRT(t, s, "name=flooder")
-	flooder.subscribe(ch)
+	flooder.Subscribe(ch)
 
 	// A burst over chat's publish limit (10/s, burst 20): the excess is
 	// refused with rate_limited, and the connection survives.
@@ -703,8 +703,8 @@ func TestRealtimeRateLimits(t *testing.T) {
 		cmds[i] = pubCmd(ch, i)
 	}
 	okCount, limited := 0, 0
-	for _, id := range flooder.sendBatch(cmds) {
-		m := flooder.await(id)
+	for _, id := range flooder.SendBatch(cmds) {
+		m := flooder.Await(id)
 		switch {
 		case m.Error == nil:
 			okCount++
@@ -717,27 +717,27 @@ func TestRealtimeRateLimits(t *testing.T) {
 	if limited == 0 || okCount < 20 {
 		t.Fatalf("30 publishes at once: %d accepted, %d rate_limited; want at least 20 and some refused", okCount, limited)
 	}
-	flooder.ping()
-	bystander.waitPubs(ch, okCount, replyTimeout)
+	flooder.Ping()
+	bystander.WaitPubs(ch, okCount, replyTimeout)
 
 	// Keeping on flooding after being told to slow down closes with 1008.
 	flood := make([]protocol.Command, 100)
 	for i := range flood {
 		flood[i] = pubCmd(ch, 1000+i)
 	}
-	flooder.sendBatch(flood)
-	if code := flooder.waitClose(replyTimeout); code != websocket.ClosePolicyViolation {
+	flooder.SendBatch(flood)
+	if code := flooder.WaitClose(replyTimeout); code != websocket.ClosePolicyViolation {
 		t.Fatalf("sustained flood: close %d, want 1008", code)
 	}
 
 	// Everyone else is unaffected.
-	bystander.ping()
-	bystander.publish(ch, `{"n":9999}`)
-	got := bystander.waitPubs(ch, 1, replyTimeout)
+	bystander.Ping()
+	bystander.Publish(ch, `{"n":9999}`)
+	got := bystander.WaitPubs(ch, 1, replyTimeout)
 	wantContiguous(t, "bystander", got, 1)
 	other := dialRT(t, s, "")
-	other.subscribe(ch)
-	other.publish(ch, `{"n":10000}`)
+	other.Subscribe(ch)
+	other.Publish(ch, `{"n":10000}`)
 
 	t.Run("live has a tighter publish limit", func(t *testing.T) {
 		c := dialRT(t, s, "")
@@ -746,15 +746,15 @@ func TestRealtimeRateLimits(t *testing.T) {
 			cmds[i] = pubCmd("live:flood", i)
 		}
 		limited := 0
-		for _, id := range c.sendBatch(cmds) {
-			if m := c.await(id); m.Error != nil && m.Error.Code == protocol.CodeRateLimited {
+		for _, id := range c.SendBatch(cmds) {
+			if m := c.Await(id); m.Error != nil && m.Error.Code == protocol.CodeRateLimited {
 				limited++
 			}
 		}
 		if limited == 0 {
 			t.Fatal("8 publishes at once on live: none rate_limited (limit 3/s, burst 5)")
 		}
-		c.ping()
+		c.Ping()
 	})
 
 	t.Run("command rate", func(t *testing.T) {
@@ -764,8 +764,8 @@ func TestRealtimeRateLimits(t *testing.T) {
 			pings[i] = protocol.Command{Op: protocol.OpPing}
 		}
 		limited := 0
-		for _, id := range c.sendBatch(pings) {
-			if m := c.await(id); m.Error != nil {
+		for _, id := range c.SendBatch(pings) {
+			if m := c.Await(id); m.Error != nil {
 				if m.Error.Code != protocol.CodeRateLimited {
 					t.Fatalf("ping: %+v", m.Error)
 				}
@@ -775,8 +775,8 @@ func TestRealtimeRateLimits(t *testing.T) {
 		if limited == 0 {
 			t.Fatal("108 commands at once: none rate_limited")
 		}
-		if c.readErr() != nil {
-			t.Fatalf("closed after a few violations: %v", c.readErr())
+		if c.ReadErr() != nil {
+			t.Fatalf("closed after a few violations: %v", c.ReadErr())
 		}
 	})
 }
@@ -810,8 +810,8 @@ func TestRealtimeLargeHistoryRepliesArePaged(t *testing.T) {
 		for i := range cmds {
 			cmds[i] = protocol.Command{Op: protocol.OpHistory, Channel: ch}
 		}
-		for _, id := range c.sendBatch(cmds) {
-			m := c.await(id)
+		for _, id := range c.SendBatch(cmds) {
+			m := c.Await(id)
 			if m.Error != nil {
 				t.Fatalf("queue %d: history %d: %s", queue, id, m.Error.Code)
 			}
@@ -824,8 +824,8 @@ func TestRealtimeLargeHistoryRepliesArePaged(t *testing.T) {
 					queue, len(m.Result), len(h.Publications), h.More)
 			}
 		}
-		c.ping()
-		if err := c.readErr(); err != nil {
+		c.Ping()
+		if err := c.ReadErr(); err != nil {
 			t.Fatalf("queue %d: the reading client was closed: %v", queue, err)
 		}
 	}
@@ -835,16 +835,16 @@ func TestRealtimeSlowConsumerDisconnect(t *testing.T) {
 	s := startServer(t, slowEnv())
 	const ch = "chat:slow"
 	reader := dialRT(t, s, "name=reader")
-	reader.subscribe(ch)
+	reader.Subscribe(ch)
 	slow := dialRT(t, s, "name=slow")
-	slow.subscribe(ch)
-	slowID := reader.waitPush("slow's join", func(m protocol.ServerMessage) bool {
+	slow.Subscribe(ch)
+	slowID := reader.WaitPush("slow's join", func(m protocol.ServerMessage) bool {
 		return m.Join != nil && m.Join.Name == "slow"
 	}).Join.Client
-	slow.pauseReading()
+	slow.PauseReading()
 
 	slowLeft := func() bool {
-		for _, m := range reader.allPushes() {
+		for _, m := range reader.AllPushes() {
 			if m.Leave != nil && m.Leave.Client == slowID {
 				return true
 			}
@@ -855,8 +855,8 @@ func TestRealtimeSlowConsumerDisconnect(t *testing.T) {
 	for ; published < 600; published++ {
 		off := apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d,"pad":%q}`, published+1, bigPad)).Offset
 		// The reader keeps up; it must never wait on the stalled client.
-		if !reader.waitOffset(ch, off, replyTimeout) {
-			t.Fatalf("reader stuck before offset %d (reader: %v)", off, reader.readErr())
+		if !reader.WaitOffset(ch, off, replyTimeout) {
+			t.Fatalf("reader stuck before offset %d (reader: %v)", off, reader.ReadErr())
 		}
 		if (published%8 == 0 && scrapeMetric(t, s, "duplex_realtime_refused_total") > 0) || slowLeft() {
 			published++
@@ -865,23 +865,23 @@ func TestRealtimeSlowConsumerDisconnect(t *testing.T) {
 	}
 	t.Logf("stalled subscriber overflowed after %d publications of %d bytes", published, len(bigPad))
 	// The stalled one is dropped from the channel (a leave) ...
-	reader.waitPush("slow's leave", func(m protocol.ServerMessage) bool {
+	reader.WaitPush("slow's leave", func(m protocol.ServerMessage) bool {
 		return m.Leave != nil && m.Leave.Client == slowID
 	})
 	// ... and when it reads again it finds what was sent before the
 	// overflow, in order with no gap, then close 1013.
-	slow.resumeReading()
-	if code := slow.waitClose(10 * time.Second); code != websocket.CloseTryAgainLater {
-		t.Fatalf("stalled subscriber: close %d (%v), want 1013", code, slow.readErr())
+	slow.ResumeReading()
+	if code := slow.WaitClose(10 * time.Second); code != websocket.CloseTryAgainLater {
+		t.Fatalf("stalled subscriber: close %d (%v), want 1013", code, slow.ReadErr())
 	}
-	got := slow.pubs(ch)
+	got := slow.Pubs(ch)
 	if len(got) == 0 || len(got) >= published {
 		t.Fatalf("stalled subscriber got %d of %d publications", len(got), published)
 	}
 	wantContiguous(t, "stalled subscriber", got, 1)
 
 	// The reader got every message exactly once and is still connected.
-	reader.ping()
+	reader.Ping()
 	wantReaderGotAll(t, reader, ch, published)
 	waitFor(t, "one connection left", 3*time.Second, func() bool { return s.app.Connections() == 1 })
 }
@@ -896,17 +896,17 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	s := startServer(t, slowEnv())
 	const ch = "live:slow"
 	reader := dialRT(t, s, "name=reader")
-	reader.subscribe(ch)
+	reader.Subscribe(ch)
 	slow := dialRT(t, s, "name=slow")
-	if r := slow.subscribe(ch); r.Offset != 0 {
+	if r := slow.Subscribe(ch); r.Offset != 0 {
 		t.Fatalf("new channel at offset %d", r.Offset)
 	}
-	slow.pauseReading()
+	slow.PauseReading()
 
 	publish := func(n int) {
 		off := apiPublish(t, s, ch, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, bigPad)).Offset
-		if !reader.waitOffset(ch, off, replyTimeout) {
-			t.Fatalf("reader stuck before offset %d (reader: %v)", off, reader.readErr())
+		if !reader.WaitOffset(ch, off, replyTimeout) {
+			t.Fatalf("reader stuck before offset %d (reader: %v)", off, reader.ReadErr())
 		}
 	}
 	published := 0
@@ -919,34 +919,34 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	}
 	// Commands while the queue is full, then more publications that must
 	// drop older publications, never these replies.
-	pingID := slow.send(protocol.Command{Op: protocol.OpPing})
-	presenceID := slow.send(protocol.Command{Op: protocol.OpPresence, Channel: ch})
-	historyID := slow.send(protocol.Command{Op: protocol.OpHistory, Channel: "chat:nothing-here"})
+	pingID := slow.Send(protocol.Command{Op: protocol.OpPing})
+	presenceID := slow.Send(protocol.Command{Op: protocol.OpPresence, Channel: ch})
+	historyID := slow.Send(protocol.Command{Op: protocol.OpHistory, Channel: "chat:nothing-here"})
 	for range 10 {
 		published++
 		publish(published)
 	}
 	t.Logf("published %d publications of %d bytes", published, len(bigPad))
-	if err := slow.readErr(); err != nil {
+	if err := slow.ReadErr(); err != nil {
 		t.Fatalf("stalled live subscriber was disconnected: %v", err)
 	}
 	if n := s.app.Connections(); n != 2 {
 		t.Fatalf("%d connections, want 2: drop-oldest must not close", n)
 	}
 
-	slow.resumeReading()
-	if !slow.waitOffset(ch, uint64(published), 10*time.Second) {
-		t.Fatalf("resumed subscriber never got offset %d (reader: %v)", published, slow.readErr())
+	slow.ResumeReading()
+	if !slow.WaitOffset(ch, uint64(published), 10*time.Second) {
+		t.Fatalf("resumed subscriber never got offset %d (reader: %v)", published, slow.ReadErr())
 	}
 	for _, id := range []uint64{pingID, presenceID, historyID} {
-		if m := slow.await(id); m.Error != nil && id != historyID {
+		if m := slow.Await(id); m.Error != nil && id != historyID {
 			t.Fatalf("command %d answered with error %s", id, m.Error.Code)
 		}
 	}
-	slow.ping()
-	got := slow.pubs(ch)
+	slow.Ping()
+	got := slow.Pubs(ch)
 	missed, gaps := 0, 0
-	for _, m := range slow.allPushes() {
+	for _, m := range slow.AllPushes() {
 		missed += m.Missed
 	}
 	prev := uint64(0) // the subscribe reply's offset: the channel was new
@@ -961,29 +961,29 @@ func TestRealtimeSlowConsumerDropOldest(t *testing.T) {
 	}
 	if gaps == 0 || len(got) >= published {
 		t.Fatalf("resumed subscriber: %d of %d publications (%s), %d gaps; want a gap",
-			len(got), published, describePushes(slow.allPushes()), gaps)
+			len(got), published, describePushes(slow.AllPushes()), gaps)
 	}
 	if lost := published - len(got); missed != lost {
 		t.Fatalf("resumed subscriber was told it missed %d, but lost %d of %d publications (%s)",
-			missed, lost, published, describePushes(slow.allPushes()))
+			missed, lost, published, describePushes(slow.AllPushes()))
 	}
 	if got[len(got)-1].Offset != uint64(published) {
 		t.Fatalf("resumed subscriber's last publication is %d, want the newest %d", got[len(got)-1].Offset, published)
 	}
 	// Each loss is told ahead of the next publication the client gets.
 	told, received := 0, 0
-	for _, m := range slow.allPushes() {
+	for _, m := range slow.AllPushes() {
 		told += m.Missed
 		if m.Channel == ch && m.Data != nil {
 			if lost := int(m.Offset) - 1 - received; told < lost {
 				t.Fatalf("publication %d came after %d losses, but only %d were told (%s)",
-					m.Offset, lost, told, describePushes(slow.allPushes()))
+					m.Offset, lost, told, describePushes(slow.AllPushes()))
 			}
 			received++
 		}
 	}
 
-	reader.ping()
+	reader.Ping()
 	wantReaderGotAll(t, reader, ch, published)
 }
 
@@ -992,25 +992,25 @@ func TestRealtimeIdentity(t *testing.T) {
 
 	t.Run("valid token", func(t *testing.T) {
 		c := dialRT(t, s, "token="+mintToken(t, "42", "王五"))
-		c.subscribe("user:42")
-		c.subscribe("chat:id")
-		c.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:43"}, protocol.CodeForbidden)
-		c.fails(protocol.Command{Op: protocol.OpPresence, Channel: "user:43"}, protocol.CodeForbidden)
-		c.publish("chat:id", `{"n":1}`)
-		m := c.waitPubs("chat:id", 1, replyTimeout)[0]
+		c.Subscribe("user:42")
+		c.Subscribe("chat:id")
+		c.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:43"}, protocol.CodeForbidden)
+		c.Fails(protocol.Command{Op: protocol.OpPresence, Channel: "user:43"}, protocol.CodeForbidden)
+		c.Publish("chat:id", `{"n":1}`)
+		m := c.WaitPubs("chat:id", 1, replyTimeout)[0]
 		if m.Info == nil || m.Info.User != "42" || m.Info.Name != "王五" {
 			t.Fatalf("publication info %+v, want user 42 named 王五", m.Info)
 		}
 		apiPublish(t, s, "user:42", `{"n":2}`)
-		c.waitPubs("user:42", 1, replyTimeout)
+		c.WaitPubs("user:42", 1, replyTimeout)
 	})
 
 	t.Run("token without a name", func(t *testing.T) {
 		c := dialRT(t, s, "token="+mintToken(t, "u-7", "")+"&name=ignored")
-		c.subscribe("user:u-7")
+		c.Subscribe("user:u-7")
 		var pr protocol.PresenceResult
-		c.subscribe("chat:id2")
-		c.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:id2"}, &pr)
+		c.Subscribe("chat:id2")
+		c.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:id2"}, &pr)
 		for _, info := range pr.Clients {
 			if info.User != "u-7" || info.Name == "" {
 				t.Fatalf("presence %+v", info)
@@ -1045,9 +1045,9 @@ func TestRealtimeIdentity(t *testing.T) {
 		}
 		long := strings.Repeat("名", 32)
 		c := dialRT(t, s, "name="+url.QueryEscape(long))
-		c.publish("chat:names", `{"n":1}`)
+		c.Publish("chat:names", `{"n":1}`)
 		var h protocol.HistoryResult
-		c.ok(protocol.Command{Op: protocol.OpHistory, Channel: "chat:names"}, &h)
+		c.OK(protocol.Command{Op: protocol.OpHistory, Channel: "chat:names"}, &h)
 		if len(h.Publications) != 1 || h.Publications[0].Info == nil || h.Publications[0].Info.Name != long || h.Publications[0].Info.User != "" {
 			t.Fatalf("history info %+v, want guest named %s", h.Publications, long)
 		}
@@ -1055,20 +1055,20 @@ func TestRealtimeIdentity(t *testing.T) {
 
 	t.Run("guests cannot use user channels", func(t *testing.T) {
 		c := dialRT(t, s, "name=guest")
-		c.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:42"}, protocol.CodeUnauthorized)
-		c.fails(protocol.Command{Op: protocol.OpPresence, Channel: "user:42"}, protocol.CodeUnauthorized)
-		c.ping()
+		c.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:42"}, protocol.CodeUnauthorized)
+		c.Fails(protocol.Command{Op: protocol.OpPresence, Channel: "user:42"}, protocol.CodeUnauthorized)
+		c.Ping()
 		// A connect with a valid token signs in on the same connection.
-		c.ok(protocol.Command{Op: protocol.OpConnect, Token: mintToken(t, "42", "")}, nil)
-		c.subscribe("user:42")
-		c.fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:43"}, protocol.CodeForbidden)
+		c.OK(protocol.Command{Op: protocol.OpConnect, Token: mintToken(t, "42", "")}, nil)
+		c.Subscribe("user:42")
+		c.Fails(protocol.Command{Op: protocol.OpSubscribe, Channel: "user:43"}, protocol.CodeForbidden)
 	})
 }
 
 func TestRealtimeBadFrames(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	bystander := dialRT(t, s, "")
-	bystander.subscribe("chat:frames")
+	bystander.Subscribe("chat:frames")
 	for _, tc := range []struct {
 		name string
 		f    frame
@@ -1100,12 +1100,12 @@ func TestRealtimeBadFrames(t *testing.T) {
 					break
 				}
 			}
-			bystander.ping()
+			bystander.Ping()
 		})
 	}
 	waitFor(t, "only the bystander subscribed", 3*time.Second, func() bool {
 		var pr protocol.PresenceResult
-		bystander.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:frames"}, &pr)
+		bystander.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:frames"}, &pr)
 		return pr.Count == 1
 	})
 }
@@ -1179,8 +1179,8 @@ func TestRealtimeNoGoroutineLeak(t *testing.T) {
 	}
 	// A few subscribers stay throughout, and see the churn.
 	watcher := dialRT(t, s, "name=watcher")
-	watcher.subscribe("chat:leak0")
-	watcher.subscribe("live:leak")
+	watcher.Subscribe("chat:leak0")
+	watcher.Subscribe("live:leak")
 
 	run(0, 50, 8) // warm up pools at the same concurrency
 	waitFor(t, "warm-up connections closed", 10*time.Second, func() bool { return s.app.Connections() == 1 })
@@ -1214,12 +1214,12 @@ func TestRealtimeNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("channels after churn: %+v", chs.Channels)
 	}
 	var pr protocol.PresenceResult
-	watcher.ok(protocol.Command{Op: protocol.OpPresence, Channel: "live:leak"}, &pr)
+	watcher.OK(protocol.Command{Op: protocol.OpPresence, Channel: "live:leak"}, &pr)
 	if pr.Count != 1 {
 		t.Fatalf("live count after churn = %d, want 1", pr.Count)
 	}
 	pr = protocol.PresenceResult{}
-	watcher.ok(protocol.Command{Op: protocol.OpPresence, Channel: "chat:leak0"}, &pr)
+	watcher.OK(protocol.Command{Op: protocol.OpPresence, Channel: "chat:leak0"}, &pr)
 	if pr.Count != 1 {
 		t.Fatalf("chat presence after churn = %+v, want only the watcher", pr)
 	}
@@ -1228,10 +1228,10 @@ func TestRealtimeNoGoroutineLeak(t *testing.T) {
 func TestRealtimeShutdownGoingAway(t *testing.T) {
 	s := startServer(t, rtEnv(map[string]string{"SHUTDOWN_TIMEOUT": "5s"}))
 	clients := []*rtClient{dialRT(t, s, ""), dialRT(t, s, ""), dialRT(t, s, "token="+mintToken(t, "42", ""))}
-	clients[0].subscribe("chat:bye")
-	clients[1].subscribe("live:bye")
-	clients[2].subscribe("user:42")
-	clients[2].subscribe("chat:bye")
+	clients[0].Subscribe("chat:bye")
+	clients[1].Subscribe("live:bye")
+	clients[2].Subscribe("user:42")
+	clients[2].Subscribe("chat:bye")
 	// Queued messages go out before the close frame.
 	apiPublish(t, s, "chat:bye", `{"n":1}`)
 	apiPublish(t, s, "live:bye", `{"n":2}`)
@@ -1239,11 +1239,11 @@ func TestRealtimeShutdownGoingAway(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	for i, c := range clients {
-		if code := c.waitClose(replyTimeout); code != websocket.CloseGoingAway {
-			t.Fatalf("client %d: close %d (%v), want 1001", i, code, c.readErr())
+		if code := c.WaitClose(replyTimeout); code != websocket.CloseGoingAway {
+			t.Fatalf("client %d: close %d (%v), want 1001", i, code, c.ReadErr())
 		}
 	}
-	if len(clients[0].pubs("chat:bye")) != 1 || len(clients[1].pubs("live:bye")) != 1 || len(clients[2].pubs("chat:bye")) != 1 {
+	if len(clients[0].Pubs("chat:bye")) != 1 || len(clients[1].Pubs("live:bye")) != 1 || len(clients[2].Pubs("chat:bye")) != 1 {
 		t.Fatal("a publication queued before shutdown was not delivered before the close")
 	}
 }

@@ -36,12 +36,12 @@ func TestScoresLatestOnSubscribe(t *testing.T) {
 			for i := range 5 {
 				c := dialRT(t, s, "")
 				var res protocol.SubscribeResult
-				c.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &res)
+				c.OK(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &res)
 				if len(res.Publications) != 1 || res.Publications[0].Offset != res.Offset {
 					t.Fatalf("round %d: reply at %d holds %+v, want the score at its position", i, res.Offset, res.Publications)
 				}
 				sentinel := apiPublish(t, s, ch, `{"sentinel":true}`)
-				if !c.waitOffset(ch, sentinel.Offset, replyTimeout) {
+				if !c.WaitOffset(ch, sentinel.Offset, replyTimeout) {
 					select {
 					case err := <-pubErrs:
 						t.Fatal(err)
@@ -49,8 +49,8 @@ func TestScoresLatestOnSubscribe(t *testing.T) {
 					}
 					t.Fatalf("round %d: no sentinel at %d", i, sentinel.Offset)
 				}
-				wantContiguous(t, fmt.Sprintf("round %d (reply at %d)", i, res.Offset), c.pubs(ch), res.Offset+1)
-				c.fails(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"home":9,"away":0}`)}, protocol.CodeForbidden)
+				wantContiguous(t, fmt.Sprintf("round %d (reply at %d)", i, res.Offset), c.Pubs(ch), res.Offset+1)
+				c.Fails(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"home":9,"away":0}`)}, protocol.CodeForbidden)
 			}
 		})
 	}
@@ -65,15 +65,15 @@ func TestScoresSimulatedMatchPlaysThrough(t *testing.T) {
 	const ch = features.ScoreNamespace + ":csl-1"
 	c := dialRT(t, s, "")
 	var res protocol.SubscribeResult
-	c.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &res)
+	c.OK(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &res)
 	if len(res.Publications) != 1 {
 		t.Fatalf("reply holds %+v, want the simulator's latest score", res.Publications)
 	}
-	final := c.waitPush("the match's final score", func(m protocol.ServerMessage) bool {
+	final := c.WaitPush("the match's final score", func(m protocol.ServerMessage) bool {
 		var sc features.Score
 		return m.Channel == ch && json.Unmarshal(m.Data, &sc) == nil && sc.Status == features.StatusFinished
 	})
-	pubs := c.pubs(ch)
+	pubs := c.Pubs(ch)
 	wantContiguous(t, "the match", pubs, res.Offset+1)
 	var prev features.Score
 	if err := json.Unmarshal(res.Publications[0].Data, &prev); err != nil {
@@ -95,7 +95,7 @@ func TestScoresSimulatedMatchPlaysThrough(t *testing.T) {
 
 	late := dialRT(t, s, "")
 	var lateRes protocol.SubscribeResult
-	late.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &lateRes)
+	late.OK(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &lateRes)
 	if len(lateRes.Publications) != 1 || lateRes.Offset != final.Offset || string(lateRes.Publications[0].Data) != string(final.Data) {
 		t.Fatalf("a later page got %+v at %d, want the final score %s at %d", lateRes.Publications, lateRes.Offset, final.Data, final.Offset)
 	}

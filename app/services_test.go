@@ -72,17 +72,17 @@ func TestServicesStopBeforeConnectionsAndBroker(t *testing.T) {
 	s := startServerWith(t, nil, []*features.Feature{serviceFeature("first", first), serviceFeature("second", second)})
 
 	c := dialRT(t, s, "name=viewer")
-	c.subscribe("first:x")
-	c.subscribe("second:x")
+	c.Subscribe("first:x")
+	c.Subscribe("second:x")
 	if err := s.shutdown(t, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.waitClose(replyTimeout); code != websocket.CloseGoingAway {
+	if code := c.WaitClose(replyTimeout); code != websocket.CloseGoingAway {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 	// The client got both farewells, newest service's first, then 1001.
 	var got []string
-	for _, m := range c.allPushes() {
+	for _, m := range c.AllPushes() {
 		got = append(got, m.Channel)
 	}
 	if strings.Join(got, " ") != "second:x first:x" {

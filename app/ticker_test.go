@@ -37,16 +37,16 @@ func TestTickerLatestOnSubscribe(t *testing.T) {
 			for i := range 5 {
 				c := dialRT(t, s, "")
 				var res protocol.SubscribeResult
-				c.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &res)
+				c.OK(protocol.Command{Op: protocol.OpSubscribe, Channel: ch, Latest: 1}, &res)
 				if len(res.Publications) != 1 || res.Publications[0].Offset != res.Offset {
 					t.Fatalf("round %d: reply at %d holds %+v, want the quote at its position", i, res.Offset, res.Publications)
 				}
-				c.waitPush("a simulated quote", func(m protocol.ServerMessage) bool {
+				c.WaitPush("a simulated quote", func(m protocol.ServerMessage) bool {
 					var q features.Quote
 					return m.Channel == ch && json.Unmarshal(m.Data, &q) == nil && q.Symbol == "AAPL" && q.Price > 0
 				})
 				sentinel := apiPublish(t, s, ch, `{"sentinel":true}`)
-				if !c.waitOffset(ch, sentinel.Offset, replyTimeout) {
+				if !c.WaitOffset(ch, sentinel.Offset, replyTimeout) {
 					select {
 					case err := <-pubErrs:
 						t.Fatal(err)
@@ -54,9 +54,9 @@ func TestTickerLatestOnSubscribe(t *testing.T) {
 					}
 					t.Fatalf("round %d: no sentinel at %d", i, sentinel.Offset)
 				}
-				pubs := c.pubs(ch)
+				pubs := c.Pubs(ch)
 				wantContiguous(t, fmt.Sprintf("round %d (reply at %d)", i, res.Offset), pubs, res.Offset+1)
-				c.fails(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"price":1}`)}, protocol.CodeForbidden)
+				c.Fails(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"price":1}`)}, protocol.CodeForbidden)
 			}
 		})
 	}
@@ -75,12 +75,12 @@ func TestTickerStopsBeforeTheBroker(t *testing.T) {
 	env := natsEnv(natstest.Start(t).URL(), map[string]string{"TICKER_SIMULATOR": "on", "TICKER_INTERVAL": "10ms"})
 	s := startServer(t, env)
 	c := dialRT(t, s, "")
-	c.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: features.QuoteNamespace + ":AAPL", Latest: 1}, nil)
-	c.waitPubs(features.QuoteNamespace+":AAPL", 3, replyTimeout)
+	c.OK(protocol.Command{Op: protocol.OpSubscribe, Channel: features.QuoteNamespace + ":AAPL", Latest: 1}, nil)
+	c.WaitPubs(features.QuoteNamespace+":AAPL", 3, replyTimeout)
 	if err := s.shutdown(t, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.waitClose(replyTimeout); code != websocket.CloseGoingAway {
+	if code := c.WaitClose(replyTimeout); code != websocket.CloseGoingAway {
 		t.Errorf("close code %d, want 1001", code)
 	}
 	if strings.Contains(logs.String(), "ticker simulator") {

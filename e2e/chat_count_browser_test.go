@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/duplex/duplex/internal/testbin"
+	"github.com/duplex/duplex/realtime/protocol"
 )
 
 // TestRealtimeChatCountOnlyInABigRoom: in a room past the namespace's
@@ -24,11 +25,11 @@ func TestRealtimeChatCountOnlyInABigRoom(t *testing.T) {
 	waitOnline(t, ctx, []string{"李旺（我）"}, 5*time.Second)
 
 	b := dialRealtime(t, s, "name=张三")
-	b.command("subscribe", map[string]any{"channel": "chat:" + room})
+	b.Subscribe("chat:" + room)
 	waitOnline(t, ctx, []string{"李旺（我）", "张三"}, 5*time.Second)
 
 	c := dialRealtime(t, s, "name=王五")
-	c.command("subscribe", map[string]any{"channel": "chat:" + room})
+	c.Subscribe("chat:" + room)
 	waitFor(t, ctx, "the count alone", 5*time.Second,
 		`document.getElementById('online-title').innerText + ': ' + document.getElementById('online').innerText`,
 		`() => document.getElementById('online-title').innerText === '在线 3 人' &&
@@ -36,6 +37,6 @@ func TestRealtimeChatCountOnlyInABigRoom(t *testing.T) {
 			document.querySelector('#online li').innerText === '人数较多，只显示人数'`)
 
 	// Back to two members: leaves are sent again, and the page reloads the list.
-	c.command("unsubscribe", map[string]any{"channel": "chat:" + room})
+	c.OK(protocol.Command{Op: protocol.OpUnsubscribe, Channel: "chat:" + room}, nil)
 	waitOnline(t, ctx, []string{"李旺（我）", "张三"}, 5*time.Second)
 }

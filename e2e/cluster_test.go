@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplex/duplex/internal/rttest"
 	"github.com/duplex/duplex/internal/testbin"
 	"github.com/duplex/duplex/realtime/protocol"
 )
@@ -34,23 +35,23 @@ import (
 func TestClusterCrossNodeDeliveryPresenceHistory(t *testing.T) {
 	c := startCluster(t)
 	const ch = "chat:cluster-order"
-	clients := make([]*rtConn, 3)
+	clients := make([]*rttest.Conn, 3)
 	for i := range clients {
 		clients[i] = mustDialRT(t, c.nodeURL(i), "name=node"+strconv.Itoa(i))
-		clients[i].subscribe(t, ch)
+		clients[i].Subscribe(ch)
 	}
 	const n = 20 // within chat's publish burst of 20
 	var epoch string
 	for k := 1; k <= n; k++ {
 		var r protocol.PublishResult
-		clients[0].ok(t, protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"n":` + strconv.Itoa(k) + `}`)}, &r)
+		clients[0].OK(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"n":` + strconv.Itoa(k) + `}`)}, &r)
 		if r.Offset != uint64(k) {
 			t.Fatalf("publish %d got offset %d", k, r.Offset)
 		}
 		epoch = r.Epoch
 	}
 	for i, cl := range clients {
-		got := cl.waitPubs(t, "client on node "+strconv.Itoa(i), ch, n, 10*time.Second)
+		got := cl.WaitPubs(ch, n, 10*time.Second)
 		if len(got) != n {
 			t.Fatalf("client on node %d: %d publications, want %d", i, len(got), n)
 		}
@@ -310,14 +311,14 @@ func TestClusterNATSServerKilledNoAckedLoss(t *testing.T) {
 func TestClusterAllNATSDownThenBack(t *testing.T) {
 	c := startCluster(t)
 	const ch = "chat:cluster-outage"
-	clients := make([]*rtConn, 3)
+	clients := make([]*rttest.Conn, 3)
 	for i := range clients {
 		clients[i] = mustDialRT(t, c.nodeURL(i), "name=out"+strconv.Itoa(i))
-		clients[i].subscribe(t, ch)
+		clients[i].Subscribe(ch)
 	}
 	apiOK(t, c.nodeURL(0), "POST", "/api/publish", map[string]any{"channel": ch, "data": map[string]int{"n": 1}}, nil)
-	for i, cl := range clients {
-		cl.waitPubs(t, "client on node "+strconv.Itoa(i), ch, 1, 5*time.Second)
+	for _, cl := range clients {
+		cl.WaitPubs(ch, 1, 5*time.Second)
 	}
 
 	for _, n := range c.nats {
@@ -338,7 +339,7 @@ func TestClusterAllNATSDownThenBack(t *testing.T) {
 		if d := time.Since(t0); d > 3*time.Second {
 			t.Errorf("API publish on node %d took %s to fail, want at once", i, d)
 		}
-		m, err := clients[i].call(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"n":98}`)})
+		m, err := clients[i].TryCall(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"n":98}`)})
 		if err != nil {
 			t.Fatalf("client publish on node %d during the outage: %v", i, err)
 		}
@@ -365,23 +366,23 @@ func TestClusterAllNATSDownThenBack(t *testing.T) {
 	}
 	t.Logf("first publish after the outage acknowledged at offset %d after %d failed attempts", a.offset, len(fails))
 	for i, cl := range clients {
-		if !cl.wait(15*time.Second, func() bool {
-			for _, m := range cl.pushes {
+		if !cl.WaitState(15*time.Second, func() bool {
+			for _, m := range cl.AllPushes() {
 				if m.Channel == ch && m.Offset == a.offset && dataN(m.Data) == 2 {
 					return true
 				}
 			}
 			return false
 		}) {
-			t.Fatalf("client on node %d never received the publication after the outage (connection %v); got %d pubs", i, cl.err(), len(cl.pubs(ch)))
+			t.Fatalf("client on node %d never received the publication after the outage (connection %v); got %d pubs", i, cl.ReadErr(), len(cl.Pubs(ch)))
 		}
 	}
 	// A client publish works again too, and reaches the other nodes.
 	var r protocol.PublishResult
-	clients[2].ok(t, protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"n":3}`)}, &r)
+	clients[2].OK(protocol.Command{Op: protocol.OpPublish, Channel: ch, Data: json.RawMessage(`{"n":3}`)}, &r)
 	for i, cl := range clients {
-		if !cl.wait(10*time.Second, func() bool {
-			for _, m := range cl.pushes {
+		if !cl.WaitState(10*time.Second, func() bool {
+			for _, m := range cl.AllPushes() {
 				if m.Channel == ch && m.Offset == r.Offset {
 					return true
 				}
@@ -390,7 +391,7 @@ func TestClusterAllNATSDownThenBack(t *testing.T) {
 		}) {
 			t.Fatalf("client on node %d did not receive the client publish after the outage", i)
 		}
-		got := cl.pubs(ch)
+		got := cl.Pubs(ch)
 		for k := 1; k < len(got); k++ {
 			if got[k].Offset <= got[k-1].Offset {
 				t.Errorf("client on node %d: offsets out of order: %d then %d", i, got[k-1].Offset, got[k].Offset)
@@ -588,10 +589,10 @@ func TestClusterScript(t *testing.T) {
 	// One cluster: a publish through nginx reaches a client on node 3.
 	base := "http://127.0.0.1:" + nodePorts[2]
 	cl := mustDialRT(t, base, "name=script")
-	cl.subscribe(t, "chat:script")
+	cl.Subscribe("chat:script")
 	apiOK(t, "http://127.0.0.1:"+strconv.Itoa(proxy), "POST", "/api/publish", map[string]any{"channel": "chat:script", "data": map[string]int{"n": 1}}, nil)
-	cl.waitPubs(t, "client on node 3", "chat:script", 1, 5*time.Second)
-	cl.close()
+	cl.WaitPubs("chat:script", 1, 5*time.Second)
+	cl.Close()
 
 	if out, err := run("down"); err != nil {
 		t.Fatalf("cluster.sh down: %v\n%s", err, out)

@@ -7,15 +7,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/fasthttp/websocket"
 
+	"github.com/duplex/duplex/internal/rttest"
 	"github.com/duplex/duplex/internal/testbin"
-	"github.com/duplex/duplex/realtime/protocol"
 )
 
 // The secrets the real-time browser tests start the server with.
@@ -157,60 +155,9 @@ func apiCall(t *testing.T, s *testbin.Server, method, path string, body, out any
 	}
 }
 
-// wsClient is a plain protocol client (not a browser) for the tests that
-// need a third party.
-type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
-	id   uint64
-}
-
-// dialRealtime connects to /realtime with the query (e.g. "name=王五").
-func dialRealtime(t *testing.T, s *testbin.Server, query string) *wsClient {
+// dialRealtime connects a plain protocol client (not a browser: a third
+// party) to /realtime with the query (e.g. "name=王五").
+func dialRealtime(t *testing.T, s *testbin.Server, query string) *rttest.Conn {
 	t.Helper()
-	url := "ws://127.0.0.1:" + strconv.Itoa(s.Port) + "/realtime?" + query
-	conn, resp, err := (&websocket.Dialer{HandshakeTimeout: 5 * time.Second}).Dial(url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v (response %v)", url, err, resp)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &wsClient{t: t, conn: conn}
-}
-
-// command sends one command and returns its result, skipping pushes; it
-// fails t on an error reply or after 5 s.
-func (c *wsClient) command(op string, fields map[string]any) json.RawMessage {
-	c.t.Helper()
-	c.id++
-	msg := map[string]any{"id": c.id, "op": op}
-	for k, v := range fields {
-		msg[k] = v
-	}
-	b, _ := json.Marshal(msg)
-	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.t.Fatalf("send %s: %v", b, err)
-	}
-	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, frame, err := c.conn.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("waiting for the reply to %s: %v", b, err)
-		}
-		for line := range strings.SplitSeq(string(frame), "\n") {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			m, err := protocol.DecodeServerMessage([]byte(line))
-			if err != nil {
-				c.t.Fatalf("server sent %q: %v", line, err)
-			}
-			if m.ID != c.id {
-				continue
-			}
-			if m.Error != nil {
-				c.t.Fatalf("%s answered %v", b, m.Error)
-			}
-			return m.Result
-		}
-	}
+	return rttest.MustDial(t, "ws://127.0.0.1:"+strconv.Itoa(s.Port)+"/realtime?"+query, rttest.Options{Name: query})
 }

@@ -222,13 +222,8 @@ func TestRealtimeChatSurvivesRestart(t *testing.T) {
 	// Right after the restart, before the pages are back (their backoff
 	// has grown to seconds), another client says something.
 	other := dialRealtime(t, second, "name="+url.QueryEscape("王五"))
-	var pos struct {
-		Offset uint64 `json:"offset"`
-		Epoch  string `json:"epoch"`
-	}
-	res := other.command("publish", map[string]any{"channel": "chat:" + room, "data": map[string]any{"text": "重启后王五的消息"}})
-	if err := json.Unmarshal(res, &pos); err != nil || pos.Offset == 0 {
-		t.Fatalf("publish after restart answered %s (%v)", res, err)
+	if pos := other.Publish("chat:"+room, `{"text":"重启后王五的消息"}`); pos.Offset == 0 {
+		t.Fatalf("publish after restart answered %+v", pos)
 	}
 
 	for _, tab := range []context.Context{a, b} {
@@ -250,7 +245,7 @@ func TestRealtimeChatSurvivesRestart(t *testing.T) {
 	// both pages show it, any late duplicate of the earlier messages would
 	// have arrived before it.
 	const barrier = "最后一条（同步标记）"
-	other.command("publish", map[string]any{"channel": "chat:" + room, "data": map[string]any{"text": barrier}})
+	other.Publish("chat:"+room, `{"text":"`+barrier+`"}`)
 	for _, tab := range []context.Context{a, b} {
 		waitMessage(t, tab, "王五", barrier, 5*time.Second)
 	}
