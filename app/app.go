@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	hub, err := realtime.NewHub(realtime.HubConfig{
 		Namespaces: cfg.Namespaces, Broker: a.broker, Presence: a.presence, VerifyToken: a.verify, Logger: log,
 		GuestNamePrefix: cfg.GuestNamePrefix, UserNamePrefix: cfg.UserNamePrefix,
+		Control: realtime.ControlConfig{Version: version, FindConn: handlers.RealtimeConns(a.registry)},
 	})
 	if err != nil {
 		a.closeBroker()

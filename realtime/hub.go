@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"runtime"
@@ -51,6 +52,9 @@ type HubConfig struct {
 	UserNamePrefix  string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// Control configures the server API's control of connections
+	// (control.go).
+	Control ControlConfig
 }
 
 // Hub is the local fan-out of one node: which connections are subscribed
@@ -82,6 +86,9 @@ type Hub struct {
 	after func(d time.Duration, f func()) (stop func() bool)
 
 	stats hubStats
+
+	users userIndex  // this node's clients by user id (control_index.go)
+	ctl   hubControl // control.go
 }
 
 type hubShard struct {
@@ -170,6 +177,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
 	h.broker.SetHandler(h)
+	if err := h.initControl(cfg.Control); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	return h, nil
 }
 

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,6 +22,10 @@ type Identity struct {
 	User string
 	// Name is the display name shown to others.
 	Name string
+	// Expires is when the identity's token expires (its exp claim); zero
+	// for guests and identities without one. The server closes the
+	// connection TokenLeeway after it unless a refresh extends it.
+	Expires time.Time
 }
 
 // Guest reports whether the identity is not authenticated.
