@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	hub, err := realtime.NewHub(realtime.HubConfig{
 		Namespaces: cfg.Namespaces, Broker: a.broker, Presence: a.presence, VerifyToken: a.verify, Logger: log,
 		GuestNamePrefix: cfg.GuestNamePrefix, UserNamePrefix: cfg.UserNamePrefix,
+		Hooks: backendHooks(cfg.Hooks), HookTimeout: cfg.Hooks.Timeout,
 		Control: realtime.ControlConfig{Version: version, FindConn: handlers.RealtimeConns(a.registry)},
 	})
 	if err != nil {
@@ -173,6 +174,17 @@ func (a *App) Close() {
 	defer cancel()
 	a.stopServices(ctx)
 	a.closeBroker()
+}
+
+// backendHooks are the HTTP hooks cfg configures (none when it has no URL).
+func backendHooks(cfg config.Hooks) realtime.Hooks {
+	if !cfg.On() {
+		return realtime.Hooks{}
+	}
+	return realtime.NewHTTPHooks(realtime.HTTPHooksConfig{
+		ConnectURL: cfg.ConnectURL, SubscribeURL: cfg.SubscribeURL, PublishURL: cfg.PublishURL,
+		Timeout: cfg.Timeout, Secret: []byte(cfg.Secret),
+	}).Hooks()
 }
 
 func proxyHeader(trusted []string) string {

@@ -68,15 +68,15 @@ const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; " +
 func TestPageDataRoundTrips(t *testing.T) {
 	a, _ := newUnstartedApp(t, nil)
 	symbols := `["600519.SS","AT&T","<b>\"引号\"</b>","O'Reilly","贵州茅台"]`
-	a.fiber.Get("/ticker", handlers.PageWith("index", "行情", handlers.PageData{
+	a.fiber.Get("/page-data", handlers.PageWith("index", "行情", handlers.PageData{
 		"symbols":   func(*fiber.Ctx) string { return symbols },
 		"room-name": func(c *fiber.Ctx) string { return c.Query("room") },
 	}))
 	room := `大厅" onload="alert(1)<script>&amp;`
 
-	status, csp, page := getPage(t, a, "/ticker?room="+url.QueryEscape(room))
+	status, csp, page := getPage(t, a, "/page-data?room="+url.QueryEscape(room))
 	if status != 200 {
-		t.Fatalf("GET /ticker = %d %s", status, page)
+		t.Fatalf("GET /page-data = %d %s", status, page)
 	}
 	if csp != wantCSP {
 		t.Errorf("Content-Security-Policy = %q, want %q", csp, wantCSP)

@@ -45,7 +45,13 @@ type rtClient struct {
 // and starts the reader. It fails the test if the upgrade is refused.
 func dialRT(t *testing.T, s *testServer, query string) *rtClient {
 	t.Helper()
-	conn, status, err := tryDialRT(s, query)
+	return dialRTWith(t, s, query, nil)
+}
+
+// dialRTWith is dialRT with extra request headers for the upgrade.
+func dialRTWith(t *testing.T, s *testServer, query string, header http.Header) *rtClient {
+	t.Helper()
+	conn, status, err := tryDialRTWith(s, query, header)
 	if err != nil {
 		t.Fatalf("dial /realtime?%s: %v (HTTP %d)", query, err, status)
 	}
@@ -69,13 +75,17 @@ func dialRT(t *testing.T, s *testServer, query string) *rtClient {
 
 // tryDialRT dials /realtime and returns the HTTP status of a refusal.
 func tryDialRT(s *testServer, query string) (*websocket.Conn, int, error) {
+	return tryDialRTWith(s, query, nil)
+}
+
+func tryDialRTWith(s *testServer, query string, header http.Header) (*websocket.Conn, int, error) {
 	d := *websocket.DefaultDialer
 	d.HandshakeTimeout = replyTimeout
 	u := s.wsURL("/realtime")
 	if query != "" {
 		u += "?" + query
 	}
-	conn, resp, err := d.Dial(u, nil)
+	conn, resp, err := d.Dial(u, header)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode

@@ -35,7 +35,11 @@ func (a *App) routes(version string) {
 			// reply never counts as slow consumption.
 			MaxReplyBytes: min(realtime.DefaultMaxReplyBytes, a.cfg.WS.SendQueueBytes/4),
 		}), a.log)
-	a.fiber.Get("/realtime", guard, handlers.RealtimeIdentity(a.verify), rt, handlers.UpgradeRequired(a.metrics))
+	identity := handlers.RealtimeIdentity(a.verify)
+	if a.cfg.Hooks.ConnectURL != "" {
+		identity = handlers.RealtimeHandshake(a.cfg.Hooks.Headers, a.cfg.Hooks.Cookies)
+	}
+	a.fiber.Get("/realtime", guard, identity, rt, handlers.UpgradeRequired(a.metrics))
 
 	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
 	apiGroup := a.fiber.Group("/api", a.apiKey.Middleware())

@@ -57,11 +57,16 @@ func startServer(t *testing.T, env map[string]string) *testServer {
 // product's.
 func startServerWith(t *testing.T, env map[string]string, fs []*features.Feature) *testServer {
 	t.Helper()
+	return startServerLogging(t, env, fs, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startServerLogging is startServerWith logging to log.
+func startServerLogging(t *testing.T, env map[string]string, fs []*features.Feature, log *slog.Logger) *testServer {
+	t.Helper()
 	cfg, err := config.Load(nil, testEnv(env), io.Discard, features.ConfigExtensions(fs)...)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := New(context.Background(), cfg, fs, log, "test")
 	if err != nil {
 		t.Fatalf("new app: %v", err)

@@ -1,9 +1,16 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
 
 	"github.com/duplex/duplex/app/features"
 	"github.com/duplex/duplex/internal/natstest"
@@ -53,4 +60,48 @@ func TestTickerLatestOnSubscribe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTickerStopsBeforeTheBroker: a server whose simulator publishes every
+// 10 ms over NATS shuts down with a subscriber connected. The simulator
+// stops before the broker closes, so none of its publications fails (a
+// failure is logged), and the subscriber's last frame is its 1001.
+func TestTickerStopsBeforeTheBroker(t *testing.T) {
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	env := natsEnv(natstest.Start(t).URL(), map[string]string{"TICKER_SIMULATOR": "on", "TICKER_INTERVAL": "10ms"})
+	s := startServer(t, env)
+	c := dialRT(t, s, "")
+	c.ok(protocol.Command{Op: protocol.OpSubscribe, Channel: features.QuoteNamespace + ":AAPL", Latest: 1}, nil)
+	c.waitPubs(features.QuoteNamespace+":AAPL", 3, replyTimeout)
+	if err := s.shutdown(t, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.waitClose(replyTimeout); code != websocket.CloseGoingAway {
+		t.Errorf("close code %d, want 1001", code)
+	}
+	if strings.Contains(logs.String(), "ticker simulator") {
+		t.Errorf("the simulator outlived the broker:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that slog may write from any goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -67,6 +67,8 @@ type Config struct {
 	// name a guest or a user who gave no display name.
 	GuestNamePrefix string
 	UserNamePrefix  string
+	// Hooks are the backend hooks (HOOK_*), off by default.
+	Hooks Hooks
 
 	// Broker is "memory" (one process) or "nats" (several nodes).
 	Broker string
@@ -159,6 +161,7 @@ func Default() Config {
 		// Default display names are in the pages' language, Chinese.
 		GuestNamePrefix: "访客",
 		UserNamePrefix:  "用户",
+		Hooks:           Hooks{Timeout: realtime.DefaultHookTimeout},
 		Broker:          "memory",
 		NATS: NATS{
 			URLs:        []string{"nats://127.0.0.1:4222"},
@@ -192,7 +195,7 @@ type setting struct {
 }
 
 func settings() []setting {
-	return []setting{
+	return append([]setting{
 		{"HOST", "host", "interface to listen on",
 			func(c *Config) string { return c.Host },
 			func(c *Config, v string) error { c.Host = v; return nil }, false},
@@ -324,7 +327,7 @@ func settings() []setting {
 		{"LOG_FORMAT", "log-format", "json or text",
 			func(c *Config) string { return c.LogFormat },
 			func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil }, false},
-	}
+	}, hookSettings()...)
 }
 
 // Load builds the configuration from defaults, then the environment (read
@@ -429,6 +432,7 @@ func (c Config) Validate() error {
 	}
 	check(c.GuestNamePrefix != "", "GUEST_NAME_PREFIX", "must not be empty")
 	check(c.UserNamePrefix != "", "USER_NAME_PREFIX", "must not be empty")
+	errs = append(errs, c.Hooks.validate(c.Namespaces)...)
 	check(len(c.Namespaces) > 0, "NAMESPACES", "no namespace is defined: the server has no feature that brings one, and NAMESPACES adds none")
 	for _, s := range c.extra {
 		if s.Validate != nil {

@@ -28,6 +28,11 @@ type namespaceJSON struct {
 	PublishBurst        *int     `json:"publish_burst"`
 	UserChannel         *bool    `json:"user_channel"`
 	SlowPolicy          *string  `json:"slow_policy"` // disconnect or drop-oldest
+	// SubscribeHook and PublishHook send the namespace's subscribes and
+	// client publications to the backend's hooks (HOOK_SUBSCRIBE_URL,
+	// HOOK_PUBLISH_URL).
+	SubscribeHook *bool `json:"subscribe_hook"`
+	PublishHook   *bool `json:"publish_hook"`
 }
 
 var presenceModes = map[string]realtime.PresenceMode{
@@ -70,6 +75,8 @@ func (j namespaceJSON) apply(o realtime.NamespaceOptions) (realtime.NamespaceOpt
 	setIf(&o.PublishRate, j.PublishRate)
 	setIf(&o.PublishBurst, j.PublishBurst)
 	setIf(&o.UserChannel, j.UserChannel)
+	setIf(&o.SubscribeHook, j.SubscribeHook)
+	setIf(&o.PublishHook, j.PublishHook)
 	if j.HistoryTTL != nil {
 		d, err := time.ParseDuration(*j.HistoryTTL)
 		if err != nil {
@@ -144,6 +151,9 @@ func describeNamespaces(ns realtime.Namespaces) string {
 		}
 		fmt.Fprintf(&b, " client_publish=%v rate=%g/%d user_only=%v slow=%s",
 			o.ClientPublish, o.PublishRate, o.PublishBurst, o.UserChannel, o.SlowPolicy)
+		if o.SubscribeHook || o.PublishHook {
+			fmt.Fprintf(&b, " subscribe_hook=%v publish_hook=%v", o.SubscribeHook, o.PublishHook)
+		}
 	}
 	return b.String()
 }

@@ -68,8 +68,13 @@ func RealtimeLimits(lim wsconn.Limits) wsconn.Limits {
 func Realtime(hub *realtime.Hub, limits realtime.ClientLimits) Opener {
 	return func(conn *websocket.Conn) wsconn.OpenFunc {
 		id, _ := conn.Locals(identityKey).(realtime.Identity) // unnamed: the client names it
+		handshake, forHook := conn.Locals(handshakeKey).(realtime.Handshake)
 		return func(s *wsconn.Session) wsconn.Handler {
-			return &realtimeHandler{s: s, client: realtime.NewClient(hub, subscriber{s}, id, limits)}
+			client := realtime.NewClient(hub, subscriber{s}, id, limits)
+			if forHook {
+				client.SetHandshake(handshake)
+			}
+			return &realtimeHandler{s: s, client: client}
 		}
 	}
 }

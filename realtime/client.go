@@ -137,6 +137,13 @@ type Client struct {
 	abusive     bool
 	closed      bool
 	auth        *clientAuth // the token's expiry (refresh.go); nil for guests
+
+	// With a connect hook (hooks_client.go): what the upgrade knew, and
+	// whether the backend has allowed an identity.
+	handshake Handshake
+	hooked    bool
+	// kick, once a hook asked for it, is the close HandleFrame returns.
+	kick *Action
 }
 
 // NewClient makes the state machine for one connection. identity comes
@@ -166,7 +173,7 @@ func (c *Client) setIdentity(id Identity) {
 		id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
 	}
 	c.hub.users.move(c, c.info.User, id.User)
-	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name}
+	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name, ConnInfo: id.Info}
 	c.setTokenExpiry(id.Expires)
 }
 
@@ -199,11 +206,14 @@ func (c *Client) HandleFrame(data []byte) Action {
 	if c.closed {
 		return Action{}
 	}
-	if !c.abusive {
+	if !c.abusive && c.kick == nil {
 		protocol.SplitLines(data, func(line []byte) bool {
 			c.handle(line)
-			return !c.abusive
+			return !c.abusive && c.kick == nil
 		})
+	}
+	if c.kick != nil {
+		return *c.kick
 	}
 	if c.abusive {
 		return Action{Close: true, Code: ClosePolicyViolation, Reason: "rate limit exceeded repeatedly"}
@@ -237,6 +247,9 @@ func (c *Client) Close() {
 func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, PolicyDisconnect) }
 
 func (c *Client) fail(id uint64, err error) {
+	if c.kick != nil {
+		return // a hook disconnects the client: the close is the answer
+	}
 	// Hub errors wrap the coded error a client may see (backendError
 	// keeps the cause for logs), so look through the chain.
 	var pe *Error
@@ -268,6 +281,10 @@ func (c *Client) handle(line []byte) {
 			c.reply(protocol.EncodeError(cmd.ID, protocol.Errorf(protocol.CodeInternal, "internal error")))
 		}
 	}()
+	if err := c.connectFirst(cmd.Op); err != nil {
+		c.fail(cmd.ID, err)
+		return
+	}
 	var (
 		result any
 		err    error
@@ -305,6 +322,9 @@ func (c *Client) handle(line []byte) {
 func (c *Client) connect(cmd protocol.Command) (any, error) {
 	if len(c.subs) > 0 {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "connect must come before any subscribe")
+	}
+	if c.hub.hooks.Connect != nil {
+		return c.connectThroughHook(cmd)
 	}
 	switch {
 	case cmd.Token != "":
@@ -355,8 +375,14 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 	if len(c.subs) >= c.lim.MaxSubscriptions {
 		return protocol.Errorf(protocol.CodeLimitExceeded, "at most %d subscriptions per connection", c.lim.MaxSubscriptions)
 	}
+	info := c.info
+	if o.SubscribeHook {
+		if info.ChanInfo, err = c.subscribeThroughHook(ch.Name); err != nil {
+			return err
+		}
+	}
 	s, _, err := c.hub.Subscribe(c.ctx, c.sub, ch.Name, SubscribeOptions{
-		Info:    c.info,
+		Info:    info,
 		Recover: cmd.Recover,
 		Latest:  cmd.Latest,
 		OnReady: func(res SubscribeResult) {
@@ -405,8 +431,16 @@ func (c *Client) publish(cmd protocol.Command) (any, error) {
 			return nil, protocol.Errorf(protocol.CodeRateLimited, "at most %g messages per second in %q", o.PublishRate, ch.Namespace)
 		}
 	}
-	info := c.info
-	pos, err := c.hub.publish(c.ctx, ch.Name, o, cmd.Data, &info)
+	data, info := cmd.Data, c.info
+	if o.PublishHook {
+		if data, err = c.publishThroughHook(ch.Name, data); err != nil {
+			return nil, err
+		}
+	}
+	if o.SubscribeHook {
+		info = c.publisherInfo(ch.Name)
+	}
+	pos, err := c.hub.publish(c.ctx, ch.Name, o, data, &info)
 	if err != nil {
 		return nil, err
 	}

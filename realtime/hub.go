@@ -52,6 +52,11 @@ type HubConfig struct {
 	UserNamePrefix  string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// Hooks are the backend hooks (nil fields: off); a namespace that
+	// enables the subscribe or publish hook needs it here.
+	Hooks Hooks
+	// HookTimeout bounds every hook call (default DefaultHookTimeout).
+	HookTimeout time.Duration
 	// Control configures the server API's control of connections
 	// (control.go).
 	Control ControlConfig
@@ -87,6 +92,7 @@ type Hub struct {
 
 	stats hubStats
 
+	hooks *hubHooks
 	users userIndex  // this node's clients by user id (control_index.go)
 	ctl   hubControl // control.go
 }
@@ -146,6 +152,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if err := cfg.Namespaces.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Namespaces.checkHooks(cfg.Hooks); err != nil {
+		return nil, err
+	}
 	if cfg.Broker == nil {
 		cfg.Broker = NewMemoryBroker()
 	}
@@ -172,6 +181,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		verify: cfg.VerifyToken, maxRecover: cfg.MaxRecover, log: cfg.Logger, nodeID: cfg.NodeID,
 		seed: maphash.MakeSeed(), after: afterFunc,
 		guestNamePrefix: cfg.GuestNamePrefix, userNamePrefix: cfg.UserNamePrefix,
+		hooks: newHubHooks(cfg.Hooks, cfg.HookTimeout),
 	}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode"
@@ -22,6 +23,9 @@ type Identity struct {
 	User string
 	// Name is the display name shown to others.
 	Name string
+	// Info is extra information about the connection from the connect
+	// hook (compact JSON, or nil), shown with it as conn_info.
+	Info json.RawMessage
 	// Expires is when the identity's token expires (its exp claim); zero
 	// for guests and identities without one. The server closes the
 	// connection TokenLeeway after it unless a refresh extends it.

@@ -53,6 +53,13 @@ type NamespaceOptions struct {
 	UserChannel bool
 	// SlowPolicy applies when a subscriber's queue is full.
 	SlowPolicy SlowPolicy
+	// SubscribeHook asks the backend's subscribe hook before every
+	// subscribe (HubConfig.Hooks.Subscribe must be set).
+	SubscribeHook bool
+	// PublishHook asks the backend's publish hook before every client
+	// publication, which it may refuse or replace; it needs
+	// ClientPublish (and HubConfig.Hooks.Publish).
+	PublishHook bool
 }
 
 // Namespaces maps a namespace name to its options. A channel whose
@@ -88,6 +95,8 @@ func (n Namespaces) Validate() error {
 			return fmt.Errorf("namespace %q: publish rate must be >= 0", name)
 		case o.PublishRate > 0 && o.PublishBurst < 1:
 			return fmt.Errorf("namespace %q: publish burst must be >= 1 when a rate is set", name)
+		case o.PublishHook && !o.ClientPublish:
+			return fmt.Errorf("namespace %q: the publish hook needs client publish", name)
 		case o.SlowPolicy != PolicyDisconnect && o.SlowPolicy != PolicyDropOldest:
 			return fmt.Errorf("namespace %q: unknown slow-consumer policy %d", name, o.SlowPolicy)
 		}

@@ -9,5 +9,6 @@ func Default() []*Feature {
 		Live(),
 		Push(),
 		Ticker(),
+		Scores(),
 	}
 }

@@ -1,5 +1,5 @@
 // Package features holds duplex's product: each feature (the tutorial's
-// echo, chat rooms, live 弹幕, push, the stock ticker) is one Feature
+// echo, chat rooms, live 弹幕, push, the stock ticker, sports scores) is one Feature
 // value that declares its routes, its pages, its namespaces with their
 // options, its settings and its background services. The app registers a
 // list of them (Default) and owns their lifecycle; the cores (wsconn,
@@ -7,8 +7,11 @@
 //
 // A feature's files are named after it in every folder: for the ticker,
 // app/features/ticker*.go (declaration, services, Go tests),
-// views/ticker.html, public/js/ticker.js and e2e/ticker_browser_test.go.
-// docs/extending.md walks through adding one.
+// app/ticker_test.go, views/ticker.html, public/js/ticker.js,
+// public/css/ticker.css and e2e/ticker_browser_test.go. What features
+// share has its own file here (service_loop.go: a publisher's goroutine
+// and its stop; list_setting.go: "a:b,c:d" settings). docs/extending.md
+// walks through adding one.
 package features
 
 import (

@@ -2,11 +2,9 @@ package features
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -107,19 +105,15 @@ func (t *tickerSettings) validateInterval() error {
 
 // parseSymbols reads "code:name:previous close,…".
 func (t *tickerSettings) parseSymbols() error {
-	var out []Symbol
+	items, err := listItems(t.symbols, "code:name:previous close")
+	if err != nil {
+		return err
+	}
+	out := make([]Symbol, 0, len(items))
 	seen := map[string]bool{}
-	for item := range strings.SplitSeq(t.symbols, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		parts := strings.Split(item, ":")
-		if len(parts) != 3 {
-			return fmt.Errorf("%q is not code:name:previous close", item)
-		}
-		code, name := strings.TrimSpace(parts[0]), strings.TrimSpace(parts[1])
-		prev, err := strconv.ParseFloat(strings.TrimSpace(parts[2]), 64)
+	for _, it := range items {
+		code, name := it[0], it[1]
+		prev, err := strconv.ParseFloat(it[2], 64)
 		switch {
 		case !symbolCode.MatchString(code):
 			return fmt.Errorf("symbol code %q must be 1-16 of A-Z a-z 0-9 _ . -", code)
@@ -128,13 +122,13 @@ func (t *tickerSettings) parseSymbols() error {
 		case name == "":
 			return fmt.Errorf("symbol %s has no name", code)
 		case err != nil || prev <= 0:
-			return fmt.Errorf("symbol %s: previous close %q must be a positive number", code, parts[2])
+			return fmt.Errorf("symbol %s: previous close %q must be a positive number", code, it[2])
 		}
 		seen[code] = true
 		out = append(out, Symbol{Code: code, Name: name, PrevClose: prev})
 	}
 	if len(out) == 0 || len(out) > maxTickerSymbols {
-		return errors.New("must list 1 to 50 symbols")
+		return fmt.Errorf("must list 1 to %d symbols", maxTickerSymbols)
 	}
 	t.parsed = out
 	return nil

@@ -26,9 +26,7 @@ const (
 // app, once each; the walk runs on one goroutine that Stop ends.
 type tickerSimulator struct {
 	settings *tickerSettings
-
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the walk's goroutine returns
+	serviceLoop
 }
 
 // Start begins the walk, unless the simulator is off.
@@ -36,45 +34,24 @@ func (s *tickerSimulator) Start(_ context.Context, hub *realtime.Hub) error {
 	if !s.settings.simulate {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel, s.done = cancel, make(chan struct{})
 	walk := newRandomWalk(s.settings.parsed, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)))
-	go s.run(ctx, hub, walk)
+	s.start(func(ctx context.Context) { s.run(ctx, hub, walk) })
 	return nil
 }
 
 // Stop ends the walk and waits for its goroutine, or for ctx.
-func (s *tickerSimulator) Stop(ctx context.Context) error {
-	if s.cancel == nil {
-		return nil
-	}
-	s.cancel()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *tickerSimulator) Stop(ctx context.Context) error { return s.stop(ctx) }
 
 func (s *tickerSimulator) run(ctx context.Context, hub *realtime.Hub, walk *randomWalk) {
-	defer close(s.done)
-	tick := time.NewTicker(s.settings.interval)
-	defer tick.Stop()
 	var failing sync.Once // log the first failure, not one per tick
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			for _, q := range walk.step(now) {
-				data, _ := json.Marshal(q) // plain struct: cannot fail
-				if _, err := hub.Publish(ctx, QuoteNamespace+":"+q.Symbol, data, nil); err != nil && !errors.Is(err, context.Canceled) {
-					failing.Do(func() { slog.Warn("ticker simulator: publish failed", "err", err) })
-				}
+	every(ctx, s.settings.interval, func(now time.Time) {
+		for _, q := range walk.step(now) {
+			data, _ := json.Marshal(q) // plain struct: cannot fail
+			if _, err := hub.Publish(ctx, QuoteNamespace+":"+q.Symbol, data, nil); err != nil && !errors.Is(err, context.Canceled) {
+				failing.Do(func() { slog.Warn("ticker simulator: publish failed", "err", err) })
 			}
 		}
-	}
+	})
 }
 
 // randomWalk moves each symbol's price by a small random step, kept

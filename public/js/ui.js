@@ -1,5 +1,6 @@
 // What every page shows and does the same way, so that the page scripts
-// (echo.js, chat.js, live.js, push.js) do not each repeat it: the
+// (echo.js, chat.js, live.js, push.js, ticker.js, scores.js) do not each
+// repeat it: the
 // connection-status line #status with its reconnect wording, the data the
 // server gives the page (data-* attributes on <body>, handlers.PageData),
 // and a few small DOM helpers. Each page loads it before its own script;

@@ -12,11 +12,15 @@ type Position struct {
 }
 
 // ClientInfo describes who published a message or joined a channel.
-// User is empty for guests.
+// User is empty for guests. ConnInfo and ChanInfo (compact JSON, or
+// nil) are what the backend's connect and subscribe hooks attached to
+// the connection and to its subscription of the channel.
 type ClientInfo struct {
-	Client string `json:"client,omitempty"`
-	User   string `json:"user,omitempty"`
-	Name   string `json:"name,omitempty"`
+	Client   string          `json:"client,omitempty"`
+	User     string          `json:"user,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	ConnInfo json.RawMessage `json:"conn_info,omitempty"`
+	ChanInfo json.RawMessage `json:"chan_info,omitempty"`
 }
 
 // Publication is one message in a channel. Data is compact JSON.
