@@ -13,12 +13,16 @@ import (
 	"github.com/duplex/duplex/realtime/protocol"
 )
 
-// dialUser opens /realtime signed in as user with an hour's token.
+// dialUser opens /realtime signed in as user with an hour's token, and
+// returns once the server has filed the connection under the user.
 func dialUser(t *testing.T, s *testServer, user string) *rtClient {
 	t.Helper()
 	tok, _ := testToken(t, user, time.Hour)
 	c := dialRT(t, s, "token="+url.QueryEscape(tok))
 	c.name = "user " + user
+	// The upgrade's answer comes before the server has set the
+	// connection up; one round trip later the hub knows its user.
+	c.ping()
 	return c
 }
 
