@@ -80,6 +80,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 		Namespaces: cfg.Namespaces, Broker: a.broker, Presence: a.presence, VerifyToken: a.verify, Logger: log,
 		GuestNamePrefix: cfg.GuestNamePrefix, UserNamePrefix: cfg.UserNamePrefix,
 		Hooks: backendHooks(cfg.Hooks), HookTimeout: cfg.Hooks.Timeout,
+		Control: realtime.ControlConfig{Version: version, FindConn: handlers.RealtimeConns(a.registry)},
 	})
 	if err != nil {
 		a.closeBroker()

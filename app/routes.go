@@ -49,6 +49,9 @@ func (a *App) routes(version string) {
 	apiGroup.Get("/presence/:channel", api.Presence)
 	apiGroup.Get("/history/:channel", api.History)
 	apiGroup.Post("/token", api.Token)
+	apiGroup.Post("/disconnect", api.Disconnect)
+	apiGroup.Post("/unsubscribe", api.Unsubscribe)
+	apiGroup.Get("/info", api.Info)
 
 	health := handlers.Health{
 		Version:     version,

@@ -103,9 +103,16 @@ func (h *realtimeHandler) Closed() { h.client.Close() }
 // message, and the namespace's slow-consumer policy picks how to queue it.
 type subscriber struct{ s *wsconn.Session }
 
-var _ realtime.Subscriber = subscriber{}
+var (
+	_ realtime.Subscriber = subscriber{}
+	_ realtime.ConnCloser = subscriber{}
+)
 
 func (a subscriber) ID() uint64 { return a.s.ID() }
+
+// CloseConn implements realtime.ConnCloser: the close frame goes out
+// after what is queued.
+func (a subscriber) CloseConn(code int, reason string) { a.s.Close(wsconn.CloseCode(code), reason) }
 
 func (a subscriber) Enqueue(frame []byte, policy realtime.SlowPolicy) (dropped int, ok bool) {
 	if policy == realtime.PolicyDropOldest {

@@ -37,6 +37,7 @@ const memShards = 64
 // ordering lock, so the handler sees them one at a time, in offset order.
 type MemoryBroker struct {
 	handler atomic.Pointer[BrokerHandler]
+	control atomic.Pointer[ControlHandler] // broker_memory_control.go
 	now     func() time.Time
 	// newTicker makes StartSweeper's ticks (a time.Ticker; tests drive
 	// their own with the clock of WithClock).

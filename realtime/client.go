@@ -129,14 +129,14 @@ type Client struct {
 	cancel context.CancelFunc
 
 	mu          sync.Mutex
-	ident       Identity
-	info        ClientInfo
+	info        ClientInfo // who the connection is (Identity's user and name, with the client id)
 	subs        map[string]*Subscription
 	cmdLimiter  *rate.Limiter
 	pubLimiters map[string]*rate.Limiter // by namespace
 	abuse       *rate.Limiter
 	abusive     bool
 	closed      bool
+	auth        *clientAuth // the token's expiry (refresh.go); nil for guests
 
 	// With a connect hook (hooks_client.go): what the upgrade knew, and
 	// whether the backend has allowed an identity.
@@ -159,6 +159,7 @@ func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits)
 		pubLimiters: make(map[string]*rate.Limiter),
 		abuse:       rate.NewLimiter(rate.Limit(limits.AbuseRate), limits.AbuseBurst),
 	}
+	c.hub.ctl.clients.Add(1)
 	c.setIdentity(identity)
 	return c
 }
@@ -171,8 +172,9 @@ func (c *Client) setIdentity(id Identity) {
 		}
 		id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
 	}
-	c.ident = id
+	c.hub.users.move(c, c.info.User, id.User)
 	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name, ConnInfo: id.Info}
+	c.setTokenExpiry(id.Expires)
 }
 
 // Info is how this client appears to others (presence, publications).
@@ -228,6 +230,9 @@ func (c *Client) Close() {
 		return
 	}
 	c.closed = true
+	c.stopExpiry()
+	c.hub.users.remove(c, c.info.User)
+	c.hub.ctl.clients.Add(-1)
 	for name, s := range c.subs {
 		c.hub.Unsubscribe(c.ctx, s)
 		delete(c.subs, name)
@@ -289,6 +294,8 @@ func (c *Client) handle(line []byte) {
 		result = protocol.Empty{}
 	case protocol.OpConnect:
 		result, err = c.connect(cmd)
+	case protocol.OpRefresh:
+		result, err = c.refresh(cmd)
 	case protocol.OpSubscribe:
 		// The reply is enqueued by subscribe itself, before any push.
 		if err = c.subscribe(cmd); err == nil {
@@ -334,9 +341,9 @@ func (c *Client) connect(cmd protocol.Command) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.setIdentity(Identity{User: c.ident.User, Name: name})
+		c.setIdentity(Identity{User: c.info.User, Name: name, Expires: c.tokenExpires()})
 	}
-	return protocol.ConnectResult{Client: c.info.Client, User: c.info.User, Name: c.info.Name}, nil
+	return protocol.ConnectResult{Client: c.info.Client, User: c.info.User, Name: c.info.Name, ExpiresIn: c.expiresIn()}, nil
 }
 
 // access checks that this identity may read channel (subscribe, presence,
@@ -345,10 +352,10 @@ func (c *Client) access(ch Channel, o NamespaceOptions) error {
 	if !o.UserChannel {
 		return nil
 	}
-	if c.ident.Guest() {
+	if c.info.User == "" {
 		return protocol.Errorf(protocol.CodeUnauthorized, "sign in (token) to use user channels")
 	}
-	if ch.Rest != c.ident.User {
+	if ch.Rest != c.info.User {
 		return protocol.Errorf(protocol.CodeForbidden, "user channel of another user")
 	}
 	return nil

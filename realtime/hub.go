@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"runtime"
@@ -56,6 +57,9 @@ type HubConfig struct {
 	Hooks Hooks
 	// HookTimeout bounds every hook call (default DefaultHookTimeout).
 	HookTimeout time.Duration
+	// Control configures the server API's control of connections
+	// (control.go).
+	Control ControlConfig
 }
 
 // Hub is the local fan-out of one node: which connections are subscribed
@@ -89,6 +93,8 @@ type Hub struct {
 	stats hubStats
 
 	hooks *hubHooks
+	users userIndex  // this node's clients by user id (control_index.go)
+	ctl   hubControl // control.go
 }
 
 type hubShard struct {
@@ -181,6 +187,9 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
 	h.broker.SetHandler(h)
+	if err := h.initControl(cfg.Control); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	return h, nil
 }
 

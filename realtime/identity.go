@@ -3,6 +3,7 @@ package realtime
 import (
 	"encoding/json"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -25,6 +26,10 @@ type Identity struct {
 	// Info is extra information about the connection from the connect
 	// hook (compact JSON, or nil), shown with it as conn_info.
 	Info json.RawMessage
+	// Expires is when the identity's token expires (its exp claim); zero
+	// for guests and identities without one. The server closes the
+	// connection TokenLeeway after it unless a refresh extends it.
+	Expires time.Time
 }
 
 // Guest reports whether the identity is not authenticated.

@@ -13,6 +13,11 @@ const MinTokenSecretBytes = 32
 // ErrShortSecret is returned when a token secret is under MinTokenSecretBytes.
 var ErrShortSecret = errors.New("realtime: token secret must be at least 32 bytes (set TOKEN_SECRET)")
 
+// TokenLeeway is how far past its exp a token is still accepted, for
+// clocks that disagree a little; a connection signed in with a token is
+// closed this long after the token's exp.
+const TokenLeeway = 5 * time.Second
+
 // tokenClaims is the JWT payload duplex mints: sub is the user id, name an
 // optional display name, exp is required.
 type tokenClaims struct {
@@ -54,7 +59,7 @@ func VerifyToken(secret []byte, token string) (Identity, error) {
 	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(5*time.Second),
+		jwt.WithLeeway(TokenLeeway),
 	)
 	if err != nil {
 		return Identity{}, err
@@ -65,7 +70,7 @@ func VerifyToken(secret []byte, token string) (Identity, error) {
 	if _, err := ParseChannel("user:" + claims.Subject); err != nil {
 		return Identity{}, errors.New("token sub has characters outside A-Z a-z 0-9 _ . @ : -")
 	}
-	id := Identity{User: claims.Subject, Name: claims.Name}
+	id := Identity{User: claims.Subject, Name: claims.Name, Expires: claims.ExpiresAt.Time}
 	if id.Name != "" {
 		if id.Name, err = CleanName(id.Name); err != nil {
 			id.Name = ""

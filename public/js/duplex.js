@@ -30,7 +30,15 @@
  *  - commands issued while disconnected (publish, presence, history, ping)
  *    wait in a small bounded outbox and go out after the reconnect, or are
  *    rejected when their timeout expires first;
- *  - one WebSocket frame may carry several newline-separated messages.
+ *  - one WebSocket frame may carry several newline-separated messages;
+ *  - with getToken (a function returning a Promise of a token) it asks for
+ *    a token on every connect, and refreshes the connection's token before
+ *    it expires (at a random moment between 75 % and 90 % of its life) with
+ *    the refresh command; a refused refresh emits 'refresh_failed' and is
+ *    not retried (the server closes with 4001 at expiry, and the reconnect
+ *    asks getToken again);
+ *  - it does not reconnect after the server closed with 1000, 1008 or
+ *    4500–4999 (docs/protocol.md, close codes).
  *
  * The socket URL is built from location (ws: or wss:, same host), never
  * hard-coded. Everything the server sends is data: this client never puts
@@ -48,6 +56,14 @@
     pingInterval: 25000,    // ms of silence before the client pings (0: never)
     connectTimeout: 10000   // ms for the socket to open and connect to answer
   };
+
+  // CLOSE_TOKEN_EXPIRED is the server's close code for an expired token.
+  var CLOSE_TOKEN_EXPIRED = 4001;
+  // REFRESH_MARGIN: a token with less than this left is not sent on a
+  // connect when getToken can give a new one.
+  var REFRESH_MARGIN = 5000;
+  // MAX_TIMEOUT is the longest delay setTimeout keeps (about 24.8 days).
+  var MAX_TIMEOUT = 2147483647;
 
   /** The connection states, as emitted by the 'state' event. */
   var CONNECTING = 'connecting';
@@ -72,6 +88,9 @@
    * options:
    *   name      a guest's nickname (sent with the connect command)
    *   token     an HS256 JWT from POST /api/token or `duplex token`
+   *   getToken  function () → Promise of a token (your backend's /api/token
+   *             behind your own login): called on every connect (unless
+   *             token is still fresh) and before the token expires
    *   url       the socket URL; by default built from location + path
    *   path      '/realtime'
    *   timeout   ms before a command is rejected with code "timeout" (5000)
@@ -82,9 +101,17 @@
    * Events (dx.on(name, fn); fn gets one argument):
    *   state        {state, code?, reason?, delay?}: every state change
    *   connecting   {attempt}
-   *   connected    {client, user, name}: the connect result (who you are)
-   *   disconnected {code, reason, delay}: the socket closed; delay is the
-   *                ms until the next attempt (-1 after close())
+   *   connected    {client, user, name, expires_in}: the connect result
+   *                (who you are; expires_in: seconds the token has left)
+   *   refreshed    {expires_in}: a refresh replaced the token
+   *   refresh_failed a DuplexError: getToken failed (code
+   *                "token_unavailable") or the server refused the new
+   *                token (its code); no more refreshes on this socket
+   *   unsubscribed {channel, reason, message}: reason "server" when the
+   *                server's API ended the subscription (message: why)
+   *   disconnected {code, reason, delay, final}: the socket closed; delay
+   *                is the ms until the next attempt (-1 after close(), or
+   *                final: the server asked not to reconnect)
    *   subscribed   {channel, result, resubscribed, recovered}: a subscribe
    *                (first or after a reconnect) succeeded
    *   publication  {channel, offset, epoch, data, info, recovered, latest}:
@@ -129,6 +156,9 @@
     this._openTimer = null;
     this._closed = false;
     this._lastSeen = 0;
+    this._token = o.token || null; // the token the next connect sends
+    this._tokenDeadline = 0;       // local ms when the server closes for its expiry; 0: unknown
+    this._refreshTimer = null;
     var self = this;
     // Reconnect at once when the browser says it is back online.
     this._onOnline = function () { self.reconnectNow(); };
@@ -245,7 +275,7 @@
       // Neither open nor connected in time: try again.
       if (self._ws === ws && self.state !== CONNECTED) {
         try { ws.close(); } catch (e) { /* ignore */ }
-        self._lost(ws, 4000, 'connect timeout');
+        self._lost(ws, 1006, 'connect timeout');
       }
     }, this.options.connectTimeout);
     ws.onopen = function () {
@@ -267,15 +297,48 @@
   // else, then resubscribes and flushes the outbox once it is answered.
   proto._handshake = function (ws) {
     var self = this;
+    this._connectToken().then(function (token) {
+      if (self._ws === ws) self._sendConnect(ws, token);
+    }, function (err) {
+      if (self._ws !== ws) return;
+      // No token to be had: connect as a guest, as with a refused one.
+      self._emit('error', tokenUnavailable(err));
+      self._sendConnect(ws, null);
+    });
+  };
+
+  // tokenUnavailable is the DuplexError of a failed getToken().
+  function tokenUnavailable(err) {
+    return DuplexError('token_unavailable', 'getToken failed: ' + (err && err.message || err));
+  }
+
+  // _connectToken resolves with the token the next connect sends: the
+  // current one while it is fresh, else a new one from getToken.
+  proto._connectToken = function () {
+    var self = this;
+    var getToken = this.options.getToken;
+    var fresh = this._token && (!this._tokenDeadline || Date.now() < this._tokenDeadline - REFRESH_MARGIN);
+    if (fresh || !getToken) return Promise.resolve(this._token);
+    return Promise.resolve().then(function () { return getToken(); }).then(function (token) {
+      self._token = token;
+      self._tokenDeadline = 0;
+      return token;
+    });
+  };
+
+  proto._sendConnect = function (ws, token) {
+    var self = this;
     var fields = {};
-    if (this.options.token) fields.token = this.options.token;
+    if (token) fields.token = token;
     else if (this.options.name) fields.name = this.options.name;
     this._send('connect', fields, {direct: true}).then(function (info) {
       self._connected(ws, info);
     }, function (err) {
       if (self._ws !== ws) return;
       // A refused token or name leaves the connection as a guest: report
-      // it and carry on, so public channels keep working.
+      // it and carry on, so public channels keep working. With getToken,
+      // the next connect asks for a new token.
+      if (token && self.options.getToken) self._token = null;
       self._emit('error', err);
       self._send('connect', {}, {direct: true}).then(function (info) {
         self._connected(ws, info);
@@ -290,6 +353,8 @@
     clearTimeout(this._openTimer);
     this._attempt = 0;
     this.info = info;
+    if (info.expires_in) this._tokenDeadline = Date.now() + info.expires_in * 1000;
+    this._scheduleRefresh(ws, info.expires_in);
     this._setState(CONNECTED);
     this._emit('connected', info);
     for (var ch in this._subs) this._sendSubscribe(this._subs[ch]);
@@ -302,7 +367,8 @@
   };
 
   // _lost handles the end of a socket: pending replies on it are lost, so
-  // their commands are rejected ("disconnected"); a reconnect is scheduled.
+  // their commands are rejected ("disconnected"); a reconnect is
+  // scheduled, unless the server's close code asks for none.
   proto._lost = function (ws, code, reason) {
     if (this._ws !== ws) return;
     this._teardown();
@@ -312,13 +378,62 @@
     }
     for (var ch in this._subs) this._subs[ch].active = false;
     if (this._closed) return;
+    // The token expired: the reconnect asks getToken for a new one.
+    if (code === CLOSE_TOKEN_EXPIRED && this.options.getToken) this._token = null;
+    if (!reconnectAllowed(code)) {
+      var ev = {code: code, reason: reason || '', delay: -1, final: true};
+      this._setState(DISCONNECTED, ev);
+      this._emit('disconnected', ev);
+      return;
+    }
     this._scheduleReconnect(code, reason);
+  };
+
+  // reconnectAllowed follows the server's convention: no reconnect after
+  // 1000, 1008 or 4500–4999.
+  function reconnectAllowed(code) {
+    return code !== 1000 && code !== 1008 && !(code >= 4500 && code <= 4999);
+  }
+
+  // _scheduleRefresh arms the token refresh of socket ws for a token with
+  // expiresIn seconds left, at a random moment between 75 % and 90 % of
+  // that (the jitter spreads the refreshes of many clients).
+  proto._scheduleRefresh = function (ws, expiresIn) {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    if (!expiresIn || !this.options.getToken) return;
+    var self = this;
+    var delay = Math.min(expiresIn * 1000 * (0.75 + 0.15 * Math.random()), MAX_TIMEOUT);
+    this._refreshTimer = setTimeout(function () { self._refresh(ws); }, delay);
+  };
+
+  // _refresh gets a token and sends refresh; on a refusal it gives up on
+  // this socket (the server closes it with 4001 at expiry).
+  proto._refresh = function (ws) {
+    var self = this;
+    var getToken = this.options.getToken;
+    this._refreshTimer = null;
+    if (this._ws !== ws || this.state !== CONNECTED) return;
+    Promise.resolve().then(function () { return getToken(); }).then(function (token) {
+      if (self._ws !== ws) return null;
+      return self._send('refresh', {token: token}, {direct: true}).then(function (res) {
+        if (self._ws !== ws) return;
+        self._token = token;
+        self._tokenDeadline = Date.now() + res.expires_in * 1000;
+        self._scheduleRefresh(ws, res.expires_in);
+        self._emit('refreshed', {expires_in: res.expires_in});
+      });
+    }).then(null, function (err) {
+      if (self._ws !== ws) return; // the reconnect gets a token of its own
+      self._emit('refresh_failed', err && err.code ? err : tokenUnavailable(err));
+    });
   };
 
   proto._teardown = function () {
     clearTimeout(this._openTimer);
     clearTimeout(this._pingTimer);
-    this._openTimer = this._pingTimer = null;
+    clearTimeout(this._refreshTimer);
+    this._openTimer = this._pingTimer = this._refreshTimer = null;
     if (this._ws) {
       this._ws.onopen = this._ws.onmessage = this._ws.onclose = this._ws.onerror = null;
       this._ws = null;
@@ -369,7 +484,7 @@
         // No answer: the connection is dead even if the socket looks open.
         if (err.code === 'timeout' && self._ws === ws && ws) {
           try { ws.close(); } catch (e) { /* ignore */ }
-          self._lost(ws, 4001, 'ping timeout');
+          self._lost(ws, 1006, 'ping timeout');
         }
       });
       self._pingTimer = setTimeout(tick, every);
@@ -476,6 +591,10 @@
     }
     if (!m.channel) return;
     var sub = this._subs[m.channel];
+    if (m.unsubscribed) {
+      if (sub) this._serverUnsubscribed(sub, m.unsubscribed.reason || '');
+      return;
+    }
     if (m.join) {
       if (sub && sub.active) this._emit('join', {channel: m.channel, info: m.join});
       return;
@@ -489,6 +608,18 @@
       return;
     }
     if (sub && sub.active) this._deliver(sub, m, false);
+  };
+
+  // _serverUnsubscribed ends a subscription the server's API ended: it is
+  // forgotten (not resubscribed after a reconnect); subscribe again to
+  // come back, if the server lets you.
+  proto._serverUnsubscribed = function (sub, message) {
+    delete this._subs[sub.channel];
+    sub.active = false;
+    sub._settleWaiters(DuplexError('unsubscribed', message));
+    var ev = {channel: sub.channel, reason: 'server', message: message};
+    this._emit('unsubscribed', ev);
+    sub._emit('unsubscribed', ev);
   };
 
   // _deliver emits one publication unless it was seen already; offsets
@@ -516,8 +647,9 @@
    *   publication  {channel, offset, epoch, data, info, recovered, latest}
    *   subscribed   {channel, result, resubscribed, recovered}
    *   error        a DuplexError: the subscribe or a resubscribe was refused
-   *   unsubscribed {channel, reason}: 'unsubscribe', 'closed' (close()), or
-   *                the code of a refused resubscribe
+   *   unsubscribed {channel, reason, message?}: 'unsubscribe', 'closed'
+   *                (close()), 'server' (the server's API ended it; message
+   *                says why), or the code of a refused resubscribe
    */
   function Subscription(client, channel, options) {
     options = options || {};
@@ -645,7 +777,7 @@
       // the socket is unhealthy.
       if (err.code === 'timeout' && this._ws === ws && ws) {
         try { ws.close(); } catch (e) { /* ignore */ }
-        this._lost(ws, 4002, 'subscribe timeout');
+        this._lost(ws, 1006, 'subscribe timeout');
       }
       return;
     }

@@ -13,7 +13,8 @@
 
   // Why a connection closed, for pages that explain it (chat); the code
   // alone says nothing to most people.
-  var CLOSE_REASONS = {1001: '服务器重启或关闭', 1008: '发送过于频繁', 1013: '服务器繁忙'};
+  var CLOSE_REASONS = {1001: '服务器重启或关闭', 1008: '发送过于频繁', 1013: '服务器繁忙',
+    4000: '被服务器断开', 4001: '登录已过期'};
 
   // A room's or topic's name: the part of a channel after "chat:",
   // "live:" or "push:", as the server accepts it.
@@ -97,7 +98,9 @@
     show: show,
     connecting: function () { show('正在连接…', 'connecting'); },
     connected: function () { show('已连接', 'open'); },
-    disconnected: function (code, delayMs, explain) { show(disconnectedText(code, delayMs, explain), 'closed'); }
+    disconnected: function (code, delayMs, explain) { show(disconnectedText(code, delayMs, explain), 'closed'); },
+    // stopped: the server closed the connection and asked for no reconnect.
+    stopped: function (code, reason) { show('连接已被服务器关闭（代码 ' + code + (reason ? '：' + reason : '') + '），不再重连', 'closed'); }
   };
 
   // follow keeps #status in step with the Duplex client dx (duplex.js).
@@ -110,6 +113,7 @@
       // A negative delay: the page closed the client itself and says
       // what comes next.
       if (ev.delay >= 0) status.disconnected(ev.code, ev.delay, explain);
+      else if (ev.final) status.stopped(ev.code, ev.reason);
     });
   }
 

@@ -18,10 +18,13 @@ const (
 	OpPresence    Op = "presence"
 	OpHistory     Op = "history"
 	OpPing        Op = "ping"
+	// OpRefresh replaces the connection's token with a newer one of the
+	// same user (see refresh.go).
+	OpRefresh Op = "refresh"
 )
 
 // Ops lists every op.
-var Ops = []Op{OpConnect, OpSubscribe, OpUnsubscribe, OpPublish, OpPresence, OpHistory, OpPing}
+var Ops = []Op{OpConnect, OpSubscribe, OpUnsubscribe, OpPublish, OpPresence, OpHistory, OpPing, OpRefresh}
 
 // Known reports whether op is one of Ops.
 func (op Op) Known() bool {
@@ -65,6 +68,7 @@ type Command struct {
 	Since *Position
 	Limit int
 	// Token and Name, on connect, authenticate (token) or name a guest.
+	// Token, on refresh, is the connection's new token (required).
 	Token string
 	Name  string
 	// After, on presence, asks for the members whose client ids sort
@@ -137,6 +141,11 @@ func DecodeCommand(line []byte) (Command, *Error) {
 		if cmd.Token != "" && cmd.Name != "" {
 			return cmd, Errorf(CodeBadRequest, "connect takes a token or a name, not both")
 		}
+	case OpRefresh:
+		if raw.Token == nil || *raw.Token == "" {
+			return cmd, Errorf(CodeBadRequest, "missing field: token")
+		}
+		cmd.Token = *raw.Token
 	case OpSubscribe:
 		if raw.Recover != nil {
 			p, err := raw.Recover.position("recover")

@@ -90,6 +90,9 @@ type ServerMessage struct {
 	// JoinLeaveMaxMembers (it is always at least 1).
 	PresenceCount int `json:"presence_count,omitempty"`
 	Missed        int `json:"missed,omitempty"`
+	// Unsubscribed is set when the server ended the subscription to
+	// Channel (EncodeUnsubscribed).
+	Unsubscribed *Unsubscribed `json:"unsubscribed,omitempty"`
 }
 
 // DecodeServerMessage decodes one line sent by the server.

@@ -6,10 +6,14 @@ import (
 )
 
 // ConnectResult answers connect: who the server thinks the client is.
+// ExpiresIn, for a connection signed in with a token, is how many
+// seconds are left until the server closes it with CloseTokenExpired
+// unless a refresh comes first (at least 1; absent without a token).
 type ConnectResult struct {
-	Client string `json:"client"`
-	User   string `json:"user,omitempty"`
-	Name   string `json:"name,omitempty"`
+	Client    string `json:"client"`
+	User      string `json:"user,omitempty"`
+	Name      string `json:"name,omitempty"`
+	ExpiresIn int64  `json:"expires_in,omitempty"`
 }
 
 // SubscribeResult answers subscribe with the channel's current position.

@@ -1,0 +1,22 @@
+package handlers
+
+import (
+	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/wsconn"
+)
+
+// RealtimeConns is realtime.ControlConfig.FindConn over the registry:
+// the open session with that id, to be closed. It looks up sessions the
+// registry keeps anyway, so a connection costs nothing more for being
+// findable. Every WebSocket route's sessions share the id space, but only
+// /realtime ids are ever handed out (as client ids). Safe from any
+// goroutine.
+func RealtimeConns(r *wsconn.Registry) func(id uint64) realtime.ConnCloser {
+	return func(id uint64) realtime.ConnCloser {
+		s := r.Find(id)
+		if s == nil {
+			return nil
+		}
+		return subscriber{s}
+	}
+}
