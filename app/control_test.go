@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/duplex/duplex/internal/natstest"
+	"github.com/duplex/duplex/internal/rttest"
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/realtime/protocol"
 )
@@ -18,19 +19,17 @@ import (
 func dialUser(t *testing.T, s *testServer, user string) *rtClient {
 	t.Helper()
 	tok, _ := testToken(t, user, time.Hour)
-	c := dialRT(t, s, "token="+url.QueryEscape(tok))
-	c.name = "user " + user
+	c := rttest.MustDial(t, realtimeURL(s, "token="+url.QueryEscape(tok)), rttest.Options{Name: "user " + user})
 	// The upgrade's answer comes before the server has set the
 	// connection up; one round trip later the hub knows its user.
-	c.ping()
+	c.Ping()
 	return c
 }
 
 // clientID is the connection's client id, from connect.
-func (c *rtClient) clientID() string {
-	c.t.Helper()
+func clientID(c *rtClient) string {
 	var cr protocol.ConnectResult
-	c.ok(protocol.Command{Op: protocol.OpConnect}, &cr)
+	c.OK(protocol.Command{Op: protocol.OpConnect}, &cr)
 	return cr.Client
 }
 
@@ -48,7 +47,7 @@ func apiEmptyOK(t *testing.T, s *testServer, path, body string) {
 // (not join, leave or unsubscribed).
 func publicationsOf(c *rtClient, channel string) []protocol.ServerMessage {
 	var out []protocol.ServerMessage
-	for _, m := range c.pubs(channel) {
+	for _, m := range c.Pubs(channel) {
 		if m.Data != nil {
 			out = append(out, m)
 		}
@@ -57,9 +56,8 @@ func publicationsOf(c *rtClient, channel string) []protocol.ServerMessage {
 }
 
 // unsubscribedPush waits for the server's unsubscribed push on channel.
-func (c *rtClient) unsubscribedPush(channel string) protocol.Unsubscribed {
-	c.t.Helper()
-	m := c.waitPush("unsubscribed from "+channel, func(m protocol.ServerMessage) bool {
+func unsubscribedPush(c *rtClient, channel string) protocol.Unsubscribed {
+	m := c.WaitPush("unsubscribed from "+channel, func(m protocol.ServerMessage) bool {
 		return m.Channel == channel && m.Unsubscribed != nil
 	})
 	return *m.Unsubscribed
@@ -73,36 +71,36 @@ func TestAPIDisconnectUser(t *testing.T) {
 
 	apiEmptyOK(t, s, "/api/disconnect", `{"user":"42","code":4500,"reason":"封禁 banned"}`)
 	for _, c := range []*rtClient{first, second} {
-		if code, reason := c.closeFrame(replyTimeout); code != 4500 || reason != "封禁 banned" {
-			t.Fatalf("%s: closed with %d %q, want 4500 \"封禁 banned\"", c.name, code, reason)
+		if code, reason := closeFrame(t, c, replyTimeout); code != 4500 || reason != "封禁 banned" {
+			t.Fatalf("%s: closed with %d %q, want 4500 \"封禁 banned\"", c.Name(), code, reason)
 		}
 	}
-	other.ping()
-	guest.ping()
+	other.Ping()
+	guest.Ping()
 
 	// Without a code and reason: 4000 and the default reason.
 	apiEmptyOK(t, s, "/api/disconnect", `{"user":"43"}`)
-	if code, reason := other.closeFrame(replyTimeout); code != protocol.CloseDisconnected || reason != "disconnected by the server" {
+	if code, reason := closeFrame(t, other, replyTimeout); code != protocol.CloseDisconnected || reason != "disconnected by the server" {
 		t.Fatalf("closed with %d %q, want 4000 and the default reason", code, reason)
 	}
 	// A user with no connection: nothing to do, still 200.
 	apiEmptyOK(t, s, "/api/disconnect", `{"user":"nobody"}`)
-	guest.ping()
+	guest.Ping()
 }
 
 func TestAPIDisconnectClient(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	spammer, bystander := dialRT(t, s, "name=刷屏"), dialRT(t, s, "name=路人")
-	id := spammer.clientID()
+	id := clientID(spammer)
 
 	apiEmptyOK(t, s, "/api/disconnect", fmt.Sprintf(`{"client":%q,"code":1008,"reason":"spam"}`, id))
-	if code, reason := spammer.closeFrame(replyTimeout); code != 1008 || reason != "spam" {
+	if code, reason := closeFrame(t, spammer, replyTimeout); code != 1008 || reason != "spam" {
 		t.Fatalf("closed with %d %q, want 1008 spam", code, reason)
 	}
 	// Ids of connections gone, or of another node, name nothing here.
 	apiEmptyOK(t, s, "/api/disconnect", fmt.Sprintf(`{"client":%q}`, id))
 	apiEmptyOK(t, s, "/api/disconnect", `{"client":"othernode-1"}`)
-	bystander.ping()
+	bystander.Ping()
 }
 
 func TestAPIDisconnectValidation(t *testing.T) {
@@ -126,10 +124,10 @@ func TestAPIDisconnectValidation(t *testing.T) {
 			t.Errorf("%s (%s): %d %s, want 400", tc.why, tc.body, status, body)
 		}
 	}
-	c.ping() // none of them closed anything
+	c.Ping() // none of them closed anything
 
 	apiEmptyOK(t, s, "/api/disconnect", `{"user":"42","code":4999,"reason":"`+long+`"}`)
-	if code, reason := c.closeFrame(replyTimeout); code != 4999 || reason != long {
+	if code, reason := closeFrame(t, c, replyTimeout); code != 4999 || reason != long {
 		t.Fatalf("closed with %d %q, want 4999 and the 123-byte reason", code, reason)
 	}
 }
@@ -139,24 +137,24 @@ func TestAPIUnsubscribeUser(t *testing.T) {
 	const room, other = "chat:control-room", "chat:control-other"
 	u, u2 := dialUser(t, s, "42"), dialUser(t, s, "42")
 	watcher := dialRT(t, s, "name=看客")
-	uID := u.clientID()
+	uID := clientID(u)
 	for _, c := range []*rtClient{u, u2, watcher} {
-		c.subscribe(room)
+		c.Subscribe(room)
 	}
-	u.subscribe(other)
+	u.Subscribe(other)
 	// Joins and leaves within one tick cancel out: the join comes first.
-	watcher.waitPush("the user's join", func(m protocol.ServerMessage) bool {
+	watcher.WaitPush("the user's join", func(m protocol.ServerMessage) bool {
 		return m.Channel == room && m.Join != nil && m.Join.Client == uID
 	})
 
 	apiEmptyOK(t, s, "/api/unsubscribe", `{"user":"42","channel":"`+room+`"}`)
 	for _, c := range []*rtClient{u, u2} {
-		if got := c.unsubscribedPush(room); got.Reason != "unsubscribed by the server" {
-			t.Fatalf("%s: unsubscribed push %+v", c.name, got)
+		if got := unsubscribedPush(c, room); got.Reason != "unsubscribed by the server" {
+			t.Fatalf("%s: unsubscribed push %+v", c.Name(), got)
 		}
-		c.fails(protocol.Command{Op: protocol.OpUnsubscribe, Channel: room}, protocol.CodeNotFound)
+		c.Fails(protocol.Command{Op: protocol.OpUnsubscribe, Channel: room}, protocol.CodeNotFound)
 	}
-	watcher.waitPush("the user's leave", func(m protocol.ServerMessage) bool {
+	watcher.WaitPush("the user's leave", func(m protocol.ServerMessage) bool {
 		return m.Channel == room && m.Leave != nil && m.Leave.Client == uID
 	})
 
@@ -165,20 +163,20 @@ func TestAPIUnsubscribeUser(t *testing.T) {
 	// barrier: had the first reached the old subscription, it would be
 	// there before it).
 	apiPublish(t, s, room, `{"n":1}`)
-	watcher.waitPubs(room, 1, replyTimeout)
-	u.subscribe(room)
+	watcher.WaitPubs(room, 1, replyTimeout)
+	u.Subscribe(room)
 	apiPublish(t, s, room, `{"n":2}`)
-	u.waitOffset(room, 2, replyTimeout)
+	u.WaitOffset(room, 2, replyTimeout)
 	if got := publicationsOf(u, room); len(got) != 1 || pubN(t, got[0]) != 2 {
 		t.Fatalf("user got %s on %s, want only n=2", describePushes(got), room)
 	}
 	// The user's other channel was left alone.
 	apiPublish(t, s, other, `{"n":3}`)
-	u.waitPubs(other, 1, replyTimeout)
+	u.WaitPubs(other, 1, replyTimeout)
 
 	// With a reason.
 	apiEmptyOK(t, s, "/api/unsubscribe", `{"user":"42","channel":"`+other+`","reason":"房间已关闭"}`)
-	if got := u.unsubscribedPush(other); got.Reason != "房间已关闭" {
+	if got := unsubscribedPush(u, other); got.Reason != "房间已关闭" {
 		t.Fatalf("unsubscribed push %+v, want the reason given", got)
 	}
 
@@ -199,10 +197,10 @@ func TestAPIInfo(t *testing.T) {
 	s := startServer(t, rtEnv(nil))
 	a, b := dialUser(t, s, "42"), dialUser(t, s, "42")
 	g := dialRT(t, s, "")
-	aID := a.clientID()
-	a.subscribe("chat:info-1")
-	b.subscribe("chat:info-1")
-	g.subscribe("live:info-2")
+	aID := clientID(a)
+	a.Subscribe("chat:info-1")
+	b.Subscribe("chat:info-1")
+	g.Subscribe("live:info-2")
 
 	var info infoBody
 	apiJSON(t, s, "GET", "/api/info", "", &info)
@@ -215,13 +213,13 @@ func TestAPIInfo(t *testing.T) {
 		t.Fatalf("node %+v, want 3 connections of 1 user in 2 channels, version test", n)
 	}
 
-	g.closeNow()
+	g.Close()
 	waitFor(t, "the node's figures without the guest", replyTimeout, func() bool {
 		apiJSON(t, s, "GET", "/api/info", "", &info)
 		return info.Nodes[0].Connections == 2 && info.Nodes[0].Channels == 1
 	})
-	a.closeNow()
-	b.closeNow()
+	a.Close()
+	b.Close()
 	waitFor(t, "the node's figures without the user", replyTimeout, func() bool {
 		apiJSON(t, s, "GET", "/api/info", "", &info)
 		return info.Nodes[0].Connections == 0 && info.Nodes[0].Users == 0 && info.Nodes[0].Channels == 0
@@ -236,9 +234,9 @@ func TestClusterControlThroughNATS(t *testing.T) {
 
 	onA, onB := dialUser(t, a, "42"), dialUser(t, b, "42")
 	watcherA, guestB := dialRT(t, a, "name=甲"), dialRT(t, b, "name=乙")
-	idA, idB := watcherA.clientID(), guestB.clientID()
+	idA, idB := clientID(watcherA), clientID(guestB)
 	for _, c := range []*rtClient{onA, onB, watcherA} {
-		c.subscribe(room)
+		c.Subscribe(room)
 	}
 
 	// Info from either node lists both.
@@ -261,22 +259,22 @@ func TestClusterControlThroughNATS(t *testing.T) {
 
 	// Unsubscribe through node A reaches the user on B too.
 	apiEmptyOK(t, a, "/api/unsubscribe", `{"user":"42","channel":"`+room+`"}`)
-	onA.unsubscribedPush(room)
-	onB.unsubscribedPush(room)
+	unsubscribedPush(onA, room)
+	unsubscribedPush(onB, room)
 
 	// Disconnect one client of B through A, then the user everywhere
 	// through B.
 	apiEmptyOK(t, a, "/api/disconnect", fmt.Sprintf(`{"client":%q,"code":4100,"reason":"by id"}`, idB))
-	if code, reason := guestB.closeFrame(replyTimeout); code != 4100 || reason != "by id" {
+	if code, reason := closeFrame(t, guestB, replyTimeout); code != 4100 || reason != "by id" {
 		t.Fatalf("guest on B closed with %d %q", code, reason)
 	}
 	apiEmptyOK(t, b, "/api/disconnect", `{"user":"42","code":4501}`)
 	for _, c := range []*rtClient{onA, onB} {
-		if code, _ := c.closeFrame(replyTimeout); code != 4501 {
-			t.Fatalf("%s closed with %d, want 4501", c.name, code)
+		if code, _ := closeFrame(t, c, replyTimeout); code != 4501 {
+			t.Fatalf("%s closed with %d, want 4501", c.Name(), code)
 		}
 	}
-	watcherA.ping()
+	watcherA.Ping()
 }
 
 // TestControlPushShape pins the unsubscribed push on the wire.

@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fasthttp/websocket"
-
+	"github.com/duplex/duplex/client"
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/realtime/protocol"
 )
@@ -34,11 +33,11 @@ func testToken(t *testing.T, user string, ttl time.Duration) (string, time.Time)
 }
 
 // closeFrame waits for the server's close and returns its code and reason.
-func (c *rtClient) closeFrame(timeout time.Duration) (int, string) {
-	c.t.Helper()
-	var ce *websocket.CloseError
-	if c.waitClose(timeout) < 0 || !errors.As(c.readErr(), &ce) {
-		c.t.Fatalf("%s: ended without a close frame: %v", c.name, c.readErr())
+func closeFrame(t *testing.T, c *rtClient, timeout time.Duration) (int, string) {
+	t.Helper()
+	var ce *client.CloseError
+	if c.WaitClose(timeout) < 0 || !errors.As(c.ReadErr(), &ce) {
+		t.Fatalf("%s: ended without a close frame: %v", c.Name(), c.ReadErr())
 	}
 	return ce.Code, ce.Text
 }
@@ -49,15 +48,15 @@ func (c *rtClient) closeFrame(timeout time.Duration) (int, string) {
 func wantExpiryClose(t *testing.T, c *rtClient, exp time.Time) {
 	t.Helper()
 	due := exp.Add(realtime.TokenLeeway)
-	code, reason := c.closeFrame(time.Until(due) + 5*time.Second)
+	code, reason := closeFrame(t, c, time.Until(due)+5*time.Second)
 	closedAt := time.Now()
 	if code != protocol.CloseTokenExpired || reason != "token expired" {
-		t.Fatalf("%s: closed with %d %q, want %d \"token expired\"", c.name, code, reason, protocol.CloseTokenExpired)
+		t.Fatalf("%s: closed with %d %q, want %d \"token expired\"", c.Name(), code, reason, protocol.CloseTokenExpired)
 	}
 	// The client reads the close a little after the server sent it, so
 	// only the upper bound gets slack.
 	if closedAt.Before(due) || closedAt.After(due.Add(expiryBound)) {
-		t.Fatalf("%s: closed at %v, want within %v after %v", c.name, closedAt.Format(time.StampMilli), expiryBound, due.Format(time.StampMilli))
+		t.Fatalf("%s: closed at %v, want within %v after %v", c.Name(), closedAt.Format(time.StampMilli), expiryBound, due.Format(time.StampMilli))
 	}
 }
 
@@ -69,13 +68,13 @@ func TestTokenExpiryClosesWith4001(t *testing.T) {
 	viaQuery := dialRT(t, s, "token="+url.QueryEscape(tok))
 	viaConnect := dialRT(t, s, "")
 	var cr protocol.ConnectResult
-	viaConnect.ok(protocol.Command{Op: protocol.OpConnect, Token: tok}, &cr)
+	viaConnect.OK(protocol.Command{Op: protocol.OpConnect, Token: tok}, &cr)
 	if cr.User != "42" || cr.ExpiresIn != 1 {
 		t.Fatalf("connect result %+v, want user 42 and expires_in 1", cr)
 	}
 	// Renaming itself keeps the token's expiry.
 	renamed := dialRT(t, s, "token="+url.QueryEscape(tok))
-	renamed.ok(protocol.Command{Op: protocol.OpConnect, Name: "新名字"}, &cr)
+	renamed.OK(protocol.Command{Op: protocol.OpConnect, Name: "新名字"}, &cr)
 	if cr.User != "42" || cr.Name != "新名字" || cr.ExpiresIn != 1 {
 		t.Fatalf("connect with a name: %+v, want user 42 renamed, still expiring", cr)
 	}
@@ -84,7 +83,7 @@ func TestTokenExpiryClosesWith4001(t *testing.T) {
 	for _, c := range []*rtClient{viaQuery, viaConnect, renamed} {
 		wantExpiryClose(t, c, exp)
 	}
-	guest.ping() // guests have no token to expire
+	guest.Ping() // guests have no token to expire
 }
 
 func TestRefreshReplacesTheToken(t *testing.T) {
@@ -96,29 +95,29 @@ func TestRefreshReplacesTheToken(t *testing.T) {
 	c := dialRT(t, s, "token="+url.QueryEscape(old))
 	sentinel := dialRT(t, s, "token="+url.QueryEscape(old)) // not refreshed
 	var rr protocol.RefreshResult
-	c.ok(protocol.Command{Op: protocol.OpRefresh, Token: fresh}, &rr)
+	c.OK(protocol.Command{Op: protocol.OpRefresh, Token: fresh}, &rr)
 	if rr.ExpiresIn < 3600 || rr.ExpiresIn > 3605 {
 		t.Fatalf("refresh result %+v, want expires_in about an hour", rr)
 	}
 	// Refused refreshes leave the new token in force.
-	c.fails(protocol.Command{Op: protocol.OpRefresh, Token: other}, protocol.CodeForbidden)
-	c.fails(protocol.Command{Op: protocol.OpRefresh, Token: "not.a.token"}, protocol.CodeUnauthorized)
-	m := c.call(protocol.Command{Op: protocol.OpRefresh})
-	c.wantErr(m, protocol.CodeBadRequest, "refresh without a token")
+	c.Fails(protocol.Command{Op: protocol.OpRefresh, Token: other}, protocol.CodeForbidden)
+	c.Fails(protocol.Command{Op: protocol.OpRefresh, Token: "not.a.token"}, protocol.CodeUnauthorized)
+	m := c.Call(protocol.Command{Op: protocol.OpRefresh})
+	c.WantErr(m, protocol.CodeBadRequest, "refresh without a token")
 
 	// Once the old token's close has come (to the sentinel, whose timer
 	// is due at the same moment), the refreshed connection is still there.
 	wantExpiryClose(t, sentinel, oldExp)
-	c.ping()
+	c.Ping()
 	var cr protocol.ConnectResult
-	c.ok(protocol.Command{Op: protocol.OpConnect}, &cr)
+	c.OK(protocol.Command{Op: protocol.OpConnect}, &cr)
 	if cr.User != "42" || cr.ExpiresIn < 3590 {
 		t.Fatalf("after refresh, connect says %+v", cr)
 	}
 
 	// A guest has nothing to refresh.
 	g := dialRT(t, s, "")
-	g.fails(protocol.Command{Op: protocol.OpRefresh, Token: fresh}, protocol.CodeBadRequest)
+	g.Fails(protocol.Command{Op: protocol.OpRefresh, Token: fresh}, protocol.CodeBadRequest)
 }
 
 func TestRefusedRefreshKeepsTheOldExpiry(t *testing.T) {
@@ -126,6 +125,6 @@ func TestRefusedRefreshKeepsTheOldExpiry(t *testing.T) {
 	old, exp := testToken(t, "42", -4*time.Second)
 	other, _ := testToken(t, "43", time.Hour)
 	c := dialRT(t, s, "token="+url.QueryEscape(old))
-	c.fails(protocol.Command{Op: protocol.OpRefresh, Token: other}, protocol.CodeForbidden)
+	c.Fails(protocol.Command{Op: protocol.OpRefresh, Token: other}, protocol.CodeForbidden)
 	wantExpiryClose(t, c, exp)
 }

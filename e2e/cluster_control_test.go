@@ -7,49 +7,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fasthttp/websocket"
-
+	"github.com/duplex/duplex/client"
+	"github.com/duplex/duplex/internal/rttest"
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/realtime/protocol"
 )
 
 // closeFrame waits until the server closes c and returns the close
 // frame's code and reason.
-func (c *rtConn) closeFrame(t *testing.T, what string) (int, string) {
+func closeFrame(t *testing.T, c *rttest.Conn, what string) (int, string) {
 	t.Helper()
-	if !c.wait(clusterReplyTimeout, func() bool { return c.closeErr != nil }) {
-		t.Fatalf("%s: still open after %v", what, clusterReplyTimeout)
-	}
-	var ce *websocket.CloseError
-	if !errors.As(c.err(), &ce) {
-		t.Fatalf("%s: ended without a close frame: %v", what, c.err())
+	c.WaitClose(clusterReplyTimeout)
+	var ce *client.CloseError
+	if !errors.As(c.ReadErr(), &ce) {
+		t.Fatalf("%s: ended without a close frame: %v", what, c.ReadErr())
 	}
 	return ce.Code, ce.Text
 }
 
 // waitUnsubscribed waits for the server's unsubscribed push on channel.
-func (c *rtConn) waitUnsubscribed(t *testing.T, what, channel string) protocol.Unsubscribed {
-	t.Helper()
-	var got protocol.Unsubscribed
-	if !c.wait(clusterReplyTimeout, func() bool {
-		for _, m := range c.pushes {
-			if m.Channel == channel && m.Unsubscribed != nil {
-				got = *m.Unsubscribed
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatalf("%s: no unsubscribed push on %s (connection: %v)", what, channel, c.err())
-	}
-	return got
+func waitUnsubscribed(c *rttest.Conn, what, channel string) protocol.Unsubscribed {
+	m := c.WaitPush(what+": unsubscribed push on "+channel, func(m protocol.ServerMessage) bool {
+		return m.Channel == channel && m.Unsubscribed != nil
+	})
+	return *m.Unsubscribed
 }
 
 // connectResult is the connection's connect result (who it is).
-func (c *rtConn) connectResult(t *testing.T) protocol.ConnectResult {
-	t.Helper()
+func connectResult(c *rttest.Conn) protocol.ConnectResult {
 	var cr protocol.ConnectResult
-	c.ok(t, protocol.Command{Op: protocol.OpConnect}, &cr)
+	c.OK(protocol.Command{Op: protocol.OpConnect}, &cr)
 	return cr
 }
 
@@ -68,11 +55,11 @@ func TestClusterServerAPIControlsConnections(t *testing.T) {
 	q := "token=" + url.QueryEscape(tok.Token)
 	user0, user2 := mustDialRT(t, c.nodeURL(0), q), mustDialRT(t, c.nodeURL(2), q)
 	guest1 := mustDialRT(t, c.nodeURL(1), "name=旁观")
-	guestID := guest1.connectResult(t).Client
+	guestID := connectResult(guest1).Client
 	nodeOf := func(client string) string { return client[:strings.LastIndexByte(client, '-')] }
-	nodes := []string{nodeOf(user0.connectResult(t).Client), nodeOf(guestID), nodeOf(user2.connectResult(t).Client)}
-	for _, cl := range []*rtConn{user0, user2, guest1} {
-		cl.subscribe(t, room)
+	nodes := []string{nodeOf(connectResult(user0).Client), nodeOf(guestID), nodeOf(connectResult(user2).Client)}
+	for _, cl := range []*rttest.Conn{user0, user2, guest1} {
+		cl.Subscribe(room)
 	}
 
 	// Every node answers for the three.
@@ -106,21 +93,21 @@ func TestClusterServerAPIControlsConnections(t *testing.T) {
 
 	// Unsubscribe through node 1, where the user has no connection.
 	apiOK(t, c.nodeURL(1), "POST", "/api/unsubscribe", map[string]string{"user": "42", "channel": room, "reason": "移出房间"}, nil)
-	for what, cl := range map[string]*rtConn{"user on node 0": user0, "user on node 2": user2} {
-		if got := cl.waitUnsubscribed(t, what, room); got.Reason != "移出房间" {
+	for what, cl := range map[string]*rttest.Conn{"user on node 0": user0, "user on node 2": user2} {
+		if got := waitUnsubscribed(cl, what, room); got.Reason != "移出房间" {
 			t.Fatalf("%s: unsubscribed %+v", what, got)
 		}
 	}
 
 	// Disconnect node 1's guest by client id, through node 0.
 	apiOK(t, c.nodeURL(0), "POST", "/api/disconnect", map[string]any{"client": guestID, "code": 4100, "reason": "kicked"}, nil)
-	if code, reason := guest1.closeFrame(t, "guest on node 1"); code != 4100 || reason != "kicked" {
+	if code, reason := closeFrame(t, guest1, "guest on node 1"); code != 4100 || reason != "kicked" {
 		t.Fatalf("guest on node 1 closed with %d %q, want 4100 kicked", code, reason)
 	}
 	// And the user everywhere, through node 1.
 	apiOK(t, c.nodeURL(1), "POST", "/api/disconnect", map[string]any{"user": "42", "code": 4500, "reason": "banned"}, nil)
-	for what, cl := range map[string]*rtConn{"user on node 0": user0, "user on node 2": user2} {
-		if code, reason := cl.closeFrame(t, what); code != 4500 || reason != "banned" {
+	for what, cl := range map[string]*rttest.Conn{"user on node 0": user0, "user on node 2": user2} {
+		if code, reason := closeFrame(t, cl, what); code != 4500 || reason != "banned" {
 			t.Fatalf("%s closed with %d %q, want 4500 banned", what, code, reason)
 		}
 	}
@@ -146,17 +133,17 @@ func TestClusterTokenRefreshAndExpiry(t *testing.T) {
 	// One node, and kept armed first: with the same due time its timer
 	// would fire first, so the barrier below cannot overtake it.
 	kept, expiring := mustDialRT(t, c.nodeURL(0), ""), mustDialRT(t, c.nodeURL(0), "")
-	for _, cl := range []*rtConn{kept, expiring} {
-		cl.ok(t, protocol.Command{Op: protocol.OpConnect, Token: old}, nil)
+	for _, cl := range []*rttest.Conn{kept, expiring} {
+		cl.OK(protocol.Command{Op: protocol.OpConnect, Token: old}, nil)
 	}
 	var rr protocol.RefreshResult
-	kept.ok(t, protocol.Command{Op: protocol.OpRefresh, Token: fresh}, &rr)
+	kept.OK(protocol.Command{Op: protocol.OpRefresh, Token: fresh}, &rr)
 	if rr.ExpiresIn < 3600 {
 		t.Fatalf("refresh result %+v", rr)
 	}
-	if code, reason := expiring.closeFrame(t, "the connection that did not refresh"); code != protocol.CloseTokenExpired || reason != "token expired" {
+	if code, reason := closeFrame(t, expiring, "the connection that did not refresh"); code != protocol.CloseTokenExpired || reason != "token expired" {
 		t.Fatalf("closed with %d %q, want 4001 token expired", code, reason)
 	}
 	// Its token's close time has passed: the refreshed one still answers.
-	kept.ok(t, protocol.Command{Op: protocol.OpPing}, nil)
+	kept.OK(protocol.Command{Op: protocol.OpPing}, nil)
 }
