@@ -49,6 +49,12 @@ func dialRT(t *testing.T, s *testServer, query string) *rtClient {
 	if err != nil {
 		t.Fatalf("dial /realtime?%s: %v (HTTP %d)", query, err, status)
 	}
+	return newRTClient(t, conn, query)
+}
+
+// newRTClient starts the reader of an open /realtime connection.
+func newRTClient(t *testing.T, conn *websocket.Conn, query string) *rtClient {
+	t.Helper()
 	c := &rtClient{
 		t: t, name: query, conn: conn,
 		changed:  make(chan struct{}),

@@ -98,7 +98,14 @@ func (h *realtimeHandler) Closed() { h.client.Close() }
 // message, and the namespace's slow-consumer policy picks how to queue it.
 type subscriber struct{ s *wsconn.Session }
 
-var _ realtime.Subscriber = subscriber{}
+var (
+	_ realtime.Subscriber = subscriber{}
+	_ realtime.Backlogger = subscriber{}
+)
+
+// Backlogged lets flow-controlled channels skip a tick for a client whose
+// queue still holds something, instead of queueing behind it.
+func (a subscriber) Backlogged() bool { return a.s.Backlogged() }
 
 func (a subscriber) ID() uint64 { return a.s.ID() }
 

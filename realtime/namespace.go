@@ -53,6 +53,17 @@ type NamespaceOptions struct {
 	UserChannel bool
 	// SlowPolicy applies when a subscriber's queue is full.
 	SlowPolicy SlowPolicy
+	// FlowTick turns flow control on (0: off): a channel's publications
+	// are gathered for one tick and go to every subscriber as one tick
+	// frame, encoded once, sampled down to FlowBudget when there are more
+	// (flow.go). A subscriber too slow for a tick frame gets the next one
+	// instead, with a count of what it missed, and is never disconnected
+	// for it. 10 ms to 10 s.
+	FlowTick time.Duration
+	// FlowBudget is how many publications a tick frame shows at most,
+	// besides priority ones, which are never sampled out
+	// (0: DefaultFlowBudget). Only with FlowTick.
+	FlowBudget int
 }
 
 // Namespaces maps a namespace name to its options. A channel whose
@@ -88,6 +99,10 @@ func (n Namespaces) Validate() error {
 			return fmt.Errorf("namespace %q: publish rate must be >= 0", name)
 		case o.PublishRate > 0 && o.PublishBurst < 1:
 			return fmt.Errorf("namespace %q: publish burst must be >= 1 when a rate is set", name)
+		case o.FlowTick < 0 || o.FlowTick > 0 && (o.FlowTick < minFlowTick || o.FlowTick > maxFlowTick):
+			return fmt.Errorf("namespace %q: flow tick must be between %s and %s", name, minFlowTick, maxFlowTick)
+		case o.FlowBudget < 0 || o.FlowBudget > maxFlowBudget:
+			return fmt.Errorf("namespace %q: flow budget must be between 0 and %d", name, maxFlowBudget)
 		case o.SlowPolicy != PolicyDisconnect && o.SlowPolicy != PolicyDropOldest:
 			return fmt.Errorf("namespace %q: unknown slow-consumer policy %d", name, o.SlowPolicy)
 		}

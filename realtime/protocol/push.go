@@ -23,6 +23,9 @@ func EncodePublication(channel string, pub Publication) []byte {
 		b = append(b, `,"info":`...)
 		b = append(b, info...)
 	}
+	if pub.Priority {
+		b = append(b, `,"priority":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -90,6 +93,10 @@ type ServerMessage struct {
 	// JoinLeaveMaxMembers (it is always at least 1).
 	PresenceCount int `json:"presence_count,omitempty"`
 	Missed        int `json:"missed,omitempty"`
+	// Priority is set on a priority publication.
+	Priority bool `json:"priority,omitempty"`
+	// Tick is set in a flow-controlled channel's tick frame.
+	Tick *Tick `json:"tick,omitempty"`
 }
 
 // DecodeServerMessage decodes one line sent by the server.
