@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -321,5 +322,39 @@ func TestFlowFlushTicksSendsWaitingTickNow(t *testing.T) {
 	}
 	if n := ticks.fire(); n != 0 {
 		t.Errorf("the flushed tick's timer still ran (%d)", n)
+	}
+}
+
+// A room large enough for its tick to be split among the cores: every
+// viewer gets the tick exactly once, the deliveries are counted once, and
+// a stalled viewer in any part is owed its frame and gets it.
+func TestFlowLargeRoomSplitFanout(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	h := newTestHub(t, HubConfig{Namespaces: flowNamespaces()})
+	ticks := useManualTicks(h)
+	const n = 2*flowFanoutChunk + 10
+	subs := make([]*testSub, n)
+	slow := &stallSub{testSub: newTestSub(1 << 16)}
+	for i := range subs {
+		subs[i] = newTestSub(1 << 16)
+		subscribeFlow(t, h, subs[i], "room:big")
+	}
+	subscribeFlow(t, h, slow, "room:big")
+	slow.stalled.Store(true)
+	before := h.Stats().Deliveries
+	publishN(t, h, "room:big", 5, "s", false)
+	ticks.fire()
+	if got := h.Stats().Deliveries - before; got != n {
+		t.Errorf("%d deliveries counted, want %d", got, n)
+	}
+	for i, s := range subs {
+		if tk := ticksOf(s.Drain(t)); len(tk) != 1 || tk[0].Tick.Total != 5 {
+			t.Fatalf("viewer %d got %d ticks", i, len(tk))
+		}
+	}
+	slow.stalled.Store(false)
+	ticks.fire()
+	if tk := ticksOf(slow.Drain(t)); len(tk) != 1 || tk[0].Tick.Missed != 3 {
+		t.Fatalf("the stalled viewer got %+v, want one frame with missed 3", tk)
 	}
 }
