@@ -14,7 +14,7 @@ const (
 // flowSampler picks what one tick frame of a channel shows when the tick
 // had more publications than the budget:
 //
-//   - every priority publication, whatever the budget;
+//   - every priority publication, outside the budget;
 //   - then, up to the budget, round-robin between senders (the client id
 //     of the publication's info; the server's own publications are one
 //     sender), each sender's earliest first, so a flooder gets one turn a
@@ -53,25 +53,30 @@ func senderKey(p *Publication) string {
 }
 
 // sample returns what the tick frame shows of pubs (in offset order):
-// all of them when they fit the budget. pubs is not modified; the result
-// may share its backing array.
+// all of them when those without priority fit the budget. pubs is not
+// modified; the result may share its backing array.
 func (s *flowSampler) sample(pubs []Publication) []Publication {
 	s.tick++
 	defer s.forget()
-	if len(pubs) <= s.budget {
+	plain := 0
+	for i := range pubs {
+		if !pubs[i].Priority {
+			plain++
+		}
+	}
+	if plain <= s.budget {
 		for i := range pubs {
 			s.lastShown[senderKey(&pubs[i])] = s.tick
 		}
 		return pubs
 	}
 	picked := make([]bool, len(pubs))
-	n := 0
+	n := 0 // picked without priority
 	var senders []*flowSender
 	byKey := make(map[string]*flowSender)
 	for i := range pubs {
 		if pubs[i].Priority {
 			picked[i] = true
-			n++
 			continue
 		}
 		k := senderKey(&pubs[i])
@@ -101,7 +106,7 @@ func (s *flowSampler) sample(pubs []Publication) []Publication {
 			break
 		}
 	}
-	out := make([]Publication, 0, n)
+	out := make([]Publication, 0, n+len(pubs)-plain)
 	for i := range pubs {
 		if picked[i] {
 			out = append(out, pubs[i])

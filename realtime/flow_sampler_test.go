@@ -104,21 +104,16 @@ func TestFlowSamplerNeverDropsPriority(t *testing.T) {
 			prio++
 		}
 	}
-	if prio != 8 || len(out) != 8 {
-		t.Fatalf("showed %d (%d priority), want all 8 priority and nothing else", len(out), prio)
+	// The budget is for the others: all 8 priority ones, and 5 more.
+	if prio != 8 || len(out) != 13 {
+		t.Fatalf("showed %d (%d priority), want all 8 priority and 5 others", len(out), prio)
 	}
-	// Fewer priority than the budget: they and round-robin fill it.
-	pubs = tickOf(&offset, map[string]int{"a": 40, "b": 40}, []string{"a", "b"})
-	pubs[7].Priority, pubs[70].Priority = true, true
-	out = s.sample(pubs)
-	prio = 0
-	for _, p := range out {
-		if p.Priority {
-			prio++
-		}
-	}
-	if prio != 2 || len(out) != 5 {
-		t.Fatalf("showed %d (%d priority), want 5 with both priority", len(out), prio)
+	// Priority ones do not make a tick within the budget sampled.
+	pubs = tickOf(&offset, map[string]int{"a": 3, "b": 2}, []string{"a", "b"})
+	pubs[1].Priority, pubs[3].Priority = true, true
+	pubs = append(pubs, Publication{Offset: 1000, Data: []byte(`1`), Info: &ClientInfo{Client: "c"}})
+	if out = s.sample(pubs); len(out) != 6 {
+		t.Fatalf("2 priority and 4 others within a budget of 5: showed %d of 6", len(out))
 	}
 }
 

@@ -134,8 +134,8 @@ func TestFlowPriorityFromTheAPIAlwaysShown(t *testing.T) {
 			prio++
 		}
 	}
-	if prio != 4 || msgs[0].Tick.Total != 24 {
-		t.Fatalf("tick %+v: want all 4 priority, total 24", msgs[0].Tick)
+	if prio != 4 || msgs[0].Tick.Total != 24 || msgs[0].Tick.Shown != 7 {
+		t.Fatalf("tick %+v: want all 4 priority and 3 others, total 24", msgs[0].Tick)
 	}
 }
 
@@ -206,8 +206,8 @@ func TestFlowStalledViewerSkipsTicksAndIsToldWhatItMissed(t *testing.T) {
 			prio++
 		}
 	}
-	// Each tick showed 3 of 6: the priority one and 2 others.
-	if prio != 3 || tk.Missed != 6 || tk.Total != 0 || tk.Shown != 3 {
+	// Each tick showed 4 of 6: the priority one and 3 others.
+	if prio != 3 || tk.Missed != 9 || tk.Total != 0 || tk.Shown != 3 {
 		t.Fatalf("owed frame = %+v, want 3 priority carried, missed 6", tk)
 	}
 	if got := fast.Drain(t); len(got) != 0 {
@@ -297,8 +297,8 @@ func TestNATSFlowEachNodeTicksPriorityTravels(t *testing.T) {
 	ticksB.fire()
 	for name, s := range map[string]*testSub{"A": x, "B": y} {
 		tk := ticksOf(s.Drain(t))
-		if len(tk) != 1 || tk[0].Tick.Total != 11 || tk[0].Tick.Shown != 3 {
-			t.Fatalf("node %s: ticks %+v, want one of total 11 showing 3", name, tk)
+		if len(tk) != 1 || tk[0].Tick.Total != 11 || tk[0].Tick.Shown != 4 {
+			t.Fatalf("node %s: ticks %+v, want one of total 11 showing 4 (3 and the priority one)", name, tk)
 		}
 		last := tk[0].Tick.Publications[len(tk[0].Tick.Publications)-1]
 		if !last.Priority {
