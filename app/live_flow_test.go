@@ -65,6 +65,11 @@ func liveComments(c *rtClient, channel string) []protocol.Publication {
 func (c *rtClient) tickTally(channel, mark string) (shown, missed, ticks int, seen bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.tickTallyLocked(channel, mark)
+}
+
+// tickTallyLocked is tickTally with c.mu held (in a waitState condition).
+func (c *rtClient) tickTallyLocked(channel, mark string) (shown, missed, ticks int, seen bool) {
 	for _, m := range c.pushes {
 		if m.Channel != channel || m.Tick == nil {
 			continue
@@ -148,9 +153,7 @@ func TestLiveFlowStalledViewerResumesWithFreshTicks(t *testing.T) {
 	}
 	for _, c := range []*rtClient{reader, stalled} {
 		if !c.waitState(10*time.Second, func() bool {
-			c.mu.Unlock()
-			_, _, _, seen := c.tickTally(ch, "sentinel")
-			c.mu.Lock()
+			_, _, _, seen := c.tickTallyLocked(ch, "sentinel")
 			return seen
 		}) {
 			sh, mi, tk, _ := c.tickTally(ch, "")
