@@ -156,6 +156,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	// The features' publishers stop before the connections close, so the
 	// last thing a client is sent is its 1001, not a half-sent tick.
 	a.stopServices(ctx)
+	// Publications accepted into a flow-controlled tick go out now, ahead
+	// of the close frames.
+	a.hub.FlushTicks()
 	err := a.registry.Shutdown(ctx)
 	// Every session has unsubscribed by now; nothing uses the broker.
 	a.closeBroker()

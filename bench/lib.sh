@@ -273,3 +273,23 @@ check_centrifugo() {
 		TARGETS=$(echo $TARGETS)
 	fi
 }
+
+# ---- NATS (run-cluster.sh, run-live.sh) -------------------------------------
+
+# start_nats LOG: starts $NATS_BIN with JetStream on 127.0.0.1:$NATS_PORT,
+# its storage in a fresh temporary directory; sets NATS_PID and NATS_DIR
+# (the script's stop function removes them) and waits up to 10 s until it
+# is ready. Fails, printing LOG, if it exits first.
+start_nats() {
+	if port_open "$NATS_PORT"; then echo "port $NATS_PORT is in use" >&2; return 1; fi
+	NATS_DIR=$(mktemp -d /tmp/duplex-nats-js.XXXXXX)
+	"$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" >"$1" 2>&1 &
+	NATS_PID=$!
+	for _ in $(seq 100); do
+		kill -0 "$NATS_PID" 2>/dev/null || { echo "nats-server exited; log:" >&2; cat "$1" >&2; NATS_PID=""; return 1; }
+		grep -q "Server is ready" "$1" && return 0
+		sleep 0.1
+	done
+	echo "nats-server not ready within 10 s" >&2
+	return 1
+}

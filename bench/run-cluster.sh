@@ -94,20 +94,6 @@ echo "== build (binaries in $BIN, results in $OUT)"
 build_go "$BIN/duplexload" ./cmd/duplexload
 build_go "$DUPLEX_BIN" .
 
-start_nats() { # log
-	if port_open "$NATS_PORT"; then echo "port $NATS_PORT is in use" >&2; return 1; fi
-	NATS_DIR=$(mktemp -d /tmp/duplex-cluster-js.XXXXXX)
-	"$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" >"$1" 2>&1 &
-	NATS_PID=$!
-	for _ in $(seq 100); do
-		kill -0 "$NATS_PID" 2>/dev/null || { echo "nats-server exited; log:" >&2; cat "$1" >&2; NATS_PID=""; return 1; }
-		grep -q "Server is ready" "$1" && return 0
-		sleep 0.1
-	done
-	echo "nats-server not ready within 10 s" >&2
-	return 1
-}
-
 start_node() { # index broker log
 	local port=$((BASE_PORT + $1 - 1)) pid
 	if port_open "$port"; then echo "port $port is in use" >&2; return 1; fi

@@ -192,6 +192,27 @@ func TestNamespacesJoinLeaveCoalescing(t *testing.T) {
 	}
 }
 
+func TestNamespacesFlowControl(t *testing.T) {
+	cfg, err := loadTest(nil, env(map[string]string{
+		"NAMESPACES": `{"room":{"client_publish":true,"flow_tick":"250ms"},"game":{"flow_tick":"50ms","flow_budget":12}}`,
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A namespace that turns flow control on gets the default budget.
+	if room := cfg.Namespaces["room"]; room.FlowTick != 250*time.Millisecond || room.FlowBudget != realtime.DefaultFlowBudget {
+		t.Errorf("room = %+v", room)
+	}
+	if game := cfg.Namespaces["game"]; game.FlowTick != 50*time.Millisecond || game.FlowBudget != 12 {
+		t.Errorf("game = %+v", game)
+	}
+	// "0s" turns it off.
+	cfg, err = loadTest(nil, env(map[string]string{"NAMESPACES": `{"room":{"flow_tick":"0s"}}`}), io.Discard)
+	if err != nil || cfg.Namespaces["room"].FlowTick != 0 {
+		t.Errorf("flow_tick 0s: %+v, %v", cfg.Namespaces["room"], err)
+	}
+}
+
 func TestInvalidRealtimeSettings(t *testing.T) {
 	for _, tc := range []struct{ env, value, want string }{
 		{"TOKEN_SECRET", "short", "TOKEN_SECRET"},
@@ -205,6 +226,11 @@ func TestInvalidRealtimeSettings(t *testing.T) {
 		{"NAMESPACES", `{"chat":{"join_leave_tick":"1m"}}`, "join/leave tick"},
 		{"NAMESPACES", `{"chat":{"join_leave_max_members":0}}`, "join_leave_max_members"},
 		{"NAMESPACES", `{"chat":{"join_leave_max":10}}`, "unknown field"},
+		{"NAMESPACES", `{"chat":{"flow_tick":"soon"}}`, "flow_tick"},
+		{"NAMESPACES", `{"chat":{"flow_tick":"-1s"}}`, "flow_tick"},
+		{"NAMESPACES", `{"chat":{"flow_tick":"1ms"}}`, "flow tick must be between"},
+		{"NAMESPACES", `{"chat":{"flow_tick":"1s","flow_budget":0}}`, "flow_budget"},
+		{"NAMESPACES", `{"chat":{"flow_tick":"1s","flow_budget":100000}}`, "flow budget"},
 		{"MAX_SUBSCRIPTIONS", "0", "MAX_SUBSCRIPTIONS"},
 		{"TOKEN_TTL", "1s", "TOKEN_TTL"},
 	} {

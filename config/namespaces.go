@@ -33,6 +33,10 @@ type namespaceJSON struct {
 	// HOOK_PUBLISH_URL).
 	SubscribeHook *bool `json:"subscribe_hook"`
 	PublishHook   *bool `json:"publish_hook"`
+	// FlowTick ("100ms"; "0s" turns flow control off) and FlowBudget:
+	// see realtime.NamespaceOptions.
+	FlowTick   *string `json:"flow_tick"`
+	FlowBudget *int    `json:"flow_budget"`
 }
 
 var presenceModes = map[string]realtime.PresenceMode{
@@ -100,6 +104,22 @@ func (j namespaceJSON) apply(o realtime.NamespaceOptions) (realtime.NamespaceOpt
 		}
 		o.JoinLeaveMaxMembers = *j.JoinLeaveMaxMembers
 	}
+	if j.FlowTick != nil {
+		d, err := time.ParseDuration(*j.FlowTick)
+		if err != nil {
+			return o, fmt.Errorf("flow_tick: %w", err)
+		}
+		if d < 0 {
+			return o, fmt.Errorf("flow_tick must be >= 0 (0 turns flow control off), got %q", *j.FlowTick)
+		}
+		o.FlowTick = d
+	}
+	if j.FlowBudget != nil {
+		if *j.FlowBudget < 1 {
+			return o, fmt.Errorf("flow_budget must be >= 1, got %d", *j.FlowBudget)
+		}
+		o.FlowBudget = *j.FlowBudget
+	}
 	if j.Presence != nil {
 		mode, ok := presenceModes[*j.Presence]
 		if !ok {
@@ -114,6 +134,10 @@ func (j namespaceJSON) apply(o realtime.NamespaceOptions) (realtime.NamespaceOpt
 	}
 	if o.JoinLeave && o.JoinLeaveMaxMembers == 0 {
 		o.JoinLeaveMaxMembers = realtime.DefaultJoinLeaveMaxMembers
+	}
+	// Likewise for flow control.
+	if o.FlowTick > 0 && o.FlowBudget == 0 {
+		o.FlowBudget = realtime.DefaultFlowBudget
 	}
 	if j.SlowPolicy != nil {
 		p, err := realtime.ParseSlowPolicy(*j.SlowPolicy)
@@ -153,6 +177,9 @@ func describeNamespaces(ns realtime.Namespaces) string {
 			o.ClientPublish, o.PublishRate, o.PublishBurst, o.UserChannel, o.SlowPolicy)
 		if o.SubscribeHook || o.PublishHook {
 			fmt.Fprintf(&b, " subscribe_hook=%v publish_hook=%v", o.SubscribeHook, o.PublishHook)
+		}
+		if o.FlowTick > 0 {
+			fmt.Fprintf(&b, " flow_tick=%s flow_budget=%d", o.FlowTick, o.FlowBudget)
 		}
 	}
 	return b.String()

@@ -30,6 +30,8 @@ type publishRequest struct {
 	Channel        string          `json:"channel"`
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotency_key"`
+	// Priority: flow-controlled channels never sample it out.
+	Priority bool `json:"priority"`
 }
 
 type broadcastRequest struct {
@@ -44,7 +46,7 @@ type tokenRequest struct {
 	TTL  string `json:"ttl"`
 }
 
-// Publish: POST /api/publish {"channel","data","idempotency_key"} →
+// Publish: POST /api/publish {"channel","data","idempotency_key","priority"} →
 // {"offset","epoch"}, plus "replayed":true (and the header
 // Idempotent-Replayed) when the key was used already.
 func (a API) Publish(c *fiber.Ctx) error {
@@ -59,7 +61,8 @@ func (a API) Publish(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	res, err := a.Hub.PublishOnce(c.UserContext(), req.Channel, req.Data, nil, key)
+	res, err := a.Hub.PublishWith(c.UserContext(), req.Channel, req.Data, nil,
+		realtime.PublishDetails{Key: key, Priority: req.Priority})
 	if err != nil {
 		return apiError(err)
 	}

@@ -106,7 +106,12 @@ type subscriber struct{ s *wsconn.Session }
 var (
 	_ realtime.Subscriber = subscriber{}
 	_ realtime.ConnCloser = subscriber{}
+	_ realtime.Backlogger = subscriber{}
 )
+
+// Backlogged lets flow-controlled channels skip a tick for a client whose
+// queue still holds something, instead of queueing behind it.
+func (a subscriber) Backlogged() bool { return a.s.Backlogged() }
 
 func (a subscriber) ID() uint64 { return a.s.ID() }
 

@@ -38,6 +38,9 @@ type PublishOptions struct {
 	HistorySize int
 	// HistoryTTL is how long each kept publication lives.
 	HistoryTTL time.Duration
+	// Priority is stored with the publication and delivered with it
+	// (Publication.Priority), to every node.
+	Priority bool
 }
 
 // HistoryRequest selects publications from a channel's stream.

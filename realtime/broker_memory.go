@@ -206,7 +206,7 @@ func (b *MemoryBroker) PublishOnce(_ context.Context, channel string, data []byt
 			}
 		}
 		s.top++
-		pub := Publication{Offset: s.top, Data: data, Info: info}
+		pub := Publication{Offset: s.top, Data: data, Info: info, Priority: opts.Priority}
 		s.appendPub(pub, now, opts)
 		s.lastActive = now
 		pos := StreamPosition{Offset: s.top, Epoch: s.epoch}

@@ -33,6 +33,8 @@ const (
 	hdrKeep   = "Duplex-Keep"
 	hdrTTL    = "Duplex-TTL" // milliseconds
 	hdrInfo   = "Duplex-Info"
+	// hdrPriority is "1" on a priority publication (PublishOptions.Priority).
+	hdrPriority = "Duplex-Priority"
 
 	kindMark  = "mark"
 	kindJoin  = "join"
@@ -392,7 +394,7 @@ type storedPub struct {
 }
 
 func decodePublication(m storedMsg, h nats.Header, data []byte) Publication {
-	p := Publication{Offset: m.offset, Data: data}
+	p := Publication{Offset: m.offset, Data: data, Priority: h.Get(hdrPriority) == "1"}
 	if s := h.Get(hdrInfo); s != "" {
 		var info ClientInfo
 		if json.Unmarshal([]byte(s), &info) == nil {
@@ -503,6 +505,9 @@ func (b *NATSBroker) PublishOnce(ctx context.Context, channel string, data []byt
 		msg.Header.Set(hdrTTL, strconv.FormatInt(opts.HistoryTTL.Milliseconds(), 10))
 		if infoJSON != nil {
 			msg.Header.Set(hdrInfo, string(infoJSON))
+		}
+		if opts.Priority {
+			msg.Header.Set(hdrPriority, "1")
 		}
 		if key != "" {
 			msg.Header.Set(jetstream.MsgIDHeader, channel+"/"+key)

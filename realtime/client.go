@@ -444,6 +444,9 @@ func (c *Client) publish(cmd protocol.Command) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.FlowTick > 0 {
+		c.echoOwn(ch.Name, pos, cmd.Data, &info)
+	}
 	return protocol.PublishResult{Offset: pos.Offset, Epoch: pos.Epoch}, nil
 }
 

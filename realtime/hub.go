@@ -120,6 +120,8 @@ type hubChannel struct {
 	presence atomic.Pointer[presenceList] // the encoded member list, while current
 
 	events joinLeaveQueue // join/leave events waiting for their tick
+
+	flow *flowQueue // publications waiting for their tick; nil without flow control
 }
 
 type hubStats struct {
@@ -218,7 +220,7 @@ func (h *Hub) lookup(name string) *hubChannel {
 	return hc
 }
 
-func (h *Hub) getOrCreate(name string) *hubChannel {
+func (h *Hub) getOrCreate(name string, o NamespaceOptions) *hubChannel {
 	if hc := h.lookup(name); hc != nil {
 		return hc
 	}
@@ -227,7 +229,7 @@ func (h *Hub) getOrCreate(name string) *hubChannel {
 	defer sh.mu.Unlock()
 	hc := sh.channels[name]
 	if hc == nil {
-		hc = &hubChannel{name: name, subs: make(map[*Subscription]struct{})}
+		hc = &hubChannel{name: name, subs: make(map[*Subscription]struct{}), flow: newFlowQueue(o)}
 		hc.snap.Store(&[]*Subscription{})
 		sh.channels[name] = hc
 	}
@@ -239,6 +241,7 @@ func (h *Hub) getOrCreate(name string) *hubChannel {
 func (h *Hub) forget(hc *hubChannel) {
 	hc.removed = true
 	hc.events.close()
+	hc.flow.close()
 	sh := h.shard(hc.name)
 	sh.mu.Lock()
 	if sh.channels[hc.name] == hc {
@@ -278,12 +281,6 @@ func (h *Hub) send(sub Subscriber, frame []byte, policy SlowPolicy) bool {
 		h.stats.dropped.Add(uint64(dropped))
 	}
 	return ok
-}
-
-func (h *Hub) fanout(name string, offset uint64, frame []byte) {
-	if hc := h.lookup(name); hc != nil {
-		h.fanoutTo(hc, offset, frame)
-	}
 }
 
 // fanoutTo delivers frame to hc's subscribers. Publications of a channel
@@ -330,10 +327,19 @@ func deliverAll(subs []*Subscription, offset uint64, frame []byte) (n uint64) {
 }
 
 // HandlePublication implements BrokerHandler: it encodes pub once and
-// hands the bytes to every local subscriber of channel.
+// hands the bytes to every local subscriber of channel, or, in a
+// flow-controlled namespace, keeps it for the channel's next tick.
 func (h *Hub) HandlePublication(channel string, pub Publication) {
 	h.stats.publications.Add(1)
-	h.fanout(channel, pub.Offset, protocol.EncodePublication(channel, pub))
+	hc := h.lookup(channel)
+	if hc == nil {
+		return
+	}
+	if hc.flow != nil {
+		h.queueFlow(hc, pub)
+		return
+	}
+	h.fanoutTo(hc, pub.Offset, protocol.EncodePublication(channel, pub))
 }
 
 // SubscribeOptions are the details of one Hub.Subscribe.
@@ -384,11 +390,17 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 		return nil, SubscribeResult{}, err
 	}
 	s := &Subscription{hub: h, ch: ch, opts: nsOpts, policy: nsOpts.SlowPolicy, sub: sub, info: opts.Info}
+	if nsOpts.FlowTick > 0 {
+		// A flow-controlled channel never disconnects a slow viewer: it
+		// skips ticks for it (flow.go), which needs to see its backlog.
+		s.policy = PolicyDropOldest
+		s.backlog, _ = sub.(Backlogger)
+	}
 	s.active.Store(true)
 	s.buffering.Store(true)
 
 	for {
-		hc := h.getOrCreate(ch.Name)
+		hc := h.getOrCreate(ch.Name, nsOpts)
 		hc.mu.Lock()
 		if hc.removed {
 			hc.mu.Unlock()

@@ -29,16 +29,7 @@ const outcomeUnknownMessage = "the publish was not confirmed in time and may hav
 // and outcome_unknown for a publish the broker received but did not
 // confirm (retry it with the same key).
 func (h *Hub) PublishOnce(ctx context.Context, channel string, data []byte, info *ClientInfo, key string) (Published, error) {
-	_, nsOpts, err := h.ns.Lookup(channel)
-	if err != nil {
-		return Published{}, err
-	}
-	compact, err := compactJSON(data)
-	if err != nil {
-		return Published{}, err
-	}
-	pos, replayed, err := h.publishOnce(ctx, channel, nsOpts, compact, info, key)
-	return Published{pos, replayed}, err
+	return h.PublishWith(ctx, channel, data, info, PublishDetails{Key: key})
 }
 
 // BroadcastOnce is Broadcast with an idempotency key, used on every
@@ -71,10 +62,41 @@ func (h *Hub) BroadcastOnce(ctx context.Context, channels []string, data []byte,
 	return out, nil
 }
 
+// PublishDetails are the details of one PublishWith. A plain value.
+type PublishDetails struct {
+	// Key is an idempotency key, as for PublishOnce; empty: none.
+	Key string
+	// Priority marks the publication (Publication.Priority, carried to
+	// every node): flow control (NamespaceOptions.FlowTick) never samples
+	// it out. Meant for the server's rare highlighted messages.
+	Priority bool
+}
+
+// PublishWith is PublishOnce with the details of req. Safe for concurrent
+// use. Errors: those of PublishOnce.
+func (h *Hub) PublishWith(ctx context.Context, channel string, data []byte, info *ClientInfo, req PublishDetails) (Published, error) {
+	_, nsOpts, err := h.ns.Lookup(channel)
+	if err != nil {
+		return Published{}, err
+	}
+	compact, err := compactJSON(data)
+	if err != nil {
+		return Published{}, err
+	}
+	opts := PublishOptions{HistorySize: nsOpts.HistorySize, HistoryTTL: nsOpts.HistoryTTL, Priority: req.Priority}
+	pos, replayed, err := h.publishWith(ctx, channel, compact, info, opts, req.Key)
+	return Published{pos, replayed}, err
+}
+
 // publishOnce sends already compacted data, keyed when key is set.
 func (h *Hub) publishOnce(ctx context.Context, channel string, nsOpts NamespaceOptions, data []byte, info *ClientInfo, key string) (StreamPosition, bool, error) {
-	pos, replayed, err := h.broker.PublishOnce(ctx, channel, data, info,
+	return h.publishWith(ctx, channel, data, info,
 		PublishOptions{HistorySize: nsOpts.HistorySize, HistoryTTL: nsOpts.HistoryTTL}, key)
+}
+
+// publishWith sends already compacted data with the broker options opts.
+func (h *Hub) publishWith(ctx context.Context, channel string, data []byte, info *ClientInfo, opts PublishOptions, key string) (StreamPosition, bool, error) {
+	pos, replayed, err := h.broker.PublishOnce(ctx, channel, data, info, opts, key)
 	if errors.Is(err, ErrOutcomeUnknown) {
 		h.log.Warn("publish not confirmed by the broker; it may have been stored", "channel", channel, "err", err)
 		return StreamPosition{}, false, &backendError{

@@ -60,6 +60,17 @@ type NamespaceOptions struct {
 	// publication, which it may refuse or replace; it needs
 	// ClientPublish (and HubConfig.Hooks.Publish).
 	PublishHook bool
+	// FlowTick turns flow control on (0: off): a channel's publications
+	// are gathered for one tick and go to every subscriber as one tick
+	// frame, encoded once, sampled down to FlowBudget when there are more
+	// (flow.go). A subscriber too slow for a tick frame gets the next one
+	// instead, with a count of what it missed, and is never disconnected
+	// for it. 10 ms to 10 s.
+	FlowTick time.Duration
+	// FlowBudget is how many publications a tick frame shows at most,
+	// besides priority ones, which are never sampled out
+	// (0: DefaultFlowBudget). Only with FlowTick.
+	FlowBudget int
 }
 
 // Namespaces maps a namespace name to its options. A channel whose
@@ -97,6 +108,10 @@ func (n Namespaces) Validate() error {
 			return fmt.Errorf("namespace %q: publish burst must be >= 1 when a rate is set", name)
 		case o.PublishHook && !o.ClientPublish:
 			return fmt.Errorf("namespace %q: the publish hook needs client publish", name)
+		case o.FlowTick < 0 || o.FlowTick > 0 && (o.FlowTick < minFlowTick || o.FlowTick > maxFlowTick):
+			return fmt.Errorf("namespace %q: flow tick must be between %s and %s", name, minFlowTick, maxFlowTick)
+		case o.FlowBudget < 0 || o.FlowBudget > maxFlowBudget:
+			return fmt.Errorf("namespace %q: flow budget must be between 0 and %d", name, maxFlowBudget)
 		case o.SlowPolicy != PolicyDisconnect && o.SlowPolicy != PolicyDropOldest:
 			return fmt.Errorf("namespace %q: unknown slow-consumer policy %d", name, o.SlowPolicy)
 		}

@@ -34,6 +34,13 @@ type Subscription struct {
 	// publications) goes out first. start flushes buf and clears buffering.
 	mu  sync.Mutex
 	buf []parkedFrame
+
+	// In a flow-controlled channel (flow.go): backlog tells whether the
+	// subscriber's queue still holds something (nil: never), and lag is
+	// what a viewer too slow for earlier ticks is owed. lag is touched
+	// only by the channel's tick, one at a time.
+	backlog Backlogger
+	lag     *flowLag
 }
 
 type parkedFrame struct {

@@ -152,6 +152,35 @@ func (c *targetConfig) finish() error {
 	return nil
 }
 
+// finishNodes is finish for the modes that take several node URLs in
+// -url, further processes to measure (pids) and an API URL (*apiURL:
+// by default the first node's host over http).
+func (c *targetConfig) finishNodes(pids pidList, apiURL *string) error {
+	if strings.Contains(c.URL, ",") {
+		nodes, err := splitNodeURLs(c.URL)
+		if err != nil {
+			return err
+		}
+		c.URL, c.nodeURLs = nodes[0], nodes
+	}
+	if err := c.finish(); err != nil {
+		return err
+	}
+	for _, p := range pids {
+		if _, err := readProcCPU(p.PID); err != nil {
+			return fmt.Errorf("-pids %s=%d: %w", p.Label, p.PID, err)
+		}
+	}
+	if *apiURL == "" {
+		*apiURL, _ = httpBase(c.URL)
+	}
+	if u, err := url.Parse(*apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-api must be an http(s) URL, got %q", *apiURL)
+	}
+	*apiURL = strings.TrimSuffix(*apiURL, "/")
+	return nil
+}
+
 // httpBase is the http(s)://host of the WebSocket URL.
 func httpBase(wsURL string) (string, error) {
 	u, err := url.Parse(wsURL)
@@ -576,28 +605,9 @@ func parseBroadcastFlags(args []string, out io.Writer) (broadcastConfig, error) 
 	if err := parseArgs(fs, args); err != nil {
 		return cfg, err
 	}
-	if strings.Contains(cfg.URL, ",") {
-		nodes, err := splitNodeURLs(cfg.URL)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.URL, cfg.nodeURLs = nodes[0], nodes
-	}
-	if err := cfg.targetConfig.finish(); err != nil {
+	if err := cfg.finishNodes(cfg.ExtraPIDs, &cfg.APIURL); err != nil {
 		return cfg, err
 	}
-	for _, p := range cfg.ExtraPIDs {
-		if _, err := readProcCPU(p.PID); err != nil {
-			return cfg, fmt.Errorf("-pids %s=%d: %w", p.Label, p.PID, err)
-		}
-	}
-	if cfg.APIURL == "" {
-		cfg.APIURL, _ = httpBase(cfg.URL)
-	}
-	if u, err := url.Parse(cfg.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return cfg, fmt.Errorf("-api must be an http(s) URL, got %q", cfg.APIURL)
-	}
-	cfg.APIURL = strings.TrimSuffix(cfg.APIURL, "/")
 	switch {
 	case cfg.Subs < 1 || cfg.Subs > maxConns:
 		return cfg, fmt.Errorf("-subs must be in [1, %d], got %d", maxConns, cfg.Subs)
@@ -969,21 +979,27 @@ func newPublisher(cfg *broadcastConfig, errs *errSamples) *publisher {
 	}
 }
 
-// post publishes one message; data is the JSON value to send.
+// post publishes one message; body is the request's JSON.
 func (p *publisher) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.cfg.APIURL+"/api/publish", bytes.NewReader(body))
+	return postPublish(ctx, p.client, p.cfg.Target, p.cfg.APIURL, p.cfg.APIKey, body)
+}
+
+// postPublish posts body to the target's POST /api/publish with its kind
+// of API key, and fails on any answer but a success.
+func postPublish(ctx context.Context, client *http.Client, target targetKind, apiURL, key string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/publish", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if p.cfg.APIKey != "" {
-		if p.cfg.Target == targetCentrifugo {
-			req.Header.Set("X-API-Key", p.cfg.APIKey)
+	if key != "" {
+		if target == targetCentrifugo {
+			req.Header.Set("X-API-Key", key)
 		} else {
-			req.Header.Set("Authorization", "Bearer "+p.cfg.APIKey)
+			req.Header.Set("Authorization", "Bearer "+key)
 		}
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fasthttp/websocket"
 	"net/http"
 	"sync"
 	"testing"
@@ -51,6 +52,8 @@ type Options struct {
 	// Hook, when set, sees every message in arrival order on the reader
 	// goroutine, replies included, before the Conn records it.
 	Hook func(protocol.ServerMessage)
+	// Dialer, when set, makes the connection (a small receive buffer, say).
+	Dialer *websocket.Dialer
 }
 
 // Dial opens url (ws://host:port/realtime?query) and records what comes;
@@ -64,7 +67,7 @@ func Dial(t testing.TB, url string, opts Options) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ReplyTimeout)
 	defer cancel()
-	conn, err := client.Dial(ctx, url, client.ConnOptions{Header: opts.Header, OnMessage: c.record, BeforeRead: c.gate})
+	conn, err := client.Dial(ctx, url, client.ConnOptions{Header: opts.Header, Dialer: opts.Dialer, OnMessage: c.record, BeforeRead: c.gate})
 	if err != nil {
 		return nil, err
 	}

@@ -114,8 +114,17 @@
    *                final: the server asked not to reconnect)
    *   subscribed   {channel, result, resubscribed, recovered}: a subscribe
    *                (first or after a reconnect) succeeded
-   *   publication  {channel, offset, epoch, data, info, recovered, latest}:
-   *                latest is true for those of a subscribe's latest
+   *   publication  {channel, offset, epoch, data, info, recovered, latest,
+   *                priority, tick}: latest is true for those of a
+   *                subscribe's latest, tick for those a flow-controlled
+   *                channel's tick frame showed, priority for those the
+   *                server published with the priority flag
+   *   tick         {channel, shown, total, missed}: a flow-controlled
+   *                channel's tick frame (before its publications): the
+   *                room had total publications in the tick and shows
+   *                shown; missed is how many earlier ticks would have
+   *                shown this client while it read too slowly. One's own
+   *                publications come at once as well (not twice)
    *   join, leave  {channel, info}: someone entered or left (chat); the
    *                server gathers them per tick (200 ms in chat), so several
    *                may come at once, not in order with publications
@@ -607,6 +616,10 @@
       if (sub && sub.active) this._emit('presence_count', {channel: m.channel, count: m.presence_count});
       return;
     }
+    if (m.tick) {
+      if (sub && sub.active) this._deliverTick(sub, m.tick);
+      return;
+    }
     if (sub && sub.active) this._deliver(sub, m, false);
   };
 
@@ -622,15 +635,68 @@
     sub._emit('unsubscribed', ev);
   };
 
+  // OWN_REMEMBERED bounds the own publications a flow-controlled
+  // subscription remembers, to skip them when a tick shows them again.
+  var OWN_REMEMBERED = 64;
+
+  // _isOwn says whether p was published by this connection.
+  proto._isOwn = function (p) {
+    return !!(p.info && this.info && p.info.client === this.info.client);
+  };
+
+  // _rememberOwn notes an own publication pushed at once, which the
+  // channel's tick may show again.
+  proto._rememberOwn = function (sub, offset) {
+    if (!sub._own) { sub._own = {}; sub._ownOrder = []; }
+    sub._own[offset] = true;
+    sub._ownOrder.push(offset);
+    if (sub._ownOrder.length > OWN_REMEMBERED) delete sub._own[sub._ownOrder.shift()];
+  };
+
+  // _deliverTick handles a flow-controlled channel's tick frame: a tick
+  // event with the counts, then each publication it shows, in order,
+  // except own ones already delivered at once.
+  proto._deliverTick = function (sub, t) {
+    sub._flow = true;
+    var ev = {channel: sub.channel, shown: t.shown || 0, total: t.total || 0, missed: t.missed || 0};
+    this._emit('tick', ev);
+    sub._emit('tick', ev);
+    var list = t.publications || [];
+    for (var i = 0; i < list.length; i++) {
+      var p = list[i];
+      if (p.offset && sub._own && sub._own[p.offset]) continue;
+      if (p.offset > sub.offset) sub.offset = p.offset;
+      this._emitPublication(sub, p, false, false, true);
+    }
+  };
+
   // _deliver emits one publication unless it was seen already; offsets
   // only grow within an epoch. The client's handlers get it first, then
   // the subscription's. latest marks those of a subscribe reply's latest.
+  // In a flow-controlled channel the only plain pushes are one's own
+  // publications, sent at once (ticks carry everything else, and their
+  // offsets may be below the last seen): they are remembered, not
+  // checked against the offset.
   proto._deliver = function (sub, p, recovered, latest) {
+    if (!recovered && !latest && p.offset && this._isOwn(p)) {
+      if (sub._own && sub._own[p.offset]) return;
+      this._rememberOwn(sub, p.offset);
+      if (sub._flow) {
+        if (p.offset > sub.offset) sub.offset = p.offset;
+        this._emitPublication(sub, p, false, false, false);
+        return;
+      }
+    }
     if (p.offset && sub.epoch && p.offset <= sub.offset) return;
     if (p.offset) sub.offset = p.offset;
+    this._emitPublication(sub, p, recovered, latest, false);
+  };
+
+  proto._emitPublication = function (sub, p, recovered, latest, tick) {
     var ev = {
       channel: sub.channel, offset: p.offset, epoch: sub.epoch,
-      data: p.data, info: p.info || null, recovered: recovered, latest: !!latest
+      data: p.data, info: p.info || null, recovered: recovered, latest: !!latest,
+      priority: !!p.priority, tick: !!tick
     };
     this._emit('publication', ev);
     sub._emit('publication', ev);

@@ -11,6 +11,13 @@
 // Web Animations API on transform only (composited, no layout per frame).
 // The viewer count is the presence count of the channel. The status line
 // and the small helpers are DuplexUI's (ui.js).
+//
+// The server controls the flow of a flooded room: comments come in one
+// tick frame per 100 ms, sampled fairly, with the room's count; the page
+// shows "183 条/秒，显示 50 条" over the last second. One's own comments
+// come at once and are marked (a border, and 已发送 once the server
+// confirmed them); priority ones are gold. The density control shows
+// fewer of the others, never one's own or priority ones.
 (function () {
   'use strict';
 
@@ -21,6 +28,7 @@
   var MAX_RECENT = 50;
   var LANE_GAP_PX = 24;
   var PRESENCE_EVERY_MS = 3000;
+  var RATE_WINDOW_MS = 1000;
 
   var $ = DuplexUI.byId;
   var stage = $('stage');
@@ -32,6 +40,8 @@
   var input = $('text');
   var notice = $('notice');
   var recent = $('recent');
+  var flowEl = $('flow');
+  var densityEl = $('density');
 
   var params = new URLSearchParams(location.search);
   var room = params.get('room') || 'main';
@@ -89,7 +99,7 @@
 
   function launch(b, lane, now) {
     var div = document.createElement('div');
-    div.className = 'bullet' + (b.mine ? ' mine' : '');
+    div.className = 'bullet' + (b.mine ? ' mine' : '') + (b.priority ? ' priority' : '');
     div.textContent = b.text;
     div.style.top = (lane * laneHeight + 4) + 'px';
     div.style.transform = 'translateX(' + width + 'px)';
@@ -149,7 +159,7 @@
     else requestAnimationFrame(pump);
   }
 
-  function addBullet(text, mine) {
+  function addBullet(text, mine, priority) {
     if (!showBox.checked) return;
     if (waiting.length >= MAX_WAITING) {
       // Keep the newest: drop the oldest waiting one (one's own never).
@@ -158,17 +168,54 @@
       if (idx >= waiting.length && !mine) { noteDropped(1); return; }
       if (idx < waiting.length) { waiting.splice(idx, 1); noteDropped(1); }
     }
-    var b = {text: text, mine: mine, at: performance.now()};
+    var b = {text: text, mine: mine, priority: priority, at: performance.now()};
     if (mine) waiting.unshift(b); else waiting.push(b);
     schedulePump();
   }
 
-  function addRecent(who, text) {
-    var li = DuplexUI.el('li');
+  var ownRecent = {}; // offset → the recent-list entry of one's own comment
+
+  function addRecent(who, text, mine, offset) {
+    var li = DuplexUI.el('li', mine ? 'mine' : '');
     li.appendChild(DuplexUI.el('span', 'who', who));
     li.appendChild(document.createTextNode(text));
     recent.insertBefore(li, recent.firstChild);
     while (recent.children.length > MAX_RECENT) recent.removeChild(recent.lastChild);
+    if (mine && offset) ownRecent[offset] = li;
+  }
+
+  // markSent marks one's own comment as confirmed by the server.
+  function markSent(offset) {
+    var li = ownRecent[offset];
+    if (!li) return;
+    delete ownRecent[offset];
+    if (!li.querySelector('.sent')) li.appendChild(DuplexUI.el('span', 'sent', '已发送'));
+  }
+
+  // ---- the room's counts, over the last second of ticks ----
+
+  var ticks = []; // {at, total, shown}
+
+  function showRate() {
+    var now = performance.now();
+    while (ticks.length && now - ticks[0].at > RATE_WINDOW_MS) ticks.shift();
+    var total = 0;
+    var shown = 0;
+    for (var i = 0; i < ticks.length; i++) { total += ticks[i].total; shown += ticks[i].shown; }
+    flowEl.hidden = false;
+    flowEl.textContent = total + ' 条/秒，显示 ' + shown + ' 条';
+  }
+  setInterval(function () { if (!flowEl.hidden) showRate(); }, 500);
+
+  // The density control: a share of the others' comments, evenly spread
+  // (an accumulator, not chance, so 一半 is exactly every other one).
+  var densityAcc = 0;
+  function keepByDensity() {
+    var d = parseFloat(densityEl.value) || 1;
+    if (d >= 1) return true;
+    densityAcc += d;
+    if (densityAcc >= 1) { densityAcc -= 1; return true; }
+    return false;
   }
 
   showBox.addEventListener('change', function () {
@@ -206,8 +253,18 @@
     if (p.channel !== channel) return;
     var text = DuplexUI.textOf(p.data).slice(0, 100);
     var mine = !!(p.info && dx.info && p.info.client === dx.info.client);
-    addBullet(text, mine);
-    addRecent((p.info && p.info.name) || '系统', text);
+    if (!mine && !p.priority && !keepByDensity()) return;
+    addBullet(text, mine, p.priority);
+    addRecent((p.info && p.info.name) || '系统', text, mine, p.offset);
+  });
+  dx.on('tick', function (t) {
+    if (t.channel !== channel) return;
+    ticks.push({at: performance.now(), total: t.total, shown: t.shown});
+    showRate();
+    if (t.missed) {
+      noteDropped(t.missed);
+      notice.textContent = '网络较慢，略过了 ' + t.missed + ' 条弹幕';
+    }
   });
   dx.on('missed', function (ev) {
     noteDropped(ev.missed);
@@ -235,8 +292,9 @@
     if (!text) return;
     input.value = '';
     notice.textContent = dx.state === Duplex.CONNECTED ? '' : '尚未连接，连接后自动发送';
-    dx.publish(channel, {text: text}).then(function () {
+    dx.publish(channel, {text: text}).then(function (pos) {
       notice.textContent = '';
+      if (pos) markSent(pos.offset);
     }, function (err) {
       notice.textContent = '发送失败：' + (FAIL_TEXT[err.code] || err.message);
     });

@@ -23,6 +23,9 @@ func EncodePublication(channel string, pub Publication) []byte {
 		b = append(b, `,"info":`...)
 		b = append(b, info...)
 	}
+	if pub.Priority {
+		b = append(b, `,"priority":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -93,6 +96,10 @@ type ServerMessage struct {
 	// Unsubscribed is set when the server ended the subscription to
 	// Channel (EncodeUnsubscribed).
 	Unsubscribed *Unsubscribed `json:"unsubscribed,omitempty"`
+	// Priority is set on a priority publication.
+	Priority bool `json:"priority,omitempty"`
+	// Tick is set in a flow-controlled channel's tick frame.
+	Tick *Tick `json:"tick,omitempty"`
 }
 
 // DecodeServerMessage decodes one line sent by the server.

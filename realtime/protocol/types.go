@@ -28,4 +28,7 @@ type Publication struct {
 	Offset uint64          `json:"offset"`
 	Data   json.RawMessage `json:"data"`
 	Info   *ClientInfo     `json:"info,omitempty"`
+	// Priority marks a publication the server published with the
+	// priority flag (HTTP API): flow control never samples it out.
+	Priority bool `json:"priority,omitempty"`
 }
