@@ -83,7 +83,11 @@ func tickTally(c *rtClient, channel, mark string) (shown, missed, ticks int, see
 // comments at once, before the reply.
 func TestLiveFlowStalledViewerResumesWithFreshTicks(t *testing.T) {
 	s := startServer(t, manyClientsEnv(map[string]string{"WS_WRITE_TIMEOUT": "60s",
-		"NAMESPACES": `{"live":{"publish_rate":100,"publish_burst":100}}`}))
+		// A budget of 20 a tick: every tick frame is up to 1 MiB, so the
+		// stalled socket and the server's send buffer (which the kernel
+		// grows to a few MB) fill within a few ticks, however fast the
+		// flood goes in (a fast one puts more comments in fewer ticks).
+		"NAMESPACES": `{"live":{"publish_rate":100,"publish_burst":100,"flow_budget":20}}`}))
 	const ch = "live:flood"
 	reader := dialRT(t, s, "name=reader")
 	stalled := dialRTSmallBuffer(t, s, "name=stalled", stalledRcvBuf)
@@ -93,9 +97,7 @@ func TestLiveFlowStalledViewerResumesWithFreshTicks(t *testing.T) {
 	}
 
 	stalled.PauseReading()
-	// 48 KiB comments through the API, many a tick: every tick frame is
-	// about 240 KiB, so the stalled socket (and the server's send
-	// buffer, which the kernel grows to a few MB) fills within a second.
+	// 48 KiB comments through the API, many a tick.
 	pad := strings.Repeat("d", 48<<10)
 	flood := func(n int) {
 		var wg sync.WaitGroup

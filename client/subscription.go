@@ -26,6 +26,20 @@ type Publication struct {
 	Recovered bool
 	// Latest: it came in a subscribe reply's latest.
 	Latest bool
+	// Priority: the server published it with the priority flag (flow
+	// control never samples it out).
+	Priority bool
+	// Tick: it came in a flow-controlled channel's tick frame (see Tick).
+	Tick bool
+}
+
+// Tick is one tick frame of a flow-controlled channel (a live room):
+// Total publications the channel had in the tick, Shown of them (and of
+// priority ones carried over) delivered as publications, and Missed, what
+// earlier ticks would have shown had the connection kept up.
+type Tick struct {
+	Channel              string
+	Shown, Total, Missed int
 }
 
 // Subscribed is one successful subscribe: the first, or a resubscribe
@@ -73,13 +87,17 @@ type SubscribeOptions struct {
 	// OnPresenceCount gets the member count of a room too large for join
 	// and leave events.
 	OnPresenceCount func(count int)
+	// OnTick gets the counts of each tick frame of a flow-controlled
+	// channel, before the publications it shows.
+	OnTick func(Tick)
 	// OnSubscribed gets every successful subscribe and resubscribe.
 	OnSubscribed func(Subscribed)
 	// OnReload is called when a resubscribe could not recover the gap.
 	OnReload func(Reload)
 	// OnUnsubscribed is called once when the subscription ends: with nil
-	// after Unsubscribe, ErrClosed after Close, or the *Error of a
-	// resubscribe the server refused.
+	// after Unsubscribe, ErrClosed after Close, the *Error of a
+	// resubscribe the server refused, or an *Error with code
+	// "unsubscribed" when the server's API ended it.
 	OnUnsubscribed func(reason error)
 }
 
@@ -103,7 +121,15 @@ type Subscription struct {
 	ended    bool
 	endErr   error
 	done     chan struct{}
+	// own are the offsets of this client's own publications delivered at
+	// once in a flow-controlled channel, which a later tick may show again
+	// (at most maxOwnRemembered, oldest forgotten first).
+	own      map[uint64]bool
+	ownOrder []uint64
 }
+
+// maxOwnRemembered bounds Subscription.own.
+const maxOwnRemembered = 64
 
 // Channel is the subscription's channel.
 func (s *Subscription) Channel() string { return s.channel }
@@ -346,8 +372,12 @@ func (c *Client) deliverLocked(sub *Subscription, p protocol.Publication, recove
 	if p.Offset != 0 {
 		sub.pos.Offset = p.Offset
 	}
-	ev := Publication{Channel: sub.channel, Offset: p.Offset, Epoch: sub.pos.Epoch, Data: p.Data, Info: p.Info,
-		Recovered: recovered, Latest: latest}
+	c.postPublicationLocked(sub, Publication{Channel: sub.channel, Offset: p.Offset, Epoch: sub.pos.Epoch,
+		Data: p.Data, Info: p.Info, Priority: p.Priority, Recovered: recovered, Latest: latest})
+}
+
+// postPublicationLocked queues ev for the subscription's handlers.
+func (c *Client) postPublicationLocked(sub *Subscription, ev Publication) {
 	fn, out := sub.opts.OnPublication, sub.opts.Publications
 	if fn == nil && out == nil {
 		return
@@ -417,7 +447,57 @@ func (s *session) onMessage(m protocol.ServerMessage) {
 	case m.PresenceCount != 0 && o.OnPresenceCount != nil:
 		n := m.PresenceCount
 		c.events.post(func() { o.OnPresenceCount(n) })
+	case m.Unsubscribed != nil:
+		reason := &Error{Op: protocol.OpSubscribe, Channel: m.Channel, Code: "unsubscribed", Message: m.Unsubscribed.Reason}
+		delete(c.subs, sub.channel)
+		sub.endLocked(reason)
+		c.postUnsubscribed(sub, reason)
+	case m.Tick != nil:
+		c.deliverTickLocked(sub, m)
 	case IsPublication(m):
-		c.deliverLocked(sub, protocol.Publication{Offset: m.Offset, Data: m.Data, Info: m.Info}, false, false)
+		p := protocol.Publication{Offset: m.Offset, Data: m.Data, Info: m.Info, Priority: m.Priority}
+		if c.isOwnLocked(p) {
+			sub.rememberOwn(p.Offset)
+		}
+		c.deliverLocked(sub, p, false, false)
+	}
+}
+
+// deliverTickLocked hands on a tick frame: its counts, then each
+// publication it shows, in order, but for this client's own ones, which
+// came at once already. A tick's offsets may be below that of an own
+// publication delivered just before, so they are not dropped as seen.
+func (c *Client) deliverTickLocked(sub *Subscription, m protocol.ServerMessage) {
+	t := m.Tick
+	if fn := sub.opts.OnTick; fn != nil {
+		ev := Tick{Channel: sub.channel, Shown: t.Shown, Total: t.Total, Missed: t.Missed}
+		c.events.post(func() { fn(ev) })
+	}
+	for _, p := range t.Publications {
+		if sub.own[p.Offset] {
+			continue
+		}
+		if p.Offset > sub.pos.Offset {
+			sub.pos.Offset = p.Offset
+		}
+		c.postPublicationLocked(sub, Publication{Channel: sub.channel, Offset: p.Offset, Epoch: sub.pos.Epoch,
+			Data: p.Data, Info: p.Info, Priority: p.Priority, Tick: true})
+	}
+}
+
+// isOwnLocked: p was published by this client's current connection.
+func (c *Client) isOwnLocked(p protocol.Publication) bool {
+	return p.Info != nil && c.info.Client != "" && p.Info.Client == c.info.Client
+}
+
+func (s *Subscription) rememberOwn(offset uint64) {
+	if s.own == nil {
+		s.own = make(map[uint64]bool)
+	}
+	s.own[offset] = true
+	s.ownOrder = append(s.ownOrder, offset)
+	if len(s.ownOrder) > maxOwnRemembered {
+		delete(s.own, s.ownOrder[0])
+		s.ownOrder = s.ownOrder[1:]
 	}
 }

@@ -330,14 +330,28 @@ func (c *Conn) Ping() {
 	}
 }
 
-// Pubs returns the publications pushed on channel so far, in order.
+// Pubs returns the publications pushed on channel so far, in order: the
+// publication pushes, and those a flow-controlled channel's tick frames
+// show (as pushes of their own, Offset, Data, Info and Priority set), but
+// for those already pushed at once (the connection's own, which a tick
+// may show again).
 func (c *Conn) Pubs(channel string) []protocol.ServerMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []protocol.ServerMessage
+	pushed := map[uint64]bool{}
 	for _, m := range c.pushes {
-		if m.Channel == channel && client.IsPublication(m) {
+		switch {
+		case m.Channel != channel:
+		case client.IsPublication(m):
 			out = append(out, m)
+			pushed[m.Offset] = true
+		case m.Tick != nil:
+			for _, p := range m.Tick.Publications {
+				if !pushed[p.Offset] {
+					out = append(out, protocol.ServerMessage{Channel: channel, Offset: p.Offset, Data: p.Data, Info: p.Info, Priority: p.Priority})
+				}
+			}
 		}
 	}
 	return out
