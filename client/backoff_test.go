@@ -46,8 +46,15 @@ func TestRefreshHappensInTheLastPartOfATokensLife(t *testing.T) {
 			}
 		}
 	}
-	if d := refreshDelay(now, now.Add(2*time.Second)); d != 0 {
-		t.Errorf("a token about to expire: wait %s, want 0", d)
+	// About to expire: soon, but never in a loop.
+	if d := refreshDelay(now, now.Add(3*time.Second)); d != minRefreshGap {
+		t.Errorf("a connection closing in 3s: wait %s, want %s", d, minRefreshGap)
+	}
+	if d := refreshDelay(now, now.Add(time.Second)); d != time.Second/2 {
+		t.Errorf("a connection closing in 1s: wait %s, want half of it", d)
+	}
+	if d := refreshDelay(now, now.Add(-time.Second)); d != 0 {
+		t.Errorf("past its close time: wait %s, want 0", d)
 	}
 }
 

@@ -221,7 +221,7 @@ func (c *Client) session() (err error, wasUp bool) {
 	for _, sub := range subs {
 		c.sendSubscribe(sub, conn)
 	}
-	err = c.watch(conn, token)
+	err = c.watch(conn, token, time.Duration(info.ExpiresIn)*time.Second)
 
 	c.mu.Lock()
 	c.conn, c.info, c.connectErr = nil, protocol.ConnectResult{}, nil
@@ -260,14 +260,14 @@ func (c *Client) handshake(conn *Conn) (info protocol.ConnectResult, token strin
 // watch waits for conn to end: it pings after PingInterval of silence
 // (no answer within PingTimeout drops the connection) and refreshes the
 // token before it expires when TokenFunc is set.
-func (c *Client) watch(conn *Conn, token string) error {
+func (c *Client) watch(conn *Conn, token string, expiresIn time.Duration) error {
 	var pingC <-chan time.Time
 	if c.opts.PingInterval > 0 {
 		ticker := time.NewTicker(c.opts.PingInterval / 2)
 		defer ticker.Stop()
 		pingC = ticker.C
 	}
-	refresh := newRefreshTimer(c.opts.TokenFunc != nil, token)
+	refresh := newRefreshTimer(c.opts.TokenFunc != nil, token, expiresIn)
 	defer refresh.stop()
 	for {
 		select {
@@ -286,7 +286,7 @@ func (c *Client) watch(conn *Conn, token string) error {
 				conn.end(fmt.Errorf("duplex: ping: %w", err))
 			}
 		case <-refresh.c():
-			tok, err := c.refreshOn(c.ctx, conn)
+			tok, expiresIn, err := c.refreshOn(c.ctx, conn)
 			if err != nil {
 				// The server closes the connection when the token expires;
 				// the reconnect asks TokenFunc again.
@@ -294,7 +294,7 @@ func (c *Client) watch(conn *Conn, token string) error {
 				refresh.stop()
 				continue
 			}
-			refresh.reset(tok)
+			refresh.reset(tok, expiresIn)
 		}
 	}
 }

@@ -121,6 +121,28 @@ func (r *recorder[T]) waitLen(t *testing.T, what string, n int) []T {
 	}
 }
 
+// waitFor waits until an item matching match came and returns all so far.
+func (r *recorder[T]) waitFor(t *testing.T, what string, match func(T) bool) []T {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		got, ch := append([]T(nil), r.items...), r.changed
+		r.mu.Unlock()
+		for _, v := range got {
+			if match(v) {
+				return got
+			}
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("%s: not within %s: %+v", what, waitTimeout, got)
+		}
+	}
+}
+
 // connect makes a client of url with opts, connects it and closes it when
 // the test ends.
 func connect(t *testing.T, url string, opts client.Options) *client.Client {

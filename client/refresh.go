@@ -15,8 +15,8 @@ import (
 
 // OpRefresh is the command that replaces a live connection's token
 // without reconnecting: {"id":N,"op":"refresh","token":"…"} (issue 12,
-// part 2; the server may not know it yet, and then answers bad_request).
-const OpRefresh protocol.Op = "refresh"
+// part 2).
+const OpRefresh = protocol.OpRefresh
 
 // Refresh windows: the client refreshes at a random point of the last
 // refreshWindow fraction of a token's life, at least minRefreshLead before
@@ -25,6 +25,10 @@ const OpRefresh protocol.Op = "refresh"
 const (
 	refreshWindow  = 0.2
 	minRefreshLead = 5 * time.Second
+	// minRefreshGap keeps a client whose tokens are short-lived from
+	// refreshing in a loop: it waits at least this long (or half of what
+	// is left, if less) between refreshes.
+	minRefreshGap = time.Second
 )
 
 // ErrNoTokenFunc is Refresh's error when Options.TokenFunc is not set.
@@ -43,19 +47,23 @@ func (c *Client) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("duplex: refresh: %w", err)
 	}
-	_, err = c.refreshOn(ctx, conn)
+	_, _, err = c.refreshOn(ctx, conn)
 	return err
 }
 
-func (c *Client) refreshOn(ctx context.Context, conn *Conn) (string, error) {
+// refreshOn sends refresh with a new token from TokenFunc; expiresIn is
+// the server's answer: how long until it closes the connection unless
+// refreshed again (the token's exp plus its leeway).
+func (c *Client) refreshOn(ctx context.Context, conn *Conn) (token string, expiresIn time.Duration, err error) {
 	tok, err := c.opts.TokenFunc(ctx)
 	if err != nil {
-		return "", fmt.Errorf("duplex: refresh: token: %w", err)
+		return "", 0, fmt.Errorf("duplex: refresh: token: %w", err)
 	}
-	if _, err := conn.Call(ctx, protocol.Command{Op: OpRefresh, Token: tok}); err != nil {
-		return "", err
+	var res protocol.RefreshResult
+	if err := conn.CallInto(ctx, protocol.Command{Op: OpRefresh, Token: tok}, &res); err != nil {
+		return "", 0, err
 	}
-	return tok, nil
+	return tok, time.Duration(res.ExpiresIn) * time.Second, nil
 }
 
 // tokenExpiry reads the exp claim of a JWT without verifying it (the
@@ -78,12 +86,12 @@ func tokenExpiry(token string) (time.Time, bool) {
 	return time.Unix(*claims.Exp, 0), true
 }
 
-// refreshDelay is how long to wait before refreshing a token that expires
-// at exp, issued about now.
+// refreshDelay is how long to wait before refreshing a token whose
+// connection closes at exp, issued about now.
 func refreshDelay(now, exp time.Time) time.Duration {
 	life := exp.Sub(now)
 	if life <= minRefreshLead {
-		return 0
+		return min(minRefreshGap, max(life/2, 0))
 	}
 	window := time.Duration(float64(life) * refreshWindow)
 	window = max(window, minRefreshLead)
@@ -98,19 +106,25 @@ type refreshTimer struct {
 	timer   *time.Timer
 }
 
-func newRefreshTimer(enabled bool, token string) *refreshTimer {
+func newRefreshTimer(enabled bool, token string, expiresIn time.Duration) *refreshTimer {
 	r := &refreshTimer{enabled: enabled}
-	r.reset(token)
+	r.reset(token, expiresIn)
 	return r
 }
 
-func (r *refreshTimer) reset(token string) {
+// reset arms the timer for token: against the server's expires_in when it
+// gave one (the close time, the token's exp plus the server's leeway),
+// else against the token's own exp.
+func (r *refreshTimer) reset(token string, expiresIn time.Duration) {
 	r.stop()
 	if !r.enabled {
 		return
 	}
-	if exp, ok := tokenExpiry(token); ok {
-		r.timer = time.NewTimer(refreshDelay(time.Now(), exp))
+	now := time.Now()
+	if expiresIn > 0 {
+		r.timer = time.NewTimer(refreshDelay(now, now.Add(expiresIn)))
+	} else if exp, ok := tokenExpiry(token); ok {
+		r.timer = time.NewTimer(refreshDelay(now, exp))
 	}
 }
 
