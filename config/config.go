@@ -96,7 +96,8 @@ type WebSocket struct {
 	// PongTimeout is how long after a ping the client has to answer before
 	// the connection is considered dead.
 	PongTimeout time.Duration
-	// WriteTimeout bounds every single write to a client.
+	// WriteTimeout is how long a client may take nothing of what is
+	// written to it before it is dropped.
 	WriteTimeout time.Duration
 	// SendQueueBytes caps the bytes queued for one client; past it the
 	// slow-consumer policy applies.
@@ -239,7 +240,7 @@ func settings() []setting {
 		{"WS_PONG_TIMEOUT", "ws-pong-timeout", "how long a client has to answer a ping",
 			func(c *Config) string { return c.WS.PongTimeout.String() },
 			func(c *Config, v string) error { return parseDuration(v, &c.WS.PongTimeout) }, false},
-		{"WS_WRITE_TIMEOUT", "ws-write-timeout", "deadline for each write to a client",
+		{"WS_WRITE_TIMEOUT", "ws-write-timeout", "how long a client may take nothing of what is written to it before it is dropped",
 			func(c *Config) string { return c.WS.WriteTimeout.String() },
 			func(c *Config, v string) error { return parseDuration(v, &c.WS.WriteTimeout) }, false},
 		{"WS_SEND_QUEUE_BYTES", "ws-send-queue-bytes", "bytes queued per client before the slow-consumer policy applies",
