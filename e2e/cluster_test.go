@@ -230,10 +230,10 @@ func TestClusterNATSServerKilledNoAckedLoss(t *testing.T) {
 		base := c.nodeURL(i)
 		fs = append(fs, startFollower(t, "direct"+strconv.Itoa(i), ch, func() string { return base }))
 	}
-	leader := c.streamLeader("duplex_ch_chat")
-	var victim *natsServer
-	for _, n := range c.nats {
-		if n.name == leader {
+	leader := c.nats.StreamLeader("duplex_ch_chat")
+	var victim *testbin.NATSMember
+	for _, n := range c.nats.Members {
+		if n.Name == leader {
 			victim = n
 		}
 	}
@@ -247,8 +247,8 @@ func TestClusterNATSServerKilledNoAckedLoss(t *testing.T) {
 	start := time.Now()
 	for n := 1; n <= total; n++ {
 		if n == 16 {
-			t.Logf("killing %s (leader of duplex_ch_chat) after %d publications", victim.name, n-1)
-			victim.p.stop(syscall.SIGKILL, 5*time.Second)
+			t.Logf("killing %s (leader of duplex_ch_chat) after %d publications", victim.Name, n-1)
+			victim.Stop(syscall.SIGKILL, 5*time.Second)
 		}
 		node := n % 3
 		a, ok, fails := publishN(func() string { return c.nodeURL(node) }, ch, n, 100)
@@ -321,8 +321,8 @@ func TestClusterAllNATSDownThenBack(t *testing.T) {
 		cl.WaitPubs(ch, 1, 5*time.Second)
 	}
 
-	for _, n := range c.nats {
-		n.p.stop(syscall.SIGTERM, 10*time.Second)
+	for _, n := range c.nats.Members {
+		n.Stop(syscall.SIGTERM, 10*time.Second)
 	}
 	for i := range c.nodes {
 		waitUntil(t, fmt.Sprintf("node %d /readyz to say broker_unavailable", i), 10*time.Second, func() bool {
@@ -352,8 +352,8 @@ func TestClusterAllNATSDownThenBack(t *testing.T) {
 	}
 	c.requireNodesRunning()
 
-	for _, n := range c.nats {
-		n.start(t)
+	for _, n := range c.nats.Members {
+		n.Start()
 	}
 	for i := range c.nodes {
 		c.waitNodeReady(i, 30*time.Second)
@@ -528,8 +528,8 @@ func TestClusterBrowserChatAcrossNodes(t *testing.T) {
 // through its nginx reaches a client of another node; down stops every
 // process it started.
 func TestClusterScript(t *testing.T) {
-	natsBin := clusterTool(t, "nats-server")
-	clusterTool(t, "nginx")
+	natsBin := testbin.Tool(t, "nats-server")
+	testbin.Tool(t, "nginx")
 	work := t.TempDir()
 	ports := func(n int) string {
 		var p []string
@@ -560,7 +560,7 @@ func TestClusterScript(t *testing.T) {
 		if t.Failed() {
 			for _, f := range []string{"nats1", "duplex1", "duplex2", "nginx"} {
 				b, _ := os.ReadFile(filepath.Join(work, "logs", f+".log"))
-				t.Logf("--- %s.log ---\n%s", f, tail(string(b), 2048))
+				t.Logf("--- %s.log ---\n%s", f, testbin.Tail(string(b), 2048))
 			}
 		}
 	})
