@@ -32,6 +32,9 @@ func TestTickerLatestOnSubscribe(t *testing.T) {
 			}
 			s := startServer(t, env)
 			const ch = features.QuoteNamespace + ":AAPL"
+			// Something to be the latest from the first round on, before
+			// the simulator's first tick.
+			apiPublish(t, s, ch, `{"first":true}`)
 			pubErrs, stop := publishUntilStopped(s, ch, 1)
 			defer stop()
 			for i := range 5 {
