@@ -102,11 +102,19 @@ func TestConnStalledReaderIsClosedWith1013(t *testing.T) {
 		t.Fatal(err)
 	}
 	stalled.Lock()
+	released := false
+	defer func() { // before c.Close, which waits for the reader
+		if !released {
+			stalled.Unlock()
+		}
+	}()
 	// 15 KB publications until the server drops the stalled subscriber
-	// (it leaves the channel): far more than the socket buffers hold.
+	// (it leaves the channel): far more than the socket buffers hold,
+	// which loopback grows to tens of MB (tcp_rmem's maximum is 32 MB
+	// here), so up to 80 MB.
 	pad := strings.Repeat("x", 15000)
 	gone := false
-	for n := 0; n < 1000 && !gone; n++ {
+	for n := 0; n < 5000 && !gone; n++ {
 		s.API(t, "POST", "/api/publish", map[string]any{"channel": "push:flood", "data": map[string]any{"n": n, "pad": pad}}, nil)
 		if n%20 == 19 {
 			var r struct{ Channels []struct{ Channel string } }
@@ -115,8 +123,9 @@ func TestConnStalledReaderIsClosedWith1013(t *testing.T) {
 		}
 	}
 	if !gone {
-		t.Fatal("the stalled subscriber is still subscribed after 1000 publications")
+		t.Fatal("the stalled subscriber is still subscribed after 5000 publications")
 	}
+	released = true
 	stalled.Unlock()
 	select {
 	case <-c.Done():
