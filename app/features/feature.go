@@ -10,7 +10,7 @@
 // app/ticker_test.go, views/ticker.html, public/js/ticker.js,
 // public/css/ticker.css and e2e/ticker_browser_test.go. What features
 // share has its own file here (service_loop.go: a publisher's goroutine
-// and its stop; list_setting.go: "a:b,c:d" settings). docs/extending.md
+// and its stop; list_setting.go: "a:b,c:d" settings and duration bounds). docs/extending.md
 // walks through adding one.
 package features
 

@@ -3,7 +3,18 @@ package features
 import (
 	"fmt"
 	"strings"
+	"time"
 )
+
+// atLeast is a duration setting's Validate: *p must be min or more.
+func atLeast(p *time.Duration, min time.Duration) func() error {
+	return func() error {
+		if *p < min {
+			return fmt.Errorf("must be at least %s, got %s", min, *p)
+		}
+		return nil
+	}
+}
 
 // listItems splits a list setting, "a:b:c,d:e:f", into its items' fields,
 // trimmed. Every item must have the fields form names, colon-separated

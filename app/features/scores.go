@@ -30,7 +30,7 @@ func Scores() *Feature {
 	}
 	interval := config.DurationSetting("SCORES_INTERVAL", "scores-interval",
 		"how often the simulator plays one step (a minute, or a rally) of every match", &s.interval)
-	interval.Validate = s.validateInterval
+	interval.Validate = atLeast(&s.interval, minScoresInterval)
 	matches := config.StringSetting("SCORES_MATCHES", "scores-matches",
 		"the score board's matches, comma-separated id:sport:league:home:away", &s.matches)
 	matches.Validate = s.parseMatches
@@ -121,13 +121,6 @@ type scoresSettings struct {
 	interval time.Duration
 	matches  string
 	parsed   []Match // from matches, by parseMatches (run by Load's validation)
-}
-
-func (s *scoresSettings) validateInterval() error {
-	if s.interval < minScoresInterval {
-		return fmt.Errorf("must be at least %s, got %s", minScoresInterval, s.interval)
-	}
-	return nil
 }
 
 // parseMatches reads "id:sport:league:home:away,…".

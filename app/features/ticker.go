@@ -30,7 +30,7 @@ func Ticker() *Feature {
 	}
 	interval := config.DurationSetting("TICKER_INTERVAL", "ticker-interval",
 		"how often the simulator publishes a quote for every symbol", &t.interval)
-	interval.Validate = t.validateInterval
+	interval.Validate = atLeast(&t.interval, minTickerInterval)
 	symbols := config.StringSetting("TICKER_SYMBOLS", "ticker-symbols",
 		"the ticker's symbols, comma-separated code:name:previous close", &t.symbols)
 	symbols.Validate = t.parseSymbols
@@ -94,13 +94,6 @@ type tickerSettings struct {
 	interval time.Duration
 	symbols  string
 	parsed   []Symbol // from symbols, by parseSymbols (run by Load's validation)
-}
-
-func (t *tickerSettings) validateInterval() error {
-	if t.interval < minTickerInterval {
-		return fmt.Errorf("must be at least %s, got %s", minTickerInterval, t.interval)
-	}
-	return nil
 }
 
 // parseSymbols reads "code:name:previous close,…".
