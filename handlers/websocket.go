@@ -176,7 +176,7 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
 		peer, _ := conn.Locals(peerKey).(string)
-		reg.Serve(conn.NetConn(), sock.conn, peer, lim, openSession)
+		reg.Serve(conn.NetConn(), sock.conn, peer, &lim, openSession)
 	}, websocket.Config{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferPool: writeBufferPool,

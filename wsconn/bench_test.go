@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"bytes"
-	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -39,7 +38,7 @@ func benchSession(b *testing.B, lim Limits) (s *Session, received *atomic.Int64)
 			}
 		}
 	}()
-	s = newSession(1, server, server, true, lim, NopObserver{}, slog.New(slog.DiscardHandler))
+	s = newSession(NewRegistry(RegistryConfig{MaxSessions: 1}), 1, server, server, true, &lim)
 	b.Cleanup(func() {
 		s.forceClose()
 		s.queue.stop() // the writer, if one runs, has exited

@@ -44,6 +44,8 @@ type Registry struct {
 	pollMu      sync.Mutex
 	poll        *poller // started on first use
 	pollStopped bool
+
+	beats heartbeats // every session's heartbeat, on one timer
 }
 
 // RegistryConfig is what NewRegistry needs.
@@ -143,7 +145,8 @@ func (r *Registry) admission(peer string) Admission {
 }
 
 // Serve runs one upgraded connection from peer (the client's address,
-// counted against MaxPerPeer; "" counts against nothing), with the Handler
+// counted against MaxPerPeer; "" counts against nothing), under lim
+// (shared, not copied: it must not change afterwards), with the Handler
 // that open makes for it once it is registered. It must be called on the
 // goroutine the HTTP server hands the upgraded connection to.
 //
@@ -157,10 +160,9 @@ func (r *Registry) admission(peer string) Admission {
 // reads on the calling goroutine and returns when the session has ended
 // and its writer has stopped (with sock nil the caller may then let the
 // connection be reused).
-func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim Limits, open OpenFunc) {
-	s := newSession(r.nextID.Add(1), hijacked, sock, r.direct, lim, r.obs, r.log)
+func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open OpenFunc) {
+	s := newSession(r, r.nextID.Add(1), hijacked, sock, r.direct, lim)
 	s.peer = peer
-	s.onEnd = r.remove
 	if sock != nil && s.sock.raw != nil {
 		s.poll = r.poller() // before add: the poller finds the session through it
 	}
