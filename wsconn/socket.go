@@ -42,7 +42,6 @@ type socket struct {
 	// HTTP server reuses once it is closed.
 	closeMu sync.Mutex
 	closed  bool
-
 }
 
 // init sets s up on out; with direct, and where the system allows
