@@ -89,8 +89,9 @@ type Hub struct {
 	// nsOpts are ns by pointer, which every subscription of a namespace
 	// shares; limits holds one *ClientLimits per distinct value, which
 	// every client with those limits shares (sharedLimits).
-	nsOpts map[string]*NamespaceOptions
-	limits sync.Map // ClientLimits → *ClientLimits
+	nsOpts     map[string]*NamespaceOptions
+	limits     sync.Map                     // ClientLimits → *ClientLimits
+	lastLimits atomic.Pointer[ClientLimits] // the last sharedLimits answer
 
 	// after starts a channel's join/leave tick (time.AfterFunc; tests
 	// fire their own) and returns what stops it.
@@ -222,11 +223,15 @@ func (h *Hub) Stats() HubStats {
 // l, so that clients share their limits instead of carrying a copy each.
 // There are as many as distinct values (one per route in the server).
 func (h *Hub) sharedLimits(l ClientLimits) *ClientLimits {
-	if p, ok := h.limits.Load(l); ok {
-		return p.(*ClientLimits)
+	// The usual case, without boxing l into the map's key (garbage per
+	// connection): the same limits as the last client's.
+	if p := h.lastLimits.Load(); p != nil && *p == l {
+		return p
 	}
 	p, _ := h.limits.LoadOrStore(l, &l)
-	return p.(*ClientLimits)
+	shared := p.(*ClientLimits)
+	h.lastLimits.Store(shared)
+	return shared
 }
 
 func (h *Hub) shard(name string) *hubShard {

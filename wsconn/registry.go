@@ -177,6 +177,10 @@ func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open
 	var early []byte
 	if s.poll != nil {
 		early = s.takeBuffered()
+		// Nothing reads hijacked any more, and closing it closes sock
+		// (KeepHijackedConns): hold sock alone, so that the HTTP server's
+		// wrapper around it is not kept alive by every idle connection.
+		s.hijacked = sock
 	}
 	s.startHeartbeat()
 	if !s.open(open) {

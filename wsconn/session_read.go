@@ -208,11 +208,12 @@ func (s *Session) dispatch(opcode int, data []byte) (ok bool) {
 func (s *Session) takeBuffered() []byte {
 	_ = s.sock.out.SetReadDeadline(time.Unix(1, 0))
 	defer func() { _ = s.sock.out.SetReadDeadline(time.Time{}) }()
+	op := getReadOp() // a buffer of its own would be garbage per connection
+	defer putReadOp(op)
 	var early []byte
-	var chunk [512]byte
 	for {
-		n, err := s.hijacked.Read(chunk[:])
-		early = append(early, chunk[:n]...)
+		n, err := s.hijacked.Read(op.buf)
+		early = append(early, op.buf[:n]...)
 		if err != nil || n == 0 {
 			return early
 		}
