@@ -162,7 +162,9 @@ func (r *Registry) admission(peer string) Admission {
 // connection be reused).
 func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open OpenFunc) {
 	s := newSession(r, r.nextID.Add(1), hijacked, sock, r.direct, lim)
-	s.peer = peer
+	if r.maxPeer > 0 {
+		s.peer = peer // only the per-peer count needs it
+	}
 	if sock != nil && s.sock.raw != nil {
 		s.poll = r.poller() // before add: the poller finds the session through it
 	}
