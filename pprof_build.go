@@ -6,9 +6,9 @@ package main
 // DUPLEX_PPROF_ADDR (default 127.0.0.1:6060), apart from the server's own
 // listener and never in a default build: it is how docs/benchmarks.md
 // attributes idle memory per connection. It records every allocation
-// (runtime.MemProfileRate 1), which costs CPU: measure RSS on a default
-// build. The listener lives as long as
-// the process, which is what a profile of the process needs.
+// (runtime.MemProfileRate 1), which costs CPU and memory: measure RSS on
+// a default build. The listener lives as long as the process, which is
+// what a profile of the process needs.
 
 import (
 	"log/slog"
