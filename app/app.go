@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
-		ErrorHandler:          a.apiKey.ErrorHandler(errorHandler(log)),
+		ErrorHandler:          a.sse.EmitErrors(a.apiKey.ErrorHandler(errorHandler(log))),
 		DisableStartupMessage: true,
 		// These bound plain HTTP only; WebSockets have their own deadlines.
 		ReadTimeout:  10 * time.Second,

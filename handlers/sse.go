@@ -135,14 +135,14 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 	// does the connection, and nothing waits on it at shutdown.
 	c.Context().SetConnectionClose()
 	conn := c.Context().Conn()
-	ping := int(t.lim.PingInterval / time.Second)
+	ping := strconv.FormatFloat(t.lim.PingInterval.Seconds(), 'f', -1, 64)
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer t.obs.StreamClosed()
 		defer t.sessions.end(s)
 		// Withdrawn from every channel before the stream is gone.
 		defer client.Close()
 		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
-		w.event("session", `{"session":"`+s.id+`","ping":`+strconv.Itoa(max(ping, 1))+`}`)
+		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
 		if w.Flush() != nil {
 			stream.Close(wsconn.CloseGoingAway, "")
 		}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -103,5 +104,18 @@ func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp
 			return fasthttp.RequestConfig{MaxRequestBodySize: int(maxMessage)}
 		}
 		return next(h)
+	}
+}
+
+// EmitErrors wraps the app's error handler: an emit whose body the server
+// refused from its headers (over EmitBodyLimit) gets the emit's own 413
+// answer, like one the handler measured.
+func (t *SSE) EmitErrors(next fiber.ErrorHandler) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		if errors.Is(err, fiber.ErrRequestEntityTooLarge) && c.Path() == emitPath {
+			t.obs.EmitAnswered(http.StatusRequestEntityTooLarge)
+			return c.Status(http.StatusRequestEntityTooLarge).JSON(fiber.Map{"error": emitErrors[http.StatusRequestEntityTooLarge]})
+		}
+		return next(c, err)
 	}
 }
