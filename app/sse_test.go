@@ -130,7 +130,7 @@ func TestSSEEmitErrors(t *testing.T) {
 		{"token on a guest stream", guest.session, ping, mintToken(t, "alice", "Alice"), nil, 403, "identity does not match the session"},
 		{"oversized body", guest.session, strings.Repeat(" ", 8193), "", nil, 413, "body over the largest message (WS_MAX_MESSAGE_BYTES)"},
 		{"much oversized body", guest.session, strings.Repeat(" ", 100<<10), "", nil, 413, "body over the largest message (WS_MAX_MESSAGE_BYTES)"},
-		{"foreign Origin", guest.session, ping, "", http.Header{"Origin": {"http://evil.example"}}, 403, ""},
+		{"foreign Origin", guest.session, ping, "", http.Header{"Origin": {"http://evil.example"}}, 403, "origin not allowed: http://evil.example (add it to ALLOWED_ORIGINS)"},
 		{"empty body", guest.session, "", "", nil, 400, "the body must be one or more JSON commands in UTF-8"},
 		{"body not UTF-8", guest.session, "{\"id\":1,\"op\":\"ping\"}\xff", "", nil, 400, "the body must be one or more JSON commands in UTF-8"},
 	}
@@ -261,6 +261,21 @@ func TestSSETokenExpiryClosesWith4001(t *testing.T) {
 	if ev := c.waitClose(10 * time.Second); ev.Code != protocol.CloseTokenExpired || ev.Reason != "token expired" {
 		t.Fatalf("close %+v, want 4001 token expired", ev)
 	}
+}
+
+// TestSSEDisconnectByClientID: POST /api/disconnect by client id finds a
+// stream as it finds a socket, and closes it with the code and reason.
+func TestSSEDisconnectByClientID(t *testing.T) {
+	s := startServer(t, rtEnv(nil))
+	c := openSSE(t, s, "name=x", sseOptions{})
+	var cr protocol.ConnectResult
+	c.call(protocol.Command{Op: protocol.OpConnect}, &cr)
+	other := openSSE(t, s, "name=y", sseOptions{})
+	apiEmptyOK(t, s, "/api/disconnect", `{"client":"`+cr.Client+`","code":4321,"reason":"just you"}`)
+	if ev := c.waitClose(replyTimeout); ev.Code != 4321 || ev.Reason != "just you" {
+		t.Fatalf("close %+v, want 4321 just you", ev)
+	}
+	other.call(protocol.Command{Op: protocol.OpPing}, nil) // the other stream is untouched
 }
 
 // TestSSEShutdownSendsGoingAway: at shutdown a stream gets what was

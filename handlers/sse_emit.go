@@ -45,6 +45,10 @@ func checkEmitBody(body []byte, maxBody int) int {
 // that ended, 400 and 413 for a bad body, 503 when the owning node cannot
 // be reached.
 func (t *SSE) Emit(c *fiber.Ctx) error {
+	if origin := c.Get(fiber.HeaderOrigin); !t.origins.Allows(origin, t.origins.requestHost(c)) {
+		t.obs.EmitAnswered(http.StatusForbidden)
+		return c.Status(http.StatusForbidden).JSON(fiber.Map{"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)"})
+	}
 	status := t.emit(c)
 	t.obs.EmitAnswered(status)
 	if status == http.StatusNoContent {
@@ -53,10 +57,8 @@ func (t *SSE) Emit(c *fiber.Ctx) error {
 	return c.Status(status).JSON(fiber.Map{"error": emitErrors[status]})
 }
 
+// emit is Emit past the Origin check: the status of the answer.
 func (t *SSE) emit(c *fiber.Ctx) int {
-	if origin := c.Get(fiber.HeaderOrigin); !t.origins.Allows(origin, t.origins.requestHost(c)) {
-		return http.StatusForbidden
-	}
 	sid := c.Query("session")
 	node, ok := parseSessionID(sid)
 	if !ok {
