@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type SSE struct {
 	origins  OriginPolicy
 	obs      SSEObserver
 	sessions *sseSessions
+	log      *slog.Logger
 	// routeTimeout bounds an emit's trip to another node.
 	routeTimeout time.Duration
 }
@@ -71,6 +73,7 @@ type SSEConfig struct {
 	// TOKEN_SECRET is unset.
 	Verify   realtime.TokenVerifier
 	Observer SSEObserver
+	Log      *slog.Logger
 }
 
 // emitRouteTimeout is how long an emit waits for the owning node.
@@ -81,7 +84,7 @@ const emitRouteTimeout = 5 * time.Second
 func NewSSE(cfg SSEConfig) (*SSE, error) {
 	t := &SSE{
 		hub: cfg.Hub, reg: cfg.Registry, lim: cfg.Limits, clim: cfg.ClientLimits,
-		origins: cfg.Origins, obs: cfg.Observer, routeTimeout: emitRouteTimeout,
+		origins: cfg.Origins, obs: cfg.Observer, log: cfg.Log, routeTimeout: emitRouteTimeout,
 		sessions: newSSESessions(cfg.Hub.NodeID(), cfg.Verify),
 	}
 	if err := cfg.Hub.ServeEmits(func(e realtime.Emit) int {
@@ -141,6 +144,13 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 		defer t.sessions.end(s)
 		// Withdrawn from every channel before the stream is gone.
 		defer client.Close()
+		// This is fasthttp's goroutine of the body stream, which recovers
+		// nothing: a panic must cost the stream, not the process.
+		defer func() {
+			if r := recover(); r != nil {
+				t.log.Error("sse stream panicked", "session", s.id, "panic", r)
+			}
+		}()
 		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
 		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
 		if w.Flush() != nil {
