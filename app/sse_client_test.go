@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/duplex/duplex/internal/rttest"
 	"github.com/duplex/duplex/realtime/protocol"
 )
 
@@ -41,9 +42,9 @@ type sseClient struct {
 	closeEv    *sseCloseEvent
 	ended      bool  // the stream ended
 	readErr    error // why, if not after the close event
-	paused     bool
-	resume     chan struct{}
 	nextID     uint64
+
+	gate rttest.ReadGate
 }
 
 // sseCloseEvent is the data of the close event.
@@ -109,7 +110,7 @@ func tryOpenSSEAt(t *testing.T, base, query string, o sseOptions) (c *sseClient,
 	c = &sseClient{
 		t: t, base: base, name: query, token: o.Token, resp: resp,
 		hc:      &http.Client{Timeout: 10 * time.Second},
-		changed: make(chan struct{}), resume: make(chan struct{}),
+		changed: make(chan struct{}),
 	}
 	t.Cleanup(func() { resp.Body.Close(); tr.CloseIdleConnections() })
 	br := bufio.NewReader(resp.Body)
@@ -178,7 +179,7 @@ func (e *sseFormatError) Error() string { return "not an event-stream line: " + 
 // read is the client's reader goroutine; it ends with the stream.
 func (c *sseClient) read(br *bufio.Reader) {
 	for {
-		c.gate()
+		c.gate.Wait()
 		name, data, err := readEvent(br)
 		c.mu.Lock()
 		switch {
@@ -211,34 +212,10 @@ func (c *sseClient) read(br *bufio.Reader) {
 	}
 }
 
-func (c *sseClient) gate() {
-	c.mu.Lock()
-	for c.paused {
-		ch := c.resume
-		c.mu.Unlock()
-		<-ch
-		c.mu.Lock()
-	}
-	c.mu.Unlock()
-}
-
 // pauseReading stops the reader before its next event; resumeReading
 // lets it go on.
-func (c *sseClient) pauseReading() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.paused = true
-}
-
-func (c *sseClient) resumeReading() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.paused {
-		c.paused = false
-		close(c.resume)
-		c.resume = make(chan struct{})
-	}
-}
+func (c *sseClient) pauseReading()  { c.gate.Pause() }
+func (c *sseClient) resumeReading() { c.gate.Resume() }
 
 // waitState waits until cond (called with c.mu held) holds, or timeout.
 func (c *sseClient) waitState(timeout time.Duration, cond func() bool) bool {

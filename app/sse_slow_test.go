@@ -12,6 +12,19 @@ import (
 // the server's socket to it backs up soon.
 const sseStalledRcvBuf = 64 << 10
 
+// stalledSSE starts a server with env, a reading socket client and an SSE
+// client in ch, and stops the SSE client's reader.
+func stalledSSE(t *testing.T, env map[string]string, ch string) (*testServer, *rtClient, *sseClient) {
+	t.Helper()
+	s := startServer(t, env)
+	reader := dialRT(t, s, "name=reader")
+	reader.Subscribe(ch)
+	slow := openSSE(t, s, "name=slow", sseOptions{RcvBuf: sseStalledRcvBuf})
+	slow.subscribe(ch)
+	slow.pauseReading()
+	return s, reader, slow
+}
+
 // floodUntil publishes bigPad publications to ch until metric counts
 // something (checked every 8) or 600 are out, with a reading socket
 // client keeping up throughout, and returns how many it published.
@@ -37,13 +50,8 @@ func floodUntil(t *testing.T, s *testServer, reader *rtClient, ch, metric string
 // when it reads again it finds what was sent before, in order with no
 // gap, then the close event. A reading socket client loses nothing.
 func TestSSESlowConsumerDisconnect(t *testing.T) {
-	s := startServer(t, slowEnv())
 	const ch = "chat:sse-slow"
-	reader := dialRT(t, s, "name=reader")
-	reader.Subscribe(ch)
-	slow := openSSE(t, s, "name=slow", sseOptions{RcvBuf: sseStalledRcvBuf})
-	slow.subscribe(ch)
-	slow.pauseReading()
+	s, reader, slow := stalledSSE(t, slowEnv(), ch)
 
 	published := floodUntil(t, s, reader, ch, "duplex_realtime_refused_total")
 	t.Logf("stalled SSE client overflowed after %d publications of %d bytes", published, len(bigPad))
@@ -68,13 +76,8 @@ func TestSSESlowConsumerDisconnect(t *testing.T) {
 func TestSSESlowConsumerDropOldest(t *testing.T) {
 	env := slowEnv()
 	env["NAMESPACES"] = `{"live":{"flow_tick":"0s"}}`
-	s := startServer(t, env)
 	const ch = "live:sse-slow"
-	reader := dialRT(t, s, "name=reader")
-	reader.Subscribe(ch)
-	slow := openSSE(t, s, "name=slow", sseOptions{RcvBuf: sseStalledRcvBuf})
-	slow.subscribe(ch)
-	slow.pauseReading()
+	s, reader, slow := stalledSSE(t, env, ch)
 
 	published := floodUntil(t, s, reader, ch, "duplex_realtime_dropped_total")
 	for range 10 { // more, that must drop older ones

@@ -162,7 +162,9 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 }
 
 // streamSubscriber is an SSE stream as the hub sees it, like subscriber
-// for a socket: the slow-consumer policy picks how to queue.
+// for a socket: the slow-consumer policy picks how to queue. The two are
+// apart, not one adapter over an interface of both, because Enqueue is
+// the fan-out's hot path: each calls its queue directly.
 type streamSubscriber struct{ s *wsconn.Stream }
 
 var (
