@@ -141,9 +141,11 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 	ping := strconv.FormatFloat(t.lim.PingInterval.Seconds(), 'f', -1, 64)
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer t.obs.StreamClosed()
-		defer t.sessions.end(s)
-		// Withdrawn from every channel before the stream is gone.
+		// Withdrawn from every channel once the stream is gone ...
 		defer client.Close()
+		// ... and before that unknown to emits, which are 410 from now on
+		// rather than accepted by a client that is closing.
+		defer t.sessions.end(s)
 		// This is fasthttp's goroutine of the body stream, which recovers
 		// nothing: a panic must cost the stream, not the process.
 		defer func() {
