@@ -301,3 +301,29 @@ func TestSSEShutdownSendsGoingAway(t *testing.T) {
 		t.Fatalf("publications before the close: %s", describePushes(got))
 	}
 }
+
+// TestSSEWithAConnectHook: with a connect hook the backend judges the
+// stream's token (at its first command, as on a socket), and the emits
+// prove their identity with that same token.
+func TestSSEWithAConnectHook(t *testing.T) {
+	s, _ := startHookedServer(t, moderatingBackend(t), "1s")
+	c := openSSE(t, s, "", sseOptions{Token: "tok-42"})
+	var cr protocol.ConnectResult
+	c.call(protocol.Command{Op: protocol.OpConnect}, &cr)
+	if cr.User != "42" || cr.Name != "李旺" {
+		t.Fatalf("connect through the hook: %+v, want user 42 李旺", cr)
+	}
+	for _, token := range []string{"", "tok-43", mintToken(t, "43", "other")} {
+		if status, body := c.emitAs(`{"id":50,"op":"ping"}`, token, nil); status != http.StatusForbidden {
+			t.Fatalf("emit with token %q: %d %s, want 403", token, status, body)
+		}
+	}
+	// A token of the same user that TOKEN_SECRET verifies is the user too.
+	if status, body := c.emitAs(`{"id":51,"op":"ping"}`, mintToken(t, "42", "李旺"), nil); status != http.StatusNoContent {
+		t.Fatalf("emit with another token of user 42: %d %s", status, body)
+	}
+	c.reply(51)
+	// A guest of the hook's sends no token.
+	g := openSSE(t, s, "name=游客", sseOptions{})
+	g.call(protocol.Command{Op: protocol.OpPing}, nil)
+}
