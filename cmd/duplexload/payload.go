@@ -69,3 +69,125 @@ func clip(b []byte) string {
 	}
 	return strconv.Quote(string(b))
 }
+
+// payloadKind is what pads a broadcast publication's data to its size.
+type payloadKind string
+
+const (
+	// payloadPad pads with one repeated letter: the cheapest to make and
+	// to check, and compressible to almost nothing.
+	payloadPad payloadKind = "pad"
+	// payloadChat pads with chat-like JSON messages (users, names, text
+	// mixing Chinese and English, timestamps), different in every
+	// publication, so that permessage-deflate shrinks it about as much
+	// as it shrinks real chat and 弹幕 traffic.
+	payloadChat payloadKind = "chat"
+)
+
+func (p *payloadKind) String() string {
+	if *p == "" {
+		return string(payloadPad)
+	}
+	return string(*p)
+}
+
+func (p *payloadKind) Set(s string) error {
+	switch payloadKind(s) {
+	case payloadPad, payloadChat:
+		*p = payloadKind(s)
+		return nil
+	}
+	return fmt.Errorf("must be %q or %q", payloadPad, payloadChat)
+}
+
+// Words of the chat payload.
+var (
+	chatNames = []string{"李旺", "王芳", "张伟", "刘洋", "陈静", "小明", "alice", "bob_42", "夜猫子", "路人甲", "momo", "大熊"}
+	chatTexts = []string{
+		"大家好", "今天的比赛太精彩了", "主播加油!", "哈哈哈哈", "这个操作666", "有人一起吗",
+		"刚下班,来晚了", "前方高能", "弹幕护体", "good game", "nice shot", "lol",
+		"这波不亏", "求BGM", "第一次来,关注了", "明天几点开播?", "画质好清楚", "上海的朋友举手",
+		"我觉得还行", "笑死我了", "see you tomorrow", "well played", "这价格可以入手", "已三连",
+	}
+	chatFiller = []string{"ok ", "gg ", "wow ", "666 ", "nice ", "hi ", "lol ", "yes "}
+)
+
+// appendChatData appends size bytes (exactly, for a size of 64 or more) of
+// chat-like JSON naming seq and ts as appendBroadcastData does:
+// {"dxseq":N,"dxts":T,"msgs":[{"uid":…,"name":…,"text":…,"ts":…},…]}.
+func appendChatData(dst []byte, seq uint64, ts int64, size int) []byte {
+	start := len(dst)
+	dst = append(dst, `{"dxseq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"dxts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	dst = append(dst, `,"msgs":[`...)
+	rng := seq*0x9E3779B97F4A7C15 + 1
+	next := func(n int) int {
+		rng ^= rng << 13
+		rng ^= rng >> 7
+		rng ^= rng << 17
+		return int(rng % uint64(n))
+	}
+	const closing = len(`]}`)
+	first := true
+	var entry []byte
+	for {
+		entry = entry[:0]
+		if !first {
+			entry = append(entry, ',')
+		}
+		entry = append(entry, `{"uid":`...)
+		entry = strconv.AppendInt(entry, int64(100000+next(900000)), 10)
+		entry = append(entry, `,"name":"`...)
+		entry = append(entry, chatNames[next(len(chatNames))]...)
+		entry = append(entry, `","text":"`...)
+		for k := range 1 + next(3) {
+			if k > 0 {
+				entry = append(entry, ' ')
+			}
+			entry = append(entry, chatTexts[next(len(chatTexts))]...)
+		}
+		entry = append(entry, `","ts":`...)
+		entry = strconv.AppendInt(entry, ts/1e6+int64(next(60000)), 10)
+		entry = append(entry, '}')
+		if len(dst)-start+len(entry)+closing > size {
+			break
+		}
+		dst = append(dst, entry...)
+		first = false
+	}
+	// The rest: one last message of ASCII text cut to fit, or spaces.
+	rest := size - closing - (len(dst) - start)
+	const lastOpen, lastClose = `{"text":"`, `"}`
+	comma := 0
+	if !first {
+		comma = 1
+	}
+	if n := rest - comma - len(lastOpen) - len(lastClose); n > 0 {
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, lastOpen...)
+		for n > 0 {
+			w := chatFiller[next(len(chatFiller))]
+			w = w[:min(len(w), n)]
+			dst = append(dst, w...)
+			n -= len(w)
+		}
+		dst = append(dst, lastClose...)
+	} else {
+		for range max(rest, 0) {
+			dst = append(dst, ' ')
+		}
+	}
+	return append(dst, `]}`...)
+}
+
+// appendData appends a publication's data of the given kind.
+func appendData(dst []byte, kind payloadKind, seq uint64, ts int64, size int) []byte {
+	if kind == payloadChat {
+		return appendChatData(dst, seq, ts, size)
+	}
+	return appendBroadcastData(dst, seq, ts, size)
+}
