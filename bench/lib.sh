@@ -245,17 +245,32 @@ EOF
 }
 
 # target_port TARGET, target_url TARGET: where duplex / Centrifugo listen.
+# duplex-deflate is duplex measured with clients that negotiate
+# permessage-deflate, as browsers do (deflate_args).
 target_port() {
 	case $1 in
-	duplex) echo "$DUPLEX_PORT" ;;
+	duplex | duplex-deflate) echo "$DUPLEX_PORT" ;;
 	centrifugo) echo "$CF_PORT" ;;
 	esac
 }
 target_url() {
 	case $1 in
-	duplex) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
+	duplex | duplex-deflate) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
 	centrifugo) echo "ws://127.0.0.1:$CF_PORT/connection/websocket" ;;
 	esac
+}
+
+# target_kind TARGET: the load tool's -target (duplex-deflate is duplex).
+target_kind() {
+	case $1 in
+	duplex-deflate) echo duplex ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# deflate_args TARGET: the load tool's flag for a -deflate target, or nothing.
+deflate_args() {
+	[[ $1 == *-deflate ]] && echo -deflate || true
 }
 
 # check_centrifugo [VERSION_FILE]: Centrifugo must start here (the script's
