@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -57,11 +58,17 @@ func parseDeflateInPieces(stream []byte, n int, limit int64) ([]string, *violati
 }
 
 // chatJSON is n bytes of chat-like JSON lines, which is what deflate is
-// for.
+// for: different users and texts, so that it compresses as real chat
+// does rather than to nothing. Calls with different n differ.
 func chatJSON(n int) []byte {
+	users := []string{"李旺", "王芳", "张伟", "alice", "bob_42", "夜猫子", "路人甲", "momo"}
+	texts := []string{"大家好", "今天的比赛太精彩了", "主播加油!", "哈哈哈哈", "这个操作666", "good game",
+		"前方高能", "求BGM", "刚下班,来晚了", "nice shot", "明天几点开播?", "笑死我了"}
+	rng := rand.New(rand.NewPCG(uint64(n), 42))
 	var b []byte
 	for i := 0; len(b) < n; i++ {
-		b = fmt.Appendf(b, `{"channel":"chat:lobby","pub":{"offset":%d,"data":{"user":"李旺","text":"大家好 %d"}}}`+"\n", i, i%7)
+		b = fmt.Appendf(b, `{"channel":"chat:lobby","pub":{"offset":%d,"data":{"uid":%d,"user":"%s","text":"%s %s"}}}`+"\n",
+			rng.IntN(1e6), 100000+rng.IntN(900000), users[rng.IntN(len(users))], texts[rng.IntN(len(texts))], texts[rng.IntN(len(texts))])
 	}
 	return b[:n]
 }

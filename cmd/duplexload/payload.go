@@ -100,21 +100,36 @@ func (p *payloadKind) Set(s string) error {
 	return fmt.Errorf("must be %q or %q", payloadPad, payloadChat)
 }
 
-// Words of the chat payload.
+// The chat payload: a room's users (each always with the same id, name,
+// avatar and level, as a chat server sends them) and what they say.
+type chatUser struct {
+	uid   int
+	name  string
+	level int
+}
+
 var (
-	chatNames = []string{"李旺", "王芳", "张伟", "刘洋", "陈静", "小明", "alice", "bob_42", "夜猫子", "路人甲", "momo", "大熊"}
+	chatUsers = []chatUser{
+		{100231, "李旺", 12}, {100487, "王芳", 3}, {101022, "张伟", 27}, {102355, "刘洋", 8},
+		{103911, "陈静", 15}, {104002, "小明", 1}, {105117, "alice", 33}, {106820, "bob_42", 5},
+		{107733, "夜猫子", 19}, {108004, "路人甲", 2}, {109561, "momo", 41}, {110293, "大熊", 7},
+	}
 	chatTexts = []string{
 		"大家好", "今天的比赛太精彩了", "主播加油!", "哈哈哈哈", "这个操作666", "有人一起吗",
 		"刚下班,来晚了", "前方高能", "弹幕护体", "good game", "nice shot", "lol",
 		"这波不亏", "求BGM", "第一次来,关注了", "明天几点开播?", "画质好清楚", "上海的朋友举手",
 		"我觉得还行", "笑死我了", "see you tomorrow", "well played", "这价格可以入手", "已三连",
 	}
+	chatColors = []string{"#ffffff", "#ffcc00", "#66ccff", "#ff6699"}
 	chatFiller = []string{"ok ", "gg ", "wow ", "666 ", "nice ", "hi ", "lol ", "yes "}
 )
 
 // appendChatData appends size bytes (exactly, for a size of 64 or more) of
-// chat-like JSON naming seq and ts as appendBroadcastData does:
-// {"dxseq":N,"dxts":T,"msgs":[{"uid":…,"name":…,"text":…,"ts":…},…]}.
+// chat-like JSON naming seq and ts as appendBroadcastData does: the last
+// messages of a room, as a chat or 弹幕 server would push them,
+// {"dxseq":N,"dxts":T,"msgs":[{"type":"chat","user":{"uid":…,"name":…,
+// "avatar":…,"level":…},"text":…,"color":…,"ts":…},…]}, different in
+// every publication (who speaks, what, when).
 func appendChatData(dst []byte, seq uint64, ts int64, size int) []byte {
 	start := len(dst)
 	dst = append(dst, `{"dxseq":`...)
@@ -131,25 +146,34 @@ func appendChatData(dst []byte, seq uint64, ts int64, size int) []byte {
 	}
 	const closing = len(`]}`)
 	first := true
+	at := ts / 1e6 // milliseconds, rising through the messages
 	var entry []byte
 	for {
 		entry = entry[:0]
 		if !first {
 			entry = append(entry, ',')
 		}
-		entry = append(entry, `{"uid":`...)
-		entry = strconv.AppendInt(entry, int64(100000+next(900000)), 10)
+		u := chatUsers[next(len(chatUsers))]
+		entry = append(entry, `{"type":"chat","user":{"uid":`...)
+		entry = strconv.AppendInt(entry, int64(u.uid), 10)
 		entry = append(entry, `,"name":"`...)
-		entry = append(entry, chatNames[next(len(chatNames))]...)
-		entry = append(entry, `","text":"`...)
+		entry = append(entry, u.name...)
+		entry = append(entry, `","avatar":"https://cdn.example.com/avatar/`...)
+		entry = strconv.AppendInt(entry, int64(u.uid), 10)
+		entry = append(entry, `.png","level":`...)
+		entry = strconv.AppendInt(entry, int64(u.level), 10)
+		entry = append(entry, `},"text":"`...)
 		for k := range 1 + next(3) {
 			if k > 0 {
 				entry = append(entry, ' ')
 			}
 			entry = append(entry, chatTexts[next(len(chatTexts))]...)
 		}
+		entry = append(entry, `","color":"`...)
+		entry = append(entry, chatColors[next(len(chatColors))]...)
+		at += int64(next(3000))
 		entry = append(entry, `","ts":`...)
-		entry = strconv.AppendInt(entry, ts/1e6+int64(next(60000)), 10)
+		entry = strconv.AppendInt(entry, at, 10)
 		entry = append(entry, '}')
 		if len(dst)-start+len(entry)+closing > size {
 			break
@@ -159,7 +183,7 @@ func appendChatData(dst []byte, seq uint64, ts int64, size int) []byte {
 	}
 	// The rest: one last message of ASCII text cut to fit, or spaces.
 	rest := size - closing - (len(dst) - start)
-	const lastOpen, lastClose = `{"text":"`, `"}`
+	const lastOpen, lastClose = `{"type":"chat","text":"`, `"}`
 	comma := 0
 	if !first {
 		comma = 1
