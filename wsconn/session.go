@@ -131,12 +131,17 @@ func (s *Session) ID() uint64 { return s.id }
 // On a session that negotiated deflate, a message of DeflateMinBytes or
 // more is compressed first (Deflates).
 func (s *Session) Send(kind MessageType, data []byte) error {
-	if s.closingOrDead() {
-		return ErrClosed
-	}
 	op := int(kind)
 	if s.Deflates(len(data)) {
 		op, data = op|rsv1Bit, DeflateMessage(data)
+	}
+	return s.send(op, data)
+}
+
+// send is Send for a payload ready to frame with op.
+func (s *Session) send(op int, data []byte) error {
+	if s.closingOrDead() {
+		return ErrClosed
 	}
 	if done, err := s.writeNow(op, data); done {
 		return err
@@ -156,17 +161,11 @@ func (s *Session) Deflates(n int) bool { return s.lim.Deflate && n >= s.lim.Defl
 // SendDropOldest; compressed messages are never joined into a batch.
 // Safe from any goroutine.
 func (s *Session) SendDeflated(kind MessageType, compressed []byte, dropOldest bool) (dropped int, err error) {
-	if dropOldest {
-		return s.sendDropOldest(int(kind)|rsv1Bit, compressed)
-	}
-	if s.closingOrDead() {
-		return 0, ErrClosed
-	}
 	op := int(kind) | rsv1Bit
-	if done, err := s.writeNow(op, compressed); done {
-		return 0, err
+	if dropOldest {
+		return s.sendDropOldest(op, compressed)
 	}
-	return 0, s.enqueue(op, compressed)
+	return 0, s.send(op, compressed)
 }
 
 // enqueue queues one data message (its opcode, with RSV1 if compressed)
