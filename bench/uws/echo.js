@@ -12,6 +12,9 @@ const { uWS, listenFromEnv } = require('./peer')
 // Limits, as bench/floor's defaults.
 const maxMessageBytes = 64 * 1024 // larger messages close the connection
 const idleTimeoutSeconds = 60 // a connection that sends nothing for this long is closed
+// A client that leaves this much of its replies unread is closed: uWS
+// would otherwise drop further replies silently.
+const maxUnsentBytes = 1 << 20
 
 const prefix = Buffer.from('服务端已收到消息:')
 const middle = Buffer.from('服务端发来消息: Hello,')
@@ -20,6 +23,8 @@ const app = uWS.App()
 app.ws('/ws', {
   maxPayloadLength: maxMessageBytes,
   idleTimeout: idleTimeoutSeconds,
+  maxBackpressure: maxUnsentBytes,
+  closeOnBackpressureLimit: true,
   // uWS checks that text messages are valid UTF-8 before they reach
   // message (and closes the connection with 1007 otherwise), so the reply
   // is assembled from the bytes without decoding them. The message

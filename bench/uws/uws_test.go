@@ -306,3 +306,64 @@ func TestEchoIsTheTutorials(t *testing.T) {
 		t.Errorf("reply %q", r)
 	}
 }
+
+// TestSlowSubscriberIsClosedNotSkipped: a subscriber that stops reading
+// is closed once 1 MiB is queued for it, as duplex closes one, instead of
+// being skipped by uWS's pub/sub and shown a gap; the others get every
+// publication meanwhile.
+func TestSlowSubscriberIsClosedNotSkipped(t *testing.T) {
+	const (
+		publications = 600
+		dataBytes    = 32 << 10 // 600 x 32 KiB = 19 MiB, far past what the sockets and 1 MiB hold
+	)
+	peer := startPeer(t, "server.js")
+	// The slow one's receive buffer stays small (64 KiB: smaller ones
+	// make loopback TCP crawl), so the server's queue fills soon.
+	slowDialer := *websocket.DefaultDialer
+	slowDialer.NetDial = func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			err = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		}
+		return c, err
+	}
+	slow, _, err := slowDialer.Dial("ws://"+peer+"/realtime", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fast := dial(t, "ws://"+peer+"/realtime")
+	for _, c := range []*websocket.Conn{slow, fast} {
+		send(t, c, `{"id":1,"op":"subscribe","channel":"push:bench"}`)
+		next(t, c)
+	}
+	pad := strings.Repeat("x", dataBytes)
+	for i := 1; i <= publications; i++ {
+		if status, answer := publish(t, peer, apiKey, `{"channel":"push:bench","data":"`+pad+`"}`); status != http.StatusOK {
+			t.Fatalf("publication %d: %d %s", i, status, answer)
+		}
+		want := `{"channel":"push:bench","offset":` + strconv.Itoa(i) + `,"data":"`
+		if p := next(t, fast); !strings.HasPrefix(p, want) {
+			t.Fatalf("the reading subscriber's push %d: %.60s, want %s…", i, p, want)
+		}
+	}
+	got := 0
+	for {
+		_ = slow.SetReadDeadline(time.Now().Add(waitTimeout))
+		_, b, err := slow.ReadMessage()
+		if err != nil {
+			if isTimeout(err) {
+				t.Fatalf("the slow subscriber is still open after %d of %d publications", got, publications)
+			}
+			break
+		}
+		got++
+		if want := `{"channel":"push:bench","offset":` + strconv.Itoa(got) + `,"data":"`; !strings.HasPrefix(string(b), want) {
+			t.Fatalf("the slow subscriber's message %d: %.60s, want %s… (a gap)", got, b, want)
+		}
+	}
+	if got >= publications {
+		t.Errorf("the slow subscriber got all %d publications: the test did not fill its queue", got)
+	}
+	t.Logf("the slow subscriber got publications 1..%d, then was closed", got)
+}
