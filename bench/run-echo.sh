@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Echo benchmark: duplex against the floor of its stack (bare
-# fasthttp/websocket, bench/floor) and the tutorial's Node.js server
-# (bench/node-tutorial), all driven by cmd/duplexload over loopback.
+# fasthttp/websocket, bench/floor), the tutorial's Node.js server
+# (bench/node-tutorial) and the tutorial's echo on uWebSockets.js
+# (bench/uws/echo.js), all driven by cmd/duplexload over loopback.
 #
 #   bench/run-echo.sh [-r ROUNDS] [-d DURATION] [-w WARMUP] [-c CONNS] [-s SIZE]
-#                     [-S "floor node duplex"] [-o OUTDIR] [-p]
+#                     [-S "floor node uws duplex"] [-o OUTDIR] [-p]
 #
-# Each round runs every server once, in the same order (floor, node, duplex,
-# floor, node, duplex, ...), so machine noise hits all of them alike. Each
+# Each round runs every server once, in the same order (floor, node, uws,
+# duplex, floor, ...), so machine noise hits all of them alike. Each
 # run starts the server fresh, waits for its port, runs
 #   duplexload echo -conns CONNS -size SIZE -warmup WARMUP -duration DURATION -json
 # and stops the server (server duplex-deflate: duplex, with clients that
-# negotiate permessage-deflate, echo -deflate). At the end it prints every run, the medians per
-# server and the ratios duplex/floor and duplex/node. Besides throughput and
+# negotiate permessage-deflate, echo -deflate). At the end it prints every
+# run, the medians per server and the ratios duplex/floor, duplex/node and
+# duplex/uws (and deflate/plain with duplex-deflate). Besides throughput and
 # latency it reports the server's CPU time per reply (utime+stime of the
 # server process over the whole load run, divided by every correct reply
 # including warmup): less sensitive to machine noise than msgs/s.
@@ -20,8 +22,11 @@
 #   -p   pin each server to CPU 0 and the load tool to CPU 1 (taskset);
 #        default: no pinning, both share all CPUs.
 #
+# node and uws run `npm ci` in their directory first if needed; uws is
+# skipped, saying why, if uWS's native addon does not load.
+#
 # Environment: FLOOR_PORT (9001), NODE_PORT (9002), DUPLEX_PORT (9003),
-# DUPLEX_BIN (/tmp/duplex, built from the repository root).
+# UWS_PORT (9004), DUPLEX_BIN (/tmp/duplex, built from the repository root).
 # Everything it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,7 +36,7 @@ DURATION=10s
 WARMUP=2s
 CONNS=50
 SIZE=16
-SERVERS="floor node duplex"
+SERVERS="floor node uws duplex"
 OUT=""
 PIN=0
 while getopts "r:d:w:c:s:S:o:ph" opt; do
@@ -44,7 +49,7 @@ while getopts "r:d:w:c:s:S:o:ph" opt; do
 	S) SERVERS=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	p) PIN=1 ;;
-	h) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) exit 2 ;;
 	esac
 done
@@ -53,6 +58,7 @@ int_in -r "$ROUNDS" 1 100
 FLOOR_PORT=${FLOOR_PORT:-9001}
 NODE_PORT=${NODE_PORT:-9002}
 DUPLEX_PORT=${DUPLEX_PORT:-9003}
+UWS_PORT=${UWS_PORT:-9004}
 DUPLEX_BIN=${DUPLEX_BIN:-/tmp/duplex}
 BIN=$(mktemp -d /tmp/duplex-bench.XXXXXX)
 OUT=${OUT:-$BIN/results}
@@ -69,9 +75,10 @@ build_go "$BIN/floor" ./bench/floor
 if has_word "$SERVERS" duplex || has_word "$SERVERS" duplex-deflate; then
 	build_go "$DUPLEX_BIN" .
 fi
-if has_word "$SERVERS" node && [[ ! -d $ROOT/bench/node-tutorial/node_modules/nodejs-websocket ]]; then
-	(cd "$ROOT/bench/node-tutorial" && npm ci --no-audit --no-fund --loglevel=error)
+if has_word "$SERVERS" node; then
+	npm_ci "$ROOT/bench/node-tutorial"
 fi
+ensure_uws SERVERS
 
 server_pin=()
 if [[ $PIN == 1 ]]; then
@@ -91,6 +98,7 @@ port_of() {
 	floor) echo "$FLOOR_PORT" ;;
 	node) echo "$NODE_PORT" ;;
 	duplex | duplex-deflate) echo "$DUPLEX_PORT" ;;
+	uws) echo "$UWS_PORT" ;;
 	*) echo "unknown server $1" >&2; return 1 ;;
 	esac
 }
@@ -109,6 +117,7 @@ start_server() { # name log
 	case $name in
 	floor) "${server_pin[@]}" "$BIN/floor" -addr "127.0.0.1:$port" >"$log" 2>&1 & ;;
 	node) (cd "$ROOT/bench/node-tutorial" && HOST=127.0.0.1 PORT=$port exec "${server_pin[@]}" node server.js) >"$log" 2>&1 & ;;
+	uws) start_uws echo.js "$port" "${server_pin[@]}" >"$log" 2>&1 & ;;
 	duplex | duplex-deflate) HOST=127.0.0.1 PORT=$port "${server_pin[@]}" "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!
@@ -153,7 +162,7 @@ done
 
 if [[ -n ${RATE[duplex]:-} ]]; then
 	echo
-	for base in floor node; do
+	for base in floor node uws; do
 		[[ -n ${RATE[$base]:-} ]] || continue
 		awk -v d="${RATE[duplex]}" -v b="${RATE[$base]}" -v n="$base" -v p="$(paired "$TSV" 3 1 2 duplex "$base")" \
 			'BEGIN { printf "ratio duplex/%-5s %.3f  (median msgs/s %.0f / %.0f); median of per-round ratios %.3f\n", n, d / b, d, b, p }'
