@@ -24,6 +24,10 @@ func (a *App) routes(version string) {
 		PongTimeout:     a.cfg.WS.PongTimeout,
 		WriteTimeout:    a.cfg.WS.WriteTimeout,
 		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
+		// Offers are accepted with this on; each session that
+		// negotiated deflate gets it (handlers.WebSocket).
+		Deflate:         a.cfg.WS.Compression,
+		DeflateMinBytes: a.cfg.WS.CompressionMinBytes,
 	}
 	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0),
 		handlers.NewPeerRate(a.cfg.ConnectRatePerIP), a.metrics)

@@ -246,24 +246,26 @@ EOF
 
 # target_port TARGET, target_url TARGET: where duplex / Centrifugo / the
 # uWS peer listen. target_protocol TARGET: the load tool's -target for it
-# (the uWS peer speaks duplex's protocol).
+# (the uWS peer speaks duplex's protocol). duplex-deflate is duplex
+# measured with clients that negotiate permessage-deflate, as browsers do
+# (deflate_args).
 target_port() {
 	case $1 in
-	duplex) echo "$DUPLEX_PORT" ;;
+	duplex | duplex-deflate) echo "$DUPLEX_PORT" ;;
 	centrifugo) echo "$CF_PORT" ;;
 	uws) echo "$UWS_PORT" ;;
 	esac
 }
 target_url() {
 	case $1 in
-	duplex) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
+	duplex | duplex-deflate) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
 	centrifugo) echo "ws://127.0.0.1:$CF_PORT/connection/websocket" ;;
 	uws) echo "ws://127.0.0.1:$UWS_PORT/realtime" ;;
 	esac
 }
 target_protocol() {
 	case $1 in
-	uws) echo duplex ;;
+	uws | duplex-deflate) echo duplex ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -272,22 +274,29 @@ target_protocol() {
 # of PEERS (space-separated) that TARGETS holds beside duplex, and each
 # column COL, prints duplex/PEER: the ratio of the medians over the rows
 # where the awk condition COND holds, and the median of the per-KEYCOL
-# (round) ratios. LABEL starts each line (e.g. the load).
+# (round) ratios. LABEL starts each line (e.g. the load). With RATIO_OF
+# set, that target stands for duplex (RATIO_OF=duplex-deflate, PEERS
+# duplex: compression on against off).
 print_ratios() {
-	local tsv=$1 kc=$2 nc=$3 label=$4 cond=$5 peers=$6 peer col c d b p
+	local tsv=$1 kc=$2 nc=$3 label=$4 cond=$5 peers=$6 of=${RATIO_OF:-duplex} peer col c d b p
 	shift 6
-	has_word "$TARGETS" duplex || return 0
+	has_word "$TARGETS" "$of" || return 0
 	for peer in $peers; do
 		has_word "$TARGETS" "$peer" || continue
 		for col in "$@"; do
 			c=${col%%:*}
-			d=$(median "$tsv" "$c" "$cond && \$$nc == \"duplex\"")
+			d=$(median "$tsv" "$c" "$cond && \$$nc == \"$of\"")
 			b=$(median "$tsv" "$c" "$cond && \$$nc == \"$peer\"")
-			p=$(paired "$tsv" "$c" "$kc" "$nc" duplex "$peer" "$cond")
-			awk -v d="$d" -v b="$b" -v p="$p" -v n="${col#*:}" -v l="$label" -v peer="$peer" \
-				'BEGIN { if (b > 0) printf "  %sduplex/%-10s %-20s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", l, peer, n, d / b, d, b, p }'
+			p=$(paired "$tsv" "$c" "$kc" "$nc" "$of" "$peer" "$cond")
+			awk -v d="$d" -v b="$b" -v p="$p" -v n="${col#*:}" -v l="$label" -v peer="$peer" -v of="$of" \
+				'BEGIN { if (b > 0) printf "  %s%s/%-10s %-20s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", l, of, peer, n, d / b, d, b, p }'
 		done
 	done
+}
+
+# deflate_args TARGET: the load tool's flag for a -deflate target, or nothing.
+deflate_args() {
+	[[ $1 == *-deflate ]] && echo -deflate || true
 }
 
 # check_centrifugo [VERSION_FILE]: Centrifugo must start here (the script's
