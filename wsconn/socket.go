@@ -35,13 +35,13 @@ type socket struct {
 	raw    syscall.RawConn // nil: no non-blocking attempts
 	fd     int             // the descriptor under raw, for the poller
 	killed atomic.Bool
+	closed bool // guarded by closeMu; here, it fills killed's padding
 	out    net.Conn
 
 	// closeMu orders kill and stopReads, which any goroutine may call at
 	// any time, before closing: out may be a hijacked connection that the
 	// HTTP server reuses once it is closed.
 	closeMu sync.Mutex
-	closed  bool
 }
 
 // init sets s up on out; with direct, and where the system allows
