@@ -195,9 +195,8 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.Logger) fiber.Handler {
 	// The sessions share their limits (Serve keeps the pointer): one for
 	// the connections that negotiated permessage-deflate, one for the rest.
-	lim.Deflate = false
-	deflateLim := lim
-	deflateLim.Deflate = true
+	plainLim, deflateLim := lim, lim
+	plainLim.Deflate, deflateLim.Deflate = false, true
 	upgrade := websocket.New(func(conn *websocket.Conn) {
 		// Nothing has read the connection yet: the session must be first,
 		// since it owns every byte the client sends after the handshake.
@@ -207,7 +206,7 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
 		peer, _ := conn.Locals(peerKey).(string)
-		sessionLim := &lim
+		sessionLim := &plainLim
 		if deflate, _ := conn.Locals(deflateKey).(bool); deflate {
 			sessionLim = &deflateLim
 		}
