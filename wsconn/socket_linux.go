@@ -46,7 +46,6 @@ func (s *socket) initDirect() {
 	}
 	if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
 		s.raw = raw
-		s.readFn = s.rawRead
 	}
 }
 
@@ -75,23 +74,23 @@ func (s *socket) tryWrite(b []byte) (n int, err error) {
 
 // rawRead is the body of one read: false tells the runtime to wait until
 // the socket is readable and call it again.
-func (s *socket) rawRead(fd uintptr) bool {
+func (op *readOp) rawRead(fd uintptr) bool {
 	for {
-		n, err := syscall.Read(int(fd), s.readInto)
+		n, err := syscall.Read(int(fd), op.buf)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			if !s.readNoWait {
+			if !op.noWait {
 				return false
 			}
-			s.readN, s.readErr = 0, nil
+			op.n, op.err = 0, nil
 		case err != nil:
-			s.readN, s.readErr = 0, err
+			op.n, op.err = 0, err
 		case n == 0:
-			s.readN, s.readErr = 0, io.EOF
+			op.n, op.err = 0, io.EOF
 		default:
-			s.readN, s.readErr = n, nil
+			op.n, op.err = n, nil
 		}
 		return true
 	}
