@@ -18,10 +18,10 @@ const identityKey = "duplex.identity"
 // RealtimeIdentity reads who a /realtime client is from ?token= (an HS256
 // token; verify may be nil when tokens are off) and ?name= (a guest's
 // nickname) before the upgrade, so a bad token is a clear 401 rather than
-// a socket that closes. Requests that are not upgrades pass through.
+// a socket that closes. Requests that are not upgrades or SSE streams pass through.
 func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !IsUpgrade(c) {
+		if !opensConnection(c) {
 			return c.Next()
 		}
 		var id realtime.Identity

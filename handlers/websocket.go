@@ -47,35 +47,55 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, re
 			}
 			return fiber.NewError(status, "bad WebSocket handshake: "+msg)
 		}
-		if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, origins.requestHost(c)) {
-			refused.UpgradeRefused("origin")
-			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
-				"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
-			})
+		if ok, err := admitConnection(c, reg, origins, rate, refused); !ok {
+			return err
 		}
-		// c.IP() is the client as TRUSTED_PROXIES defines it; it may alias
-		// the request's buffer, and the registry keeps it.
-		peer := strings.Clone(c.IP())
-		if ok, wait := rate.Allow(peer, time.Now()); !ok {
-			refused.UpgradeRefused("ip_rate")
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(time.Second, wait.Round(time.Second)).Seconds())))
-			return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "too many new connections from your address, retry later"})
-		}
-		if why := reg.Admitting(peer); why != wsconn.Admitted {
-			refused.UpgradeRefused(why.String())
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retryAfter.Seconds())))
-			msg := "server at connection limit, retry later"
-			switch why {
-			case wsconn.RefusedShuttingDown:
-				msg = "server shutting down, retry later"
-			case wsconn.RefusedPeerCapacity:
-				msg = "too many connections from your address, retry later"
-			}
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": msg})
-		}
-		c.Locals(peerKey, peer)
 		return c.Next()
 	}
+}
+
+// admitConnection makes the checks every new connection passes, a
+// WebSocket or an SSE stream: 403 for a foreign Origin, 429 with
+// Retry-After for an address opening connections faster than rate
+// allows, 503 with Retry-After when the server, or the address's share of
+// it, is full, or the server is shutting down. It answers a refused
+// request itself (ok false; err is the response's); an admitted one
+// leaves the client's address in Locals under peerKey.
+func admitConnection(c *fiber.Ctx, reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, refused RefusalCounter) (ok bool, err error) {
+	if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, origins.requestHost(c)) {
+		refused.UpgradeRefused("origin")
+		return false, c.Status(fiber.StatusForbidden).JSON(fiber.Map{
+			"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
+		})
+	}
+	// c.IP() is the client as TRUSTED_PROXIES defines it; it may alias
+	// the request's buffer, and the registry keeps it.
+	peer := strings.Clone(c.IP())
+	if allowed, wait := rate.Allow(peer, time.Now()); !allowed {
+		refused.UpgradeRefused("ip_rate")
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(time.Second, wait.Round(time.Second)).Seconds())))
+		return false, c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "too many new connections from your address, retry later"})
+	}
+	if why := reg.Admitting(peer); why != wsconn.Admitted {
+		refused.UpgradeRefused(why.String())
+		return false, refuseAdmission(c, why)
+	}
+	c.Locals(peerKey, peer)
+	return true, nil
+}
+
+// refuseAdmission answers a connection the registry would not admit: 503
+// with Retry-After and why.
+func refuseAdmission(c *fiber.Ctx, why wsconn.Admission) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retryAfter.Seconds())))
+	msg := "server at connection limit, retry later"
+	switch why {
+	case wsconn.RefusedShuttingDown:
+		msg = "server shutting down, retry later"
+	case wsconn.RefusedPeerCapacity:
+		msg = "too many connections from your address, retry later"
+	}
+	return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": msg})
 }
 
 // handshakeProblem checks an upgrade request against RFC 6455 section
