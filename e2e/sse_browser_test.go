@@ -212,9 +212,10 @@ func TestDuplexJSTransports(t *testing.T) {
 	waitFor(t, open, "the pinned client subscribed", 5*time.Second, `JSON.stringify(window.pinnedEvents)`,
 		`() => window.pinned.position('chat:e2e-pin') !== null`)
 	runJS(t, open, `window.pinned.publish('chat:e2e-pin', {text: '经 SSE 发布'}).then(r => { window.pinnedPos = r.offset; }); true`)
+	waitFor(t, open, "the publish over SSE answered", 5*time.Second, `String(window.pinnedPos)`, `() => window.pinnedPos === 1`)
 	other.Publish("chat:e2e-pin", `{"text":"别人发布"}`)
 	waitFor(t, open, "own and other's publications over SSE", 5*time.Second, `JSON.stringify(window.pinnedGot)`,
-		`() => JSON.stringify(window.pinnedGot) === JSON.stringify(['经 SSE 发布', '别人发布']) && window.pinnedPos === 1`)
+		`() => JSON.stringify(window.pinnedGot) === JSON.stringify(['经 SSE 发布', '别人发布'])`)
 	if got := evalString(t, open, "window.pinned.transport + '/' + window.pinnedDouble"); got != "sse/bad_request" {
 		t.Errorf("pinned transport/second subscribe = %q, want sse/bad_request", got)
 	}
@@ -235,16 +236,20 @@ func TestDuplexJSTransports(t *testing.T) {
 		}
 	}
 
-	// Fallen back to SSE: sticky, and briefly sticky.
-	runJS(t, blocked, transportClient("sticky", `{name: '粘', backoffMin: 20}`))
-	runJS(t, blocked, transportClient("brief", `{name: '短', backoffMin: 20, sseStickyMs: 1}`))
+	// Fallen back to SSE: sticky, and briefly sticky. Signed in (the
+	// token goes in the stream's query and with every emit), so that the
+	// API can disconnect each by its user.
+	runJS(t, blocked, transportClient("sticky", `{token: `+strconv.Quote(mintJS(t, "sticky", time.Hour))+`, backoffMin: 20}`))
+	runJS(t, blocked, transportClient("brief", `{token: `+strconv.Quote(mintJS(t, "brief", time.Hour))+`, backoffMin: 20, sseStickyMs: 1}`))
 	fellBack := []string{"connecting:websocket", "connecting:sse", "transport:sse/null", "connected"}
 	waitEvents(t, blocked, "sticky", 10*time.Second, fellBack...)
 	waitEvents(t, blocked, "brief", 10*time.Second, fellBack...)
+	if got := evalString(t, blocked, "window.sticky.info.user + '/' + window.brief.info.user"); got != "sticky/brief" {
+		t.Errorf("users over SSE = %q, want sticky/brief", got)
+	}
 	runJS(t, blocked, `window.allowWebSocket = true`)
-	for _, name := range []string{"sticky", "brief"} {
-		apiCall(t, s, "POST", "/api/disconnect", map[string]any{
-			"client": evalString(t, blocked, "window."+name+".info.client"), "code": 4000, "reason": "e2e"}, nil)
+	for _, user := range []string{"sticky", "brief"} {
+		apiCall(t, s, "POST", "/api/disconnect", map[string]any{"user": user, "code": 4000, "reason": "e2e"}, nil)
 	}
 	waitEvents(t, blocked, "sticky", 10*time.Second, append(fellBack, "disconnected:4000", "connecting:sse", "connected")...)
 	waitEvents(t, blocked, "brief", 10*time.Second, append(fellBack, "disconnected:4000", "connecting:websocket", "transport:websocket/sse", "connected")...)
