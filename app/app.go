@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	a.sse, err = handlers.NewSSE(handlers.SSEConfig{
 		Hub: hub, Registry: a.registry, Limits: handlers.RealtimeLimits(a.socketLimits()), ClientLimits: a.clientLimits(),
 		Origins: handlers.NewOriginPolicy(cfg.AllowedOrigins, len(cfg.TrustedProxies) > 0), Verify: a.verify, Observer: a.metrics,
+		Log: log,
 	})
 	if err != nil {
 		a.closeBroker()
@@ -101,7 +102,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
-		ErrorHandler:          a.apiKey.ErrorHandler(errorHandler(log)),
+		ErrorHandler:          a.sse.EmitErrors(a.apiKey.ErrorHandler(errorHandler(log))),
 		DisableStartupMessage: true,
 		// These bound plain HTTP only; WebSockets have their own deadlines.
 		ReadTimeout:  10 * time.Second,

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type SSE struct {
 	origins  OriginPolicy
 	obs      SSEObserver
 	sessions *sseSessions
+	log      *slog.Logger
 	// routeTimeout bounds an emit's trip to another node.
 	routeTimeout time.Duration
 }
@@ -71,6 +73,7 @@ type SSEConfig struct {
 	// TOKEN_SECRET is unset.
 	Verify   realtime.TokenVerifier
 	Observer SSEObserver
+	Log      *slog.Logger
 }
 
 // emitRouteTimeout is how long an emit waits for the owning node.
@@ -81,7 +84,7 @@ const emitRouteTimeout = 5 * time.Second
 func NewSSE(cfg SSEConfig) (*SSE, error) {
 	t := &SSE{
 		hub: cfg.Hub, reg: cfg.Registry, lim: cfg.Limits, clim: cfg.ClientLimits,
-		origins: cfg.Origins, obs: cfg.Observer, routeTimeout: emitRouteTimeout,
+		origins: cfg.Origins, obs: cfg.Observer, log: cfg.Log, routeTimeout: emitRouteTimeout,
 		sessions: newSSESessions(cfg.Hub.NodeID(), cfg.Verify),
 	}
 	if err := cfg.Hub.ServeEmits(func(e realtime.Emit) int {
@@ -135,14 +138,23 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 	// does the connection, and nothing waits on it at shutdown.
 	c.Context().SetConnectionClose()
 	conn := c.Context().Conn()
-	ping := int(t.lim.PingInterval / time.Second)
+	ping := strconv.FormatFloat(t.lim.PingInterval.Seconds(), 'f', -1, 64)
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer t.obs.StreamClosed()
-		defer t.sessions.end(s)
-		// Withdrawn from every channel before the stream is gone.
+		// Withdrawn from every channel once the stream is gone ...
 		defer client.Close()
+		// ... and before that unknown to emits, which are 410 from now on
+		// rather than accepted by a client that is closing.
+		defer t.sessions.end(s)
+		// This is fasthttp's goroutine of the body stream, which recovers
+		// nothing: a panic must cost the stream, not the process.
+		defer func() {
+			if r := recover(); r != nil {
+				t.log.Error("sse stream panicked", "session", s.id, "panic", r)
+			}
+		}()
 		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
-		w.event("session", `{"session":"`+s.id+`","ping":`+strconv.Itoa(max(ping, 1))+`}`)
+		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
 		if w.Flush() != nil {
 			stream.Close(wsconn.CloseGoingAway, "")
 		}
@@ -152,7 +164,9 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 }
 
 // streamSubscriber is an SSE stream as the hub sees it, like subscriber
-// for a socket: the slow-consumer policy picks how to queue.
+// for a socket: the slow-consumer policy picks how to queue. The two are
+// apart, not one adapter over an interface of both, because Enqueue is
+// the fan-out's hot path: each calls its queue directly.
 type streamSubscriber struct{ s *wsconn.Stream }
 
 var (

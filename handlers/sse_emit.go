@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -44,6 +45,10 @@ func checkEmitBody(body []byte, maxBody int) int {
 // that ended, 400 and 413 for a bad body, 503 when the owning node cannot
 // be reached.
 func (t *SSE) Emit(c *fiber.Ctx) error {
+	if origin := c.Get(fiber.HeaderOrigin); !t.origins.Allows(origin, t.origins.requestHost(c)) {
+		t.obs.EmitAnswered(http.StatusForbidden)
+		return c.Status(http.StatusForbidden).JSON(fiber.Map{"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)"})
+	}
 	status := t.emit(c)
 	t.obs.EmitAnswered(status)
 	if status == http.StatusNoContent {
@@ -52,10 +57,8 @@ func (t *SSE) Emit(c *fiber.Ctx) error {
 	return c.Status(status).JSON(fiber.Map{"error": emitErrors[status]})
 }
 
+// emit is Emit past the Origin check: the status of the answer.
 func (t *SSE) emit(c *fiber.Ctx) int {
-	if origin := c.Get(fiber.HeaderOrigin); !t.origins.Allows(origin, t.origins.requestHost(c)) {
-		return http.StatusForbidden
-	}
 	sid := c.Query("session")
 	node, ok := parseSessionID(sid)
 	if !ok {
@@ -103,5 +106,18 @@ func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp
 			return fasthttp.RequestConfig{MaxRequestBodySize: int(maxMessage)}
 		}
 		return next(h)
+	}
+}
+
+// EmitErrors wraps the app's error handler: an emit whose body the server
+// refused from its headers (over EmitBodyLimit) gets the emit's own 413
+// answer, like one the handler measured.
+func (t *SSE) EmitErrors(next fiber.ErrorHandler) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		if errors.Is(err, fiber.ErrRequestEntityTooLarge) && c.Path() == emitPath {
+			t.obs.EmitAnswered(http.StatusRequestEntityTooLarge)
+			return c.Status(http.StatusRequestEntityTooLarge).JSON(fiber.Map{"error": emitErrors[http.StatusRequestEntityTooLarge]})
+		}
+		return next(c, err)
 	}
 }

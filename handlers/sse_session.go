@@ -137,17 +137,22 @@ func (t *sseSessions) Deliver(e realtime.Emit, maxBody int) int {
 }
 
 // sameIdentity reports whether an emit carrying token (empty: none) comes
-// from the stream's user: a guest's emits carry no token, a user's a
-// token of the same user (a refreshed one is fine).
+// from the stream's identity: a guest's emits carry no token; on a stream
+// opened with a token, or signed in since, they carry that token or
+// another of the same user (a refreshed one). Before a connect hook has
+// named the user (it runs at the first command), the stream's own token
+// is the only proof there is.
 func (t *sseSessions) sameIdentity(s *sseSession, token string) bool {
 	user := s.client.Info().User
-	if token == "" || user == "" {
-		return token == "" && user == ""
+	if token == "" {
+		return user == "" && s.openToken == ""
 	}
-	if t.verify != nil {
-		if id, err := t.verify(token); err == nil {
-			return id.User == user
-		}
+	if s.openToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.openToken)) == 1 {
+		return true
 	}
-	return s.openToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.openToken)) == 1
+	if user == "" || t.verify == nil {
+		return false
+	}
+	id, err := t.verify(token)
+	return err == nil && id.User == user
 }
