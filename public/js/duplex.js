@@ -130,7 +130,7 @@
    *                connected uses another transport than the one before
    *                ('websocket' or 'sse'; previous is null at first);
    *                fired before connected
-   *   connecting   {attempt}
+   *   connecting   {attempt, transport}: a connection attempt with that transport
    *   connected    {client, user, name, expires_in}: the connect result
    *                (who you are; expires_in: seconds the token has left)
    *   refreshed    {expires_in}: a refresh replaced the token
