@@ -176,6 +176,12 @@ http {
 // "connecting:<transport>", "transport:<transport>/<previous>",
 // "connected", "disconnected:<code>".
 func transportClient(name, options string) string {
+	return transportClientWith(name, options, "")
+}
+
+// transportClientWith is transportClient with setup, statements run with
+// dx (the client) before it connects.
+func transportClientWith(name, options, setup string) string {
 	n := strconv.Quote(name)
 	return `(() => {
 		const events = window[` + n + ` + 'Events'] = [];
@@ -184,6 +190,7 @@ func transportClient(name, options string) string {
 		dx.on('transport', e => events.push('transport:' + e.transport + '/' + e.previous));
 		dx.on('connected', () => events.push('connected'));
 		dx.on('disconnected', e => events.push('disconnected:' + e.code));
+		` + setup + `
 		dx.connect();
 		return true;
 	})()`
@@ -193,7 +200,8 @@ func transportClient(name, options string) string {
 // WebSocket works, and commands and pushes go through it;
 // transports: ['websocket'] never falls back; after a fallback a
 // reconnect starts with SSE while sseStickyMs lasts, and tries WebSocket
-// first again after it (the transport event says so).
+// first again after it (the transport event says so); a WebSocket that
+// works again right after the fallback takes over at once.
 func TestDuplexJSTransports(t *testing.T) {
 	s := realtimeServer(t, 0)
 	open := newBrowser(t, 1000, 760, false)
@@ -256,6 +264,14 @@ func TestDuplexJSTransports(t *testing.T) {
 	if got := evalString(t, blocked, "window.sticky.transport + '/' + window.brief.transport"); got != "sse/websocket" {
 		t.Errorf("transports after the reconnect = %q, want sse/websocket", got)
 	}
+
+	// A WebSocket that failed only once (as when the server was down for
+	// a moment): the probe after the fallback opens one, and the client
+	// moves over to WebSocket at once.
+	runJS(t, blocked, `window.allowWebSocket = false`)
+	runJS(t, blocked, transportClientWith("transient", `{name: '暂'}`,
+		`dx.on('connecting', e => { if (e.transport === 'sse') window.allowWebSocket = true; });`))
+	waitEvents(t, blocked, "transient", 10*time.Second, append(fellBack, "connecting:websocket", "transport:websocket/sse", "connected")...)
 }
 
 // runJS evaluates a JavaScript expression in the tab, failing t on error.

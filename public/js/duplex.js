@@ -120,7 +120,8 @@
    *             to connect before the next one is tried (5000)
    *   sseStickyMs after SSE connected in place of an earlier transport,
    *             reconnects start with SSE for this long (300000), then try
-   *             the first one again
+   *             the first one again; unless a WebSocket probe opened right
+   *             after the fallback opens: then it moves to WebSocket at once
    *   sseURL, emitURL  the stream's and the commands' URLs; by default
    *             url or location + path + '/sse' and '/emit'
    *
@@ -515,8 +516,13 @@
     this._attempt = 0;
     this._wasConnected = true;
     // SSE in place of an earlier transport that just failed: keep it
-    // for a while (reconnects meanwhile do not extend that).
-    if (this._kind === SSE && this._fellBack) this._sseUntil = Date.now() + this.options.sseStickyMs;
+    // for a while (reconnects meanwhile do not extend that), unless a
+    // WebSocket opens after all (it failed only because the server was
+    // down, as in a restart).
+    if (this._kind === SSE && this._fellBack) {
+      this._sseUntil = Date.now() + this.options.sseStickyMs;
+      if (this._transports().indexOf(WEBSOCKET) >= 0) this._probeWebSocket(ws);
+    }
     this.info = info;
     if (info.expires_in) this._tokenDeadline = Date.now() + info.expires_in * 1000;
     this._scheduleRefresh(ws, info.expires_in);
@@ -536,17 +542,50 @@
     this._schedulePing();
   };
 
-  // _lost handles the end of a socket: pending replies on it are lost, so
-  // their commands are rejected ("disconnected"); a reconnect is
-  // scheduled, unless the server's close code asks for none.
-  proto._lost = function (ws, code, reason) {
-    if (this._ws !== ws) return;
+  // _probeWebSocket opens a bare WebSocket beside the SSE connection conn
+  // that replaced one: if it opens, WebSocket works here after all, and
+  // the client moves over to it at once (a reconnect, with recovery);
+  // if it fails, SSE stays first for sseStickyMs.
+  proto._probeWebSocket = function (conn) {
+    var self = this;
+    var probe;
+    try {
+      probe = new WebSocket(this.options.url || Duplex.socketURL(this.options.path));
+    } catch (e) {
+      return;
+    }
+    var timer = setTimeout(function () {
+      try { probe.close(); } catch (e) { /* ignore */ }
+    }, this.options.fallbackTimeout);
+    probe.onopen = function () {
+      clearTimeout(timer);
+      try { probe.close(1000, 'probe'); } catch (e) { /* ignore */ }
+      if (self._ws !== conn || self.state !== CONNECTED) return;
+      self._sseUntil = 0;
+      try { conn.close(1000, 'moving to websocket'); } catch (e) { /* ignore */ }
+      self._drop(conn, 1000);
+      self._attempt = 0;
+      self._open();
+    };
+    probe.onclose = function () { clearTimeout(timer); };
+  };
+
+  // _drop forgets the connection ws: pending replies on it are lost, so
+  // their commands are rejected ("disconnected").
+  proto._drop = function (ws, code) {
     this._teardown();
     for (var id in this._pending) {
       var p = this._pending[id];
       if (p.sent) this._settle(id, DuplexError('disconnected', 'connection lost before the reply (code ' + code + ')'));
     }
     for (var ch in this._subs) this._subs[ch].active = false;
+  };
+
+  // _lost handles the end of a socket: _drop, then a reconnect is
+  // scheduled, unless the server's close code asks for none.
+  proto._lost = function (ws, code, reason) {
+    if (this._ws !== ws) return;
+    this._drop(ws, code);
     if (this._closed) return;
     // A transport that never connected: the next one, at once.
     if (this._fallBack(code)) return;
