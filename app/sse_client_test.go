@@ -296,9 +296,22 @@ func (c *sseClient) emitAs(body, token string, header http.Header) (int, string)
 // postEmit posts body to /realtime/emit?session=sid on the server at base.
 func postEmit(t *testing.T, base, sid, body, token string, header http.Header) (int, string) {
 	t.Helper()
+	status, resp, err := tryPostEmitAs(base, sid, body, token, header)
+	if err != nil {
+		t.Fatalf("emit: %v", err)
+	}
+	return status, resp
+}
+
+// tryPostEmit is postEmit without a token, returning the request's error.
+func tryPostEmit(base, sid, body string) (int, string, error) {
+	return tryPostEmitAs(base, sid, body, "", nil)
+}
+
+func tryPostEmitAs(base, sid, body, token string, header http.Header) (int, string, error) {
 	req, err := http.NewRequest("POST", base+"/realtime/emit?session="+sid, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
 	if token != "" {
@@ -309,11 +322,11 @@ func postEmit(t *testing.T, base, sid, body, token string, header http.Header) (
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatalf("emit: %v", err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), nil
 }
 
 // send emits cmds (ids assigned) in one body with the client's token,

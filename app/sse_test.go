@@ -129,7 +129,7 @@ func TestSSEEmitErrors(t *testing.T) {
 		{"a forged token", alice.session, ping, mintWith(t, "another-secret-0123456789abcdef0123", "alice", "A", time.Hour), nil, 403, "identity does not match the session"},
 		{"token on a guest stream", guest.session, ping, mintToken(t, "alice", "Alice"), nil, 403, "identity does not match the session"},
 		{"oversized body", guest.session, strings.Repeat(" ", 8193), "", nil, 413, "body over the largest message (WS_MAX_MESSAGE_BYTES)"},
-		{"much oversized body", guest.session, strings.Repeat(" ", 100<<10), "", nil, 413, "body over the largest message (WS_MAX_MESSAGE_BYTES)"},
+		{"oversized body, up to twice the limit", guest.session, strings.Repeat(" ", 16384), "", nil, 413, "body over the largest message (WS_MAX_MESSAGE_BYTES)"},
 		{"foreign Origin", guest.session, ping, "", http.Header{"Origin": {"http://evil.example"}}, 403, "origin not allowed: http://evil.example (add it to ALLOWED_ORIGINS)"},
 		{"empty body", guest.session, "", "", nil, 400, "the body must be one or more JSON commands in UTF-8"},
 		{"body not UTF-8", guest.session, "{\"id\":1,\"op\":\"ping\"}\xff", "", nil, 400, "the body must be one or more JSON commands in UTF-8"},
@@ -143,6 +143,13 @@ func TestSSEEmitErrors(t *testing.T) {
 		if status != tc.status || got.Error == "" || (tc.error != "" && got.Error != tc.error) {
 			t.Errorf("%s: %d %s, want %d %q", tc.name, status, body, tc.status, tc.error)
 		}
+	}
+
+	// Far over the limit the server answers from the headers and closes
+	// the connection: 413, or a reset for a client still sending.
+	if status, body, err := tryPostEmit(base, guest.session, strings.Repeat(" ", 1<<20)); err == nil &&
+		(status != 413 || !strings.Contains(body, "WS_MAX_MESSAGE_BYTES")) {
+		t.Errorf("a 1 MiB emit: %d %s, want 413 or a closed connection", status, body)
 	}
 
 	// What is allowed: the user's own token, a refreshed one of the same

@@ -73,7 +73,8 @@ type SSEConfig struct {
 	// TOKEN_SECRET is unset.
 	Verify   realtime.TokenVerifier
 	Observer SSEObserver
-	Log      *slog.Logger
+	// Log is where a stream's panic is logged; nil discards.
+	Log *slog.Logger
 }
 
 // emitRouteTimeout is how long an emit waits for the owning node.
@@ -82,6 +83,9 @@ const emitRouteTimeout = 5 * time.Second
 // NewSSE makes the transport and makes this node the destination of the
 // emits other nodes route to its streams.
 func NewSSE(cfg SSEConfig) (*SSE, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	t := &SSE{
 		hub: cfg.Hub, reg: cfg.Registry, lim: cfg.Limits, clim: cfg.ClientLimits,
 		origins: cfg.Origins, obs: cfg.Observer, log: cfg.Log, routeTimeout: emitRouteTimeout,

@@ -96,6 +96,13 @@ func bearerToken(c *fiber.Ctx) string {
 // emitPath is the route of POST /realtime/emit.
 const emitPath = "/realtime/emit"
 
+// emitBodySlack is how many times WS_MAX_MESSAGE_BYTES the server reads
+// of an emit's body: up to that an oversized emit is answered 413 once
+// read; beyond it the server answers from the headers and closes the
+// connection, so a client still sending may see the connection reset
+// instead (as a socket's oversized frame closes it with 1009).
+const emitBodySlack = 2
+
 // EmitBodyLimit wraps a fasthttp.Server.HeaderReceived hook: an emit may
 // carry as much as one socket message (WS_MAX_MESSAGE_BYTES), however
 // small the API's limit without its key; every other request is next's.
@@ -103,7 +110,7 @@ func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp
 	return func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
 		if string(path) == emitPath {
-			return fasthttp.RequestConfig{MaxRequestBodySize: int(maxMessage)}
+			return fasthttp.RequestConfig{MaxRequestBodySize: emitBodySlack * int(maxMessage)}
 		}
 		return next(h)
 	}
