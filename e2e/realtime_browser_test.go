@@ -242,8 +242,11 @@ func chatSurvivesRestart(t *testing.T, first *testbin.Server, room string, a, b 
 		t.Fatalf("publish after restart answered %+v", pos)
 	}
 
+	// Both back first: the message typed on b goes out only once b is.
 	for i, tab := range []context.Context{a, b} {
 		waitVisibleText(t, tab, "status", []string{statusA, statusB}[i], 25*time.Second)
+	}
+	for _, tab := range []context.Context{a, b} {
 		// The new server's streams have new epochs: recovery fails, and
 		// the page says it reloads the history.
 		waitSystemLine(t, tab, "已重新连接，正在重新加载历史消息", 5*time.Second)

@@ -120,8 +120,9 @@
    *             to connect before the next one is tried (5000)
    *   sseStickyMs after SSE connected in place of an earlier transport,
    *             reconnects start with SSE for this long (300000), then try
-   *             the first one again; unless a WebSocket probe opened right
-   *             after the fallback opens: then it moves to WebSocket at once
+   *             the first one again. Before it connects over SSE after a
+   *             fallback it probes WebSocket once: if that opens, it
+   *             connects over WebSocket instead
    *   sseURL, emitURL  the stream's and the commands' URLs; by default
    *             url or location + path + '/sse' and '/emit'
    *
@@ -428,7 +429,9 @@
       conn.onopen = function () {
         if (self._ws !== conn) return;
         // The identity came with the stream: connect only asks who we are.
-        self._sendConnect(conn, null, true);
+        var proceed = function () { self._sendConnect(conn, null, true); };
+        if (self._fellBack && self._transports().indexOf(WEBSOCKET) >= 0) self._probeWebSocket(conn, proceed);
+        else proceed();
       };
       conn.onmessage = function (ev) {
         if (self._ws !== conn) return;
@@ -515,14 +518,10 @@
     clearTimeout(this._openTimer);
     this._attempt = 0;
     this._wasConnected = true;
-    // SSE in place of an earlier transport that just failed: keep it
-    // for a while (reconnects meanwhile do not extend that), unless a
-    // WebSocket opens after all (it failed only because the server was
-    // down, as in a restart).
-    if (this._kind === SSE && this._fellBack) {
-      this._sseUntil = Date.now() + this.options.sseStickyMs;
-      if (this._transports().indexOf(WEBSOCKET) >= 0) this._probeWebSocket(ws);
-    }
+    // SSE in place of an earlier transport that just failed (and stayed
+    // failed for the probe): keep it for a while (reconnects meanwhile do
+    // not extend that).
+    if (this._kind === SSE && this._fellBack) this._sseUntil = Date.now() + this.options.sseStickyMs;
     this.info = info;
     if (info.expires_in) this._tokenDeadline = Date.now() + info.expires_in * 1000;
     this._scheduleRefresh(ws, info.expires_in);
@@ -542,32 +541,51 @@
     this._schedulePing();
   };
 
-  // _probeWebSocket opens a bare WebSocket beside the SSE connection conn
-  // that replaced one: if it opens, WebSocket works here after all, and
-  // the client moves over to it at once (a reconnect, with recovery);
-  // if it fails, SSE stays first for sseStickyMs.
-  proto._probeWebSocket = function (conn) {
+  // PROBE_TIMEOUT_MS bounds the WebSocket probe after a fallback (and so
+  // the delay it adds to the SSE connect).
+  var PROBE_TIMEOUT_MS = 2000;
+
+  // _probeWebSocket runs when the SSE stream conn, opened because
+  // WebSocket just failed, has its session and nothing was sent on it
+  // yet: it opens one bare WebSocket. If that opens, WebSocket works
+  // after all (the first one failed because the server was down for a
+  // moment, as in a restart): the stream is dropped, before anything
+  // subscribed through it, and the client connects over WebSocket at
+  // once. If it fails (or takes longer than PROBE_TIMEOUT_MS), proceed()
+  // carries on with SSE, which then stays first for sseStickyMs.
+  proto._probeWebSocket = function (conn, proceed) {
     var self = this;
-    var probe;
+    var settled = false;
+    var probe, timer;
+    function fail() {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (self._ws === conn) proceed();
+    }
     try {
       probe = new WebSocket(this.options.url || Duplex.socketURL(this.options.path));
     } catch (e) {
+      fail();
       return;
     }
-    var timer = setTimeout(function () {
+    timer = setTimeout(function () {
       try { probe.close(); } catch (e) { /* ignore */ }
-    }, this.options.fallbackTimeout);
+      fail();
+    }, Math.min(PROBE_TIMEOUT_MS, this.options.fallbackTimeout));
+    probe.onclose = fail;
     probe.onopen = function () {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      probe.onclose = null;
       try { probe.close(1000, 'probe'); } catch (e) { /* ignore */ }
-      if (self._ws !== conn || self.state !== CONNECTED) return;
-      self._sseUntil = 0;
-      try { conn.close(1000, 'moving to websocket'); } catch (e) { /* ignore */ }
+      if (self._ws !== conn) return;
+      try { conn.close(1000, 'websocket works'); } catch (e) { /* ignore */ }
       self._drop(conn, 1000);
       self._attempt = 0;
       self._open();
     };
-    probe.onclose = function () { clearTimeout(timer); };
   };
 
   // _drop forgets the connection ws: pending replies on it are lost, so
