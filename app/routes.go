@@ -87,6 +87,11 @@ func (a *App) socketLimits() wsconn.Limits {
 		PongTimeout:     a.cfg.WS.PongTimeout,
 		WriteTimeout:    a.cfg.WS.WriteTimeout,
 		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
+		// Offers are accepted with this on; each session that
+		// negotiated deflate gets it (handlers.WebSocket). SSE streams
+		// have no use for it.
+		Deflate:         a.cfg.WS.Compression,
+		DeflateMinBytes: a.cfg.WS.CompressionMinBytes,
 	}
 }
 

@@ -188,12 +188,14 @@ func (a streamSubscriber) CloseConn(code int, reason string) {
 	a.s.Close(wsconn.CloseCode(code), reason)
 }
 
-func (a streamSubscriber) Enqueue(frame []byte, policy realtime.SlowPolicy) (dropped int, ok bool) {
+// Enqueue queues the frame's plain bytes: an SSE stream has no
+// compression of its own (a proxy's gzip would have to buffer).
+func (a streamSubscriber) Enqueue(frame *realtime.SharedFrame, policy realtime.SlowPolicy) (dropped int, ok bool) {
 	if policy == realtime.PolicyDropOldest {
-		n, err := a.s.SendDropOldest(frame)
+		n, err := a.s.SendDropOldest(frame.Data)
 		return n, err == nil
 	}
-	return 0, a.s.Send(frame) == nil
+	return 0, a.s.Send(frame.Data) == nil
 }
 
 // sseWriter is the text/event-stream encoding of a wsconn.Stream. Writes

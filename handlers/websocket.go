@@ -152,6 +152,9 @@ const (
 	// string of its own), which the registry counts against
 	// MAX_CONNECTIONS_PER_IP.
 	peerKey = "duplex.peer"
+	// deflateKey holds true when the upgrade accepted the client's
+	// permessage-deflate offer.
+	deflateKey = "duplex.deflate"
 )
 
 // socketRef carries the TCP socket through Locals. It is a struct and not
@@ -181,7 +184,10 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 //
 // contrib's handler only hands the socket over: the session frames, reads
 // and writes it itself and closes it, so the server must keep hijacked
-// connections open (fasthttp Server.KeepHijackedConns). Where the registry
+// connections open (fasthttp Server.KeepHijackedConns). With lim.Deflate
+// set (WS_COMPRESSION), a client's permessage-deflate offer is accepted if
+// it can be honoured (negotiateDeflate), and only the sessions that
+// negotiated it get Limits.Deflate. Where the registry
 // polls, the handler returns as soon as the session is set up and the
 // maps contrib copied for the connection (headers, query, cookies,
 // Locals) are dropped with its Conn; nothing of contrib's is kept per idle
@@ -196,7 +202,9 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
 		peer, _ := conn.Locals(peerKey).(string)
-		reg.Serve(conn.NetConn(), sock.conn, peer, lim, openSession)
+		sessionLim := lim
+		sessionLim.Deflate, _ = conn.Locals(deflateKey).(bool)
+		reg.Serve(conn.NetConn(), sock.conn, peer, sessionLim, openSession)
 	}, websocket.Config{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferPool: writeBufferPool,
@@ -207,7 +215,22 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			return c.Next()
 		}
 		c.Locals(socketKey, socketRef{c.Context().Conn()})
-		return upgrade(c)
+		var answer string
+		if lim.Deflate {
+			answer = negotiateDeflate(c.Get(fiber.HeaderSecWebSocketExtensions))
+		}
+		c.Locals(deflateKey, answer != "")
+		if err := upgrade(c); err != nil || answer == "" {
+			return err
+		}
+		// Only now: the upgrader refuses (500) a response that names
+		// extensions before it runs. The response, 101 and all, is
+		// written once this handler returns, before the socket is handed
+		// over.
+		if c.Response().StatusCode() == fiber.StatusSwitchingProtocols {
+			c.Set(fiber.HeaderSecWebSocketExtensions, answer)
+		}
+		return nil
 	}
 }
 
