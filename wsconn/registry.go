@@ -47,6 +47,8 @@ type Registry struct {
 	pollStopped bool
 
 	beats heartbeats // every session's heartbeat, on one timer
+
+	burst *burstRelease // returns a connection burst's garbage (burst_release.go)
 }
 
 // RegistryConfig is what NewRegistry needs.
@@ -78,6 +80,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		obs: obs, log: log, sessions: make(map[uint64]*Session), streams: make(map[uint64]*Stream),
 		perPeer: make(map[string]int),
 		emptied: make(chan struct{}),
+		burst:   newBurstRelease(),
 	}
 }
 
@@ -181,6 +184,7 @@ func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open
 		_ = hijacked.Close()
 		return
 	}
+	r.burst.opened()
 	var early []byte
 	if s.poll != nil {
 		early = s.takeBuffered()
@@ -302,6 +306,7 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	}
 
 	defer r.stopPoller()
+	r.burst.stop()
 	select {
 	case <-r.emptied:
 		return nil
