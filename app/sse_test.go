@@ -334,3 +334,35 @@ func TestSSEWithAConnectHook(t *testing.T) {
 	g := openSSE(t, s, "name=游客", sseOptions{})
 	g.call(protocol.Command{Op: protocol.OpPing}, nil)
 }
+
+// TestSSEEmitPreflight: the preflight of a signed-in emit (Authorization
+// is not a CORS-simple header) is allowed only for an origin the policy
+// allows, and names nothing for another; the browser test
+// TestSSEFromAnAllowedOrigin shows the allowed one at work.
+func TestSSEEmitPreflight(t *testing.T) {
+	s := startServer(t, rtEnv(map[string]string{"ALLOWED_ORIGINS": "https://app.example"}))
+	preflight := func(origin string) *http.Response {
+		req, err := http.NewRequest(http.MethodOptions, "http://"+s.addr+"/realtime/emit?session=x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := preflight("https://app.example")
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Errorf("allowed origin's preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp = preflight("http://evil.example")
+	if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign origin's preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
