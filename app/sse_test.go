@@ -366,3 +366,26 @@ func TestSSEEmitPreflight(t *testing.T) {
 		t.Errorf("foreign origin's preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestSSEClientThatLeavesIsGoneAtOnce: a client that drops its stream
+// (a page closed or reloaded, a fetch aborted) leaves its channels when
+// the connection closes, as a socket's does, not at the next heartbeat
+// (WS_PING_INTERVAL, 25 s here) that finds the connection gone; until
+// then it stayed a member for the others and held its connection slot.
+func TestSSEClientThatLeavesIsGoneAtOnce(t *testing.T) {
+	s := startServer(t, rtEnv(nil))
+	const room = "chat:sse-left"
+	ws := dialRT(t, s, "name=watcher")
+	ws.Subscribe(room)
+	c := openSSE(t, s, "name=leaver", sseOptions{})
+	var cr protocol.ConnectResult
+	c.call(protocol.Command{Op: protocol.OpConnect}, &cr)
+	c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: room}, nil)
+	ws.WaitPush("the stream's join", func(m protocol.ServerMessage) bool {
+		return m.Channel == room && m.Join != nil && m.Join.Client == cr.Client
+	})
+	c.resp.Body.Close() // the client goes; its connection closes
+	ws.WaitPush("the stream's leave, well before a heartbeat", func(m protocol.ServerMessage) bool {
+		return m.Channel == room && m.Leave != nil && m.Leave.Client == cr.Client
+	})
+}
