@@ -150,4 +150,3 @@ func (q *fanoutQueue) wait(ctx context.Context) error {
 	}
 	return nil
 }
-
