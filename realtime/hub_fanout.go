@@ -25,10 +25,14 @@ import (
 // less, not worth a goroutine switch.
 const fanoutAsyncMin = 256
 
-// fanoutBacklog bounds the publications waiting for a channel's drainer.
-// A publisher faster than the fan-out waits for room (as it waited for
-// the whole fan-out before), so memory stays bounded.
-const fanoutBacklog = 64
+// fanoutBacklog bounds the publications waiting for a channel's drainer:
+// one, so a publication is answered while the one before it is fanned
+// out, and a publisher faster than the fan-out waits for it (as it waited
+// for its own fan-out before) instead of piling up latency. A deeper queue
+// only adds delay: at 5,000 x 40/s on a saturated machine, 64 waiting
+// publications were 1.6 s behind, and the load tool's 3 s drain counted
+// the tail as lost.
+const fanoutBacklog = 1
 
 // fanoutQueue is the publications of one channel waiting for its drainer.
 //

@@ -77,7 +77,7 @@ func TestLargeChannelPublishDoesNotWaitForFanout(t *testing.T) {
 	}
 	<-stuck.entered // the fan-out is under way and stuck
 
-	const more = 2 * fanoutBacklog
+	const more = fanoutBacklog + 4
 	rest := make(chan error, 1)
 	go func() {
 		for i := 1; i <= more; i++ {
