@@ -37,14 +37,13 @@ const fanoutBacklog = 1
 // fanoutQueue is the publications of one channel waiting for its drainer.
 //
 // Concurrency: push is called by one goroutine at a time (the broker's
-// per-channel order); the drainer is the only receiver; wait may be called
-// from any goroutine.
+// per-channel order); the drainer is the only consumer; wait may be called
+// from any goroutine. mu is never held across a fan-out or a wait.
 type fanoutQueue struct {
-	pubs chan queuedFanout
-
-	mu      sync.Mutex // held by push while it sends; orders the drainer's exit
-	running bool       // a drainer runs (or is starting)
-	idle    *sync.Cond // on mu: broadcast when the drainer exits
+	mu      sync.Mutex
+	waiting []queuedFanout // at most fanoutBacklog
+	running bool           // a drainer runs (or is starting)
+	changed *sync.Cond     // on mu: broadcast when waiting shrinks or the drainer exits
 }
 
 type queuedFanout struct {
@@ -53,8 +52,8 @@ type queuedFanout struct {
 }
 
 func newFanoutQueue() *fanoutQueue {
-	q := &fanoutQueue{pubs: make(chan queuedFanout, fanoutBacklog)}
-	q.idle = sync.NewCond(&q.mu)
+	q := &fanoutQueue{waiting: make([]queuedFanout, 0, fanoutBacklog)}
+	q.changed = sync.NewCond(&q.mu)
 	return q
 }
 
@@ -69,44 +68,50 @@ func (h *Hub) fanout(hc *hubChannel, offset uint64, frame []byte) {
 			return
 		}
 		// Only this call can make the queue (one publication at a
-		// time per channel); FlushTicks' wait reads it concurrently.
+		// time per channel); WaitFanouts reads it concurrently.
 		q = newFanoutQueue()
 		hc.fan.Store(q)
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if !q.running && hc.count.Load() < fanoutAsyncMin {
+		// No drainer runs, and only this caller could start one: the
+		// inline fan-out overtakes nothing.
+		q.mu.Unlock()
 		h.fanoutTo(hc, offset, frame)
 		return
 	}
-	// The send happens under mu, so the drainer cannot find the queue
-	// empty and exit between this send and the check below.
-	q.pubs <- queuedFanout{offset, frame}
-	if !q.running {
-		q.running = true
+	for len(q.waiting) >= fanoutBacklog {
+		q.changed.Wait()
+	}
+	q.waiting = append(q.waiting, queuedFanout{offset, frame})
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
 		go h.drainFanout(hc, q)
 	}
 }
 
 // drainFanout is a channel's drainer: it fans out what is queued, in
 // order, and exits once the queue is empty, so an idle channel has no
-// goroutine. The hub starts it; it stops by itself (the queue is bounded).
+// goroutine. The hub starts it; it stops by itself (the queue is bounded
+// and nothing is added once the publishers stop).
 func (h *Hub) drainFanout(hc *hubChannel, q *fanoutQueue) {
 	for {
-		select {
-		case p := <-q.pubs:
-			h.fanoutTo(hc, p.offset, p.frame)
-			continue
-		default:
-		}
 		q.mu.Lock()
-		if len(q.pubs) == 0 {
+		if len(q.waiting) == 0 {
 			q.running = false
-			q.idle.Broadcast()
+			q.changed.Broadcast()
 			q.mu.Unlock()
 			return
 		}
+		p := q.waiting[0]
+		n := copy(q.waiting, q.waiting[1:])
+		q.waiting[n] = queuedFanout{} // let the frame be collected
+		q.waiting = q.waiting[:n]
+		q.changed.Broadcast()
 		q.mu.Unlock()
+		h.fanoutTo(hc, p.offset, p.frame)
 	}
 }
 
@@ -140,7 +145,7 @@ func (h *Hub) WaitFanouts(ctx context.Context) error {
 func (q *fanoutQueue) wait(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		q.mu.Lock()
-		q.idle.Broadcast()
+		q.changed.Broadcast()
 		q.mu.Unlock()
 	})
 	defer stop()
@@ -150,7 +155,7 @@ func (q *fanoutQueue) wait(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		q.idle.Wait()
+		q.changed.Wait()
 	}
 	return nil
 }
