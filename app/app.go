@@ -37,6 +37,7 @@ type App struct {
 
 	hub    *realtime.Hub
 	verify realtime.TokenVerifier // nil when TOKEN_SECRET is unset
+	sse    *handlers.SSE          // the SSE transport of /realtime
 
 	broker      realtime.Broker
 	presence    realtime.PresenceStore // nil: the hub's in-memory one
@@ -88,11 +89,20 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	}
 	a.hub = hub
 	a.metrics.WatchHub(hub)
+	a.sse, err = handlers.NewSSE(handlers.SSEConfig{
+		Hub: hub, Registry: a.registry, Limits: handlers.RealtimeLimits(a.socketLimits()), ClientLimits: a.clientLimits(),
+		Origins: handlers.NewOriginPolicy(cfg.AllowedOrigins, len(cfg.TrustedProxies) > 0), Verify: a.verify, Observer: a.metrics,
+		Log: log,
+	})
+	if err != nil {
+		a.closeBroker()
+		return nil, fmt.Errorf("sse transport: %w", err)
+	}
 	a.apiKey = handlers.NewAPIKey(cfg.APIKey)
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               "duplex",
 		Views:                 engine,
-		ErrorHandler:          a.apiKey.ErrorHandler(errorHandler(log)),
+		ErrorHandler:          a.sse.EmitErrors(a.apiKey.ErrorHandler(errorHandler(log))),
 		DisableStartupMessage: true,
 		// These bound plain HTTP only; WebSockets have their own deadlines.
 		ReadTimeout:  10 * time.Second,
@@ -114,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 	// A WebSocket outlives its hijack handler: the session closes the
 	// connection itself, and the registry's poller reads it meanwhile.
 	a.fiber.Server().KeepHijackedConns = true
-	a.fiber.Server().HeaderReceived = a.apiKey.HeaderReceived
+	a.fiber.Server().HeaderReceived = handlers.EmitBodyLimit(cfg.WS.MaxMessageBytes, a.apiKey.HeaderReceived)
 
 	useMiddleware(a.fiber, log)
 	a.routes(version)
@@ -150,9 +160,16 @@ func (a *App) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	if err := a.fiber.ShutdownWithContext(ctx); err != nil {
-		a.log.Warn("http shutdown", "err", err)
-	}
+	// The HTTP server waits for its requests, and an SSE stream is one
+	// until the registry closes it: so its shutdown runs beside the
+	// registry's. It closes the listener at once.
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := a.fiber.ShutdownWithContext(ctx); err != nil {
+			a.log.Warn("http shutdown", "err", err)
+		}
+	}()
 	// The features' publishers stop before the connections close, so the
 	// last thing a client is sent is its 1001, not a half-sent tick.
 	a.stopServices(ctx)
@@ -164,6 +181,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.log.Warn("fan-outs still under way at shutdown", "err", err)
 	}
 	err := a.registry.Shutdown(ctx)
+	<-httpDone
 	// Every session has unsubscribed by now; nothing uses the broker.
 	a.closeBroker()
 	if errors.Is(err, wsconn.ErrShutdownTimeout) {

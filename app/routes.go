@@ -18,28 +18,20 @@ import (
 // routes registers the core's routes (the /realtime socket, the HTTP API,
 // health, metrics and static files), then each feature's pages and routes.
 func (a *App) routes(version string) {
-	lim := wsconn.Limits{
-		MaxMessageBytes: a.cfg.WS.MaxMessageBytes,
-		PingInterval:    a.cfg.WS.PingInterval,
-		PongTimeout:     a.cfg.WS.PongTimeout,
-		WriteTimeout:    a.cfg.WS.WriteTimeout,
-		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
-	}
-	guard := handlers.UpgradeGuard(a.registry, handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0),
-		handlers.NewPeerRate(a.cfg.ConnectRatePerIP), a.metrics)
+	lim := a.socketLimits()
+	origins := handlers.NewOriginPolicy(a.cfg.AllowedOrigins, len(a.cfg.TrustedProxies) > 0)
+	// One budget of new connections per address, WebSocket and SSE alike.
+	peerRate := handlers.NewPeerRate(a.cfg.ConnectRatePerIP)
+	guard := handlers.UpgradeGuard(a.registry, origins, peerRate, a.metrics)
 
-	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim),
-		handlers.Realtime(a.hub, realtime.ClientLimits{
-			MaxSubscriptions: a.cfg.MaxSubscriptions,
-			// Any one reply fits the send queue with room to spare, so a
-			// reply never counts as slow consumption.
-			MaxReplyBytes: min(realtime.DefaultMaxReplyBytes, a.cfg.WS.SendQueueBytes/4),
-		}), a.log)
+	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim), handlers.Realtime(a.hub, a.clientLimits()), a.log)
 	identity := handlers.RealtimeIdentity(a.verify)
 	if a.cfg.Hooks.ConnectURL != "" {
 		identity = handlers.RealtimeHandshake(a.cfg.Hooks.Headers, a.cfg.Hooks.Cookies)
 	}
 	a.fiber.Get("/realtime", guard, identity, rt, handlers.UpgradeRequired(a.metrics))
+	a.fiber.Get("/realtime/sse", handlers.SSEGuard(a.registry, origins, peerRate, a.metrics), identity, a.sse.Stream)
+	a.fiber.Post("/realtime/emit", a.sse.Emit)
 
 	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
 	apiGroup := a.fiber.Group("/api", a.apiKey.Middleware())
@@ -84,6 +76,32 @@ func (a *App) routes(version string) {
 		if f.Routes != nil {
 			f.Routes(r)
 		}
+	}
+}
+
+// socketLimits are the WS_* settings as every connection uses them.
+func (a *App) socketLimits() wsconn.Limits {
+	return wsconn.Limits{
+		MaxMessageBytes: a.cfg.WS.MaxMessageBytes,
+		PingInterval:    a.cfg.WS.PingInterval,
+		PongTimeout:     a.cfg.WS.PongTimeout,
+		WriteTimeout:    a.cfg.WS.WriteTimeout,
+		SendQueueBytes:  a.cfg.WS.SendQueueBytes,
+		// Offers are accepted with this on; each session that
+		// negotiated deflate gets it (handlers.WebSocket). SSE streams
+		// have no use for it.
+		Deflate:         a.cfg.WS.Compression,
+		DeflateMinBytes: a.cfg.WS.CompressionMinBytes,
+	}
+}
+
+// clientLimits bound each /realtime client, over a socket or SSE.
+func (a *App) clientLimits() realtime.ClientLimits {
+	return realtime.ClientLimits{
+		MaxSubscriptions: a.cfg.MaxSubscriptions,
+		// Any one reply fits the send queue with room to spare, so a
+		// reply never counts as slow consumption.
+		MaxReplyBytes: min(realtime.DefaultMaxReplyBytes, a.cfg.WS.SendQueueBytes/4),
 	}
 }
 

@@ -244,18 +244,59 @@ write_cf_conf() {
 EOF
 }
 
-# target_port TARGET, target_url TARGET: where duplex / Centrifugo listen.
+# target_port TARGET, target_url TARGET: where duplex / Centrifugo / the
+# uWS peer listen. target_protocol TARGET: the load tool's -target for it
+# (the uWS peer speaks duplex's protocol). duplex-deflate is duplex
+# measured with clients that negotiate permessage-deflate, as browsers do
+# (deflate_args).
 target_port() {
 	case $1 in
-	duplex) echo "$DUPLEX_PORT" ;;
+	duplex | duplex-deflate) echo "$DUPLEX_PORT" ;;
 	centrifugo) echo "$CF_PORT" ;;
+	uws) echo "$UWS_PORT" ;;
 	esac
 }
 target_url() {
 	case $1 in
-	duplex) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
+	duplex | duplex-deflate) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
 	centrifugo) echo "ws://127.0.0.1:$CF_PORT/connection/websocket" ;;
+	uws) echo "ws://127.0.0.1:$UWS_PORT/realtime" ;;
 	esac
+}
+target_protocol() {
+	case $1 in
+	uws | duplex-deflate) echo duplex ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# print_ratios TSV KEYCOL NAMECOL LABEL COND PEERS COL:NAME...: for each
+# of PEERS (space-separated) that TARGETS holds beside duplex, and each
+# column COL, prints duplex/PEER: the ratio of the medians over the rows
+# where the awk condition COND holds, and the median of the per-KEYCOL
+# (round) ratios. LABEL starts each line (e.g. the load). With RATIO_OF
+# set, that target stands for duplex (RATIO_OF=duplex-deflate, PEERS
+# duplex: compression on against off).
+print_ratios() {
+	local tsv=$1 kc=$2 nc=$3 label=$4 cond=$5 peers=$6 of=${RATIO_OF:-duplex} peer col c d b p
+	shift 6
+	has_word "$TARGETS" "$of" || return 0
+	for peer in $peers; do
+		has_word "$TARGETS" "$peer" || continue
+		for col in "$@"; do
+			c=${col%%:*}
+			d=$(median "$tsv" "$c" "$cond && \$$nc == \"$of\"")
+			b=$(median "$tsv" "$c" "$cond && \$$nc == \"$peer\"")
+			p=$(paired "$tsv" "$c" "$kc" "$nc" "$of" "$peer" "$cond")
+			awk -v d="$d" -v b="$b" -v p="$p" -v n="${col#*:}" -v l="$label" -v peer="$peer" -v of="$of" \
+				'BEGIN { if (b > 0) printf "  %s%s/%-10s %-20s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", l, of, peer, n, d / b, d, b, p }'
+		done
+	done
+}
+
+# deflate_args TARGET: the load tool's flag for a -deflate target, or nothing.
+deflate_args() {
+	[[ $1 == *-deflate ]] && echo -deflate || true
 }
 
 # check_centrifugo [VERSION_FILE]: Centrifugo must start here (the script's
@@ -292,4 +333,49 @@ start_nats() {
 	done
 	echo "nats-server not ready within 10 s" >&2
 	return 1
+}
+
+# ---- the uWebSockets.js peers (bench/uws) -----------------------------------
+
+UWS_DIR=$ROOT/bench/uws
+
+# npm_ci DIR: installs DIR's npm packages exactly as its package-lock.json
+# pins them, unless node_modules already holds that lock's install.
+npm_ci() {
+	if [[ ! -e $1/node_modules/.package-lock.json || $1/package-lock.json -nt $1/node_modules/.package-lock.json ]]; then
+		(cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
+
+# ensure_uws LISTVAR: if the space-separated list in the variable named
+# LISTVAR has uws, makes sure bench/uws can run here (node and npm on
+# PATH, npm_ci, uWS's native addon loading under this node: peer.js
+# --check); otherwise drops uws from the list, saying why.
+ensure_uws() {
+	local -n list=$1
+	has_word "$list" uws || return 0
+	local why=""
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		why="node and npm are not both on PATH"
+	elif ! npm_ci "$UWS_DIR"; then
+		why="npm ci in $UWS_DIR failed"
+	elif ! (cd "$UWS_DIR" && node peer.js --check); then
+		why="its native addon does not load"
+	fi
+	if [[ -n $why ]]; then
+		echo "!! uws (uWebSockets.js) skipped: $why" >&2
+		list=${list//uws/}
+		list=$(echo $list) # trim
+		[[ -n $list ]] || { echo "no target left" >&2; exit 1; }
+	fi
+}
+
+# start_uws SCRIPT PORT [CMD...]: runs `CMD... node SCRIPT` in bench/uws
+# with HOST=127.0.0.1, PORT and API_KEY=$KEY. Start it in the background
+# (start_uws ... &): it execs, so $! is node itself, the process whose
+# CPU and memory the load tool reads from /proc.
+start_uws() {
+	local script=$1 port=$2
+	shift 2
+	cd "$UWS_DIR" && HOST=127.0.0.1 PORT=$port API_KEY=${KEY:-} exec "$@" node "$script"
 }

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Broadcast and idle-memory benchmark: duplex against Centrifugo v6, both
-# driven by cmd/duplexload over loopback, interleaved (duplex, centrifugo,
-# duplex, ...) so machine noise hits both alike.
+# Broadcast and idle-memory benchmark: duplex against Centrifugo v6 and a
+# uWebSockets.js server (bench/uws), all driven by cmd/duplexload over
+# loopback, interleaved (duplex, centrifugo, uws, duplex, ...) so machine
+# noise hits them alike.
 #
 #   bench/run-broadcast.sh [-r ROUNDS] [-d DURATION] [-w WARMUP] [-s SIZE]
 #                          [-L "SUBSxRATE ..."] [-I IDLE_CONNS] [-S SETTLE]
-#                          [-T "duplex centrifugo"] [-o OUTDIR]
+#                          [-T "duplex centrifugo uws"] [-P pad|chat] [-o OUTDIR]
 #
 # For every load SUBSxRATE (default "1000x100 10000x10") and round, each
 # target is started fresh, measured with
-#   duplexload broadcast -target T -subs SUBS -rate RATE -size SIZE
+#   duplexload broadcast -target T -subs SUBS -rate RATE -size SIZE -payload P
 #             -warmup WARMUP -duration DURATION -server-pid PID -json
+# (target duplex-deflate: duplex, with subscribers that negotiate
+# permessage-deflate, -deflate; -P chat pads the data with chat-like JSON,
+# which compresses as real chat does)
 # and stopped. Then, per round and target, a fresh server is measured with
 #   duplexload idle -target T -conns IDLE_CONNS -settle SETTLE -server-pid PID -json
 # (-I 0 skips it). At the end it prints every run, the medians per target
-# and the ratios duplex/centrifugo (ratio of medians, and the median of the
-# per-round ratios).
+# and the ratios duplex/centrifugo and duplex/uws (ratio of medians, and
+# the median of the per-round ratios).
 #
 # duplex: `go build -o $DUPLEX_BIN .` (at the current tree), default config except HOST, PORT,
 # API_KEY and MAX_CONNECTIONS=20000, with no per-address limits
@@ -25,9 +29,14 @@
 #   GOBIN=/tmp/cfbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
 # if missing; config: client.insecure, http_api.key, its own port,
 # prometheus on (for go_goroutines), usage stats off; channel bench. If it
-# cannot be built or started, the script says so and measures duplex alone.
+# cannot be built or started, the script says so and measures the others.
+# uws: bench/uws/server.js (duplex's subscribe and POST /api/publish on
+# uWS's pub/sub; npm ci in bench/uws if needed; -target duplex, no
+# goroutines to scrape); channel push:bench. Skipped, saying why, without
+# node or uWS's native addon.
 #
-# Environment: DUPLEX_PORT (9013), CF_PORT (9014), DUPLEX_BIN (built into the temporary binary directory),
+# Environment: DUPLEX_PORT (9013), CF_PORT (9014), UWS_PORT (9015),
+# DUPLEX_BIN (built into the temporary binary directory),
 # CF_BIN (/tmp/cfbin/centrifugo), API_KEY (bench-key).
 # Everything it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
@@ -40,9 +49,10 @@ SIZE=64
 LOADS="1000x100 10000x10"
 IDLE=10000
 SETTLE=10s
-TARGETS="duplex centrifugo"
+TARGETS="duplex centrifugo uws"
+PAYLOAD=pad
 OUT=""
-while getopts "r:d:w:s:L:I:S:T:o:h" opt; do
+while getopts "r:d:w:s:L:I:S:T:P:o:h" opt; do
 	case $opt in
 	r) ROUNDS=$OPTARG ;;
 	d) DURATION=$OPTARG ;;
@@ -52,8 +62,9 @@ while getopts "r:d:w:s:L:I:S:T:o:h" opt; do
 	I) IDLE=$OPTARG ;;
 	S) SETTLE=$OPTARG ;;
 	T) TARGETS=$OPTARG ;;
+	P) PAYLOAD=$OPTARG ;;
 	o) OUT=$OPTARG ;;
-	h) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) exit 2 ;;
 	esac
 done
@@ -65,6 +76,7 @@ done
 
 DUPLEX_PORT=${DUPLEX_PORT:-9013}
 CF_PORT=${CF_PORT:-9014}
+UWS_PORT=${UWS_PORT:-9015}
 CF_BIN=${CF_BIN:-/tmp/cfbin/centrifugo}
 CF_VERSION=v6.9.1
 KEY=${API_KEY:-bench-key}
@@ -82,10 +94,11 @@ echo "== open-file limit $(ulimit -n)"
 
 echo "== build (binaries in $BIN, results in $OUT)"
 build_go "$BIN/duplexload" ./cmd/duplexload
-if has_word "$TARGETS" duplex; then
+if has_word "$TARGETS" duplex || has_word "$TARGETS" duplex-deflate; then
 	build_go "$DUPLEX_BIN" .
 fi
 ensure_centrifugo
+ensure_uws TARGETS
 
 CF_CONF=$OUT/centrifugo.json
 write_cf_conf "$CF_CONF" '"prometheus": {"enabled": true},'
@@ -95,8 +108,9 @@ start_server() { # name log
 	port=$(target_port "$name")
 	port_unused "$name" "$port" || return 1
 	case $name in
-	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 "$DUPLEX_BIN" >"$log" 2>&1 & ;;
+	duplex | duplex-deflate) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	centrifugo) "$CF_BIN" --config "$CF_CONF" >"$log" 2>&1 & ;;
+	uws) start_uws server.js "$port" >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!
 	wait_server "$name" "$port" "$log" 1 # 1 s: let the runtime settle before any baseline
@@ -106,11 +120,11 @@ check_centrifugo
 
 BTSV=$OUT/broadcast.tsv
 ITSV=$OUT/idle.tsv
-printf 'load\tround\ttarget\tdeliveries_per_s\tp50_us\tp99_us\tmax_us\tlost\tdup\tcpu_s_per_m\trss_kb\tsubs_open\tpublish_rate\tdisconnects\tloader_cpu_s\n' >"$BTSV"
+printf 'load\tround\ttarget\tdeliveries_per_s\tp50_us\tp99_us\tmax_us\tlost\tdup\tcpu_s_per_m\trss_kb\tsubs_open\tpublish_rate\tdisconnects\tloader_cpu_s\twire_b_per_delivery\n' >"$BTSV"
 printf 'round\ttarget\tconns_alive\trss_base_kb\trss_kb\trss_per_conn_b\tgoroutines_per_conn\tconnect_rate\tdisconnects\n' >"$ITSV"
 
-echo "== broadcast: loads [$LOADS] x $ROUNDS rounds x [$TARGETS], $SIZE-byte data, warmup $WARMUP, duration $DURATION"
-printf '%-10s %-5s %-10s %11s %8s %8s %8s %6s %5s %9s %9s\n' load round target deliv/s p50_us p99_us max_us lost dup cpu_s/M rss_kB
+echo "== broadcast: loads [$LOADS] x $ROUNDS rounds x [$TARGETS], $SIZE-byte $PAYLOAD data, warmup $WARMUP, duration $DURATION"
+printf '%-10s %-5s %-14s %11s %8s %8s %8s %6s %5s %9s %9s %8s\n' load round target deliv/s p50_us p99_us max_us lost dup cpu_s/M rss_kB wire_B/d
 for l in $LOADS; do
 	subs=${l%x*}
 	rate=${l#*x}
@@ -118,16 +132,18 @@ for l in $LOADS; do
 		for name in $TARGETS; do
 			base="$OUT/bcast-$l-$name-$round"
 			start_server "$name" "$base.server.log"
-			run_load "$base.json" "$base.load.log" broadcast -target "$name" -url "$(target_url "$name")" \
-				-api-key "$KEY" -subs "$subs" -rate "$rate" -size "$SIZE" -warmup "$WARMUP" -duration "$DURATION" \
-				-server-pid "$SERVER_PID"
+			# shellcheck disable=SC2046 # deflate_args: no flag or one word
+			run_load "$base.json" "$base.load.log" broadcast -target "$(target_protocol "$name")" -url "$(target_url "$name")" \
+				-api-key "$KEY" -subs "$subs" -rate "$rate" -size "$SIZE" -payload "$PAYLOAD" -warmup "$WARMUP" -duration "$DURATION" \
+				-server-pid "$SERVER_PID" $(deflate_args "$name")
 			stop_server
 			jq -r --arg l "$l" --arg r "$round" --arg n "$name" \
 				'[$l, $r, $n, (.deliveries_per_s|round), (.latency_us.p50|round), (.latency_us.p99|round), (.latency_us.max|round),
 				  .lost, .duplicated, ((.server.cpu_s_per_million_deliveries // 0) * 1000 | round / 1000), (.server.rss_kb // 0),
-				  .subs_open, (.publish_rate * 10 | round / 10), .disconnects, (.loader_cpu_s * 100 | round / 100)] | @tsv' "$base.json" |
+				  .subs_open, (.publish_rate * 10 | round / 10), .disconnects, (.loader_cpu_s * 100 | round / 100),
+				  ((.wire_bytes_per_delivery // 0) * 10 | round / 10)] | @tsv' "$base.json" |
 				tee -a "$BTSV" |
-				awk -F'\t' '{ printf "%-10s %-5s %-10s %11s %8s %8s %8s %6s %5s %9s %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
+				awk -F'\t' '{ printf "%-10s %-5s %-14s %11s %8s %8s %8s %6s %5s %9s %9s %8s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $16 }'
 			sleep 1
 		done
 	done
@@ -141,8 +157,11 @@ if [[ $IDLE -gt 0 ]]; then
 		for name in $TARGETS; do
 			base="$OUT/idle-$name-$round"
 			start_server "$name" "$base.server.log"
-			run_load "$base.json" "$base.load.log" idle -target "$name" -url "$(target_url "$name")" \
-				-conns "$IDLE" -settle "$SETTLE" -server-pid "$SERVER_PID"
+			metrics=() # the uWS peer has no /metrics (and no goroutines)
+			if [[ $name == uws ]]; then metrics=(-metrics none); fi
+			# shellcheck disable=SC2046 # deflate_args: no flag or one word
+			run_load "$base.json" "$base.load.log" idle -target "$(target_protocol "$name")" -url "$(target_url "$name")" \
+				-conns "$IDLE" -settle "$SETTLE" -server-pid "$SERVER_PID" "${metrics[@]}" $(deflate_args "$name")
 			stop_server
 			jq -r --arg r "$round" --arg n "$name" \
 				'[$r, $n, .conns_alive, .rss_base_kb, .rss_kb, (.rss_per_conn_bytes|round),
@@ -156,45 +175,31 @@ fi
 
 echo
 echo "== medians over $ROUNDS rounds (lost, dup, disconnects: totals)"
-printf '%-10s %-10s %11s %8s %8s %8s %6s %5s %9s %9s %6s\n' load target deliv/s p50_us p99_us max_us lost dup cpu_s/M rss_kB disc
+printf '%-10s %-14s %11s %8s %8s %8s %6s %5s %9s %9s %6s %8s\n' load target deliv/s p50_us p99_us max_us lost dup cpu_s/M rss_kB disc wire_B/d
 for l in $LOADS; do
 	for name in $TARGETS; do
 		cond="\$1 == \"$l\" && \$3 == \"$name\""
-		printf '%-10s %-10s %11.0f %8.0f %8.0f %8.0f %6s %5s %9.3f %9.0f %6s\n' "$l" "$name" \
+		printf '%-10s %-14s %11.0f %8.0f %8.0f %8.0f %6s %5s %9.3f %9.0f %6s %8.1f\n' "$l" "$name" \
 			"$(median "$BTSV" 4 "$cond")" "$(median "$BTSV" 5 "$cond")" "$(median "$BTSV" 6 "$cond")" \
 			"$(median "$BTSV" 7 "$cond")" "$(sum_col "$BTSV" 8 "$cond")" "$(sum_col "$BTSV" 9 "$cond")" "$(median "$BTSV" 10 "$cond")" \
-			"$(median "$BTSV" 11 "$cond")" "$(sum_col "$BTSV" 14 "$cond")"
+			"$(median "$BTSV" 11 "$cond")" "$(sum_col "$BTSV" 14 "$cond")" "$(median "$BTSV" 16 "$cond")"
 	done
-	if has_word "$TARGETS" duplex && has_word "$TARGETS" centrifugo; then
-		for col in 10:cpu_s_per_M 6:p99_us 5:p50_us 4:deliveries_per_s; do
-			c=${col%%:*}
-			d=$(median "$BTSV" "$c" "\$1 == \"$l\" && \$3 == \"duplex\"")
-			b=$(median "$BTSV" "$c" "\$1 == \"$l\" && \$3 == \"centrifugo\"")
-			p=$(paired "$BTSV" "$c" 2 3 duplex centrifugo "\$1 == \"$l\"")
-			awk -v d="$d" -v b="$b" -v p="$p" -v n="${col#*:}" -v l="$l" \
-				'BEGIN { if (b > 0) printf "  %-10s duplex/centrifugo %-16s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", l, n, d / b, d, b, p }'
-		done
-	fi
+	print_ratios "$BTSV" 2 3 "$(printf '%-10s ' "$l")" "\$1 == \"$l\"" "centrifugo uws" \
+		10:cpu_s_per_M 6:p99_us 5:p50_us 4:deliveries_per_s
+	RATIO_OF=duplex-deflate print_ratios "$BTSV" 2 3 "$(printf '%-10s ' "$l")" "\$1 == \"$l\"" duplex \
+		10:cpu_s_per_M 16:wire_bytes_per_delivery 6:p99_us
 done
 if [[ $IDLE -gt 0 ]]; then
 	echo
-	printf '%-10s %7s %12s %10s %10s %6s\n' target alive rss_B/conn gor/conn conn/s disc
+	printf '%-14s %7s %12s %10s %10s %6s\n' target alive rss_B/conn gor/conn conn/s disc
 	for name in $TARGETS; do
 		cond="\$2 == \"$name\""
-		printf '%-10s %7.0f %12.0f %10s %10.0f %6s\n' "$name" "$(median "$ITSV" 3 "$cond")" "$(median "$ITSV" 6 "$cond")" \
+		printf '%-14s %7.0f %12.0f %10s %10.0f %6s\n' "$name" "$(median "$ITSV" 3 "$cond")" "$(median "$ITSV" 6 "$cond")" \
 			"$(median "$ITSV" 7 "$cond")" "$(median "$ITSV" 8 "$cond")" \
 			"$(sum_col "$ITSV" 9 "$cond")"
 	done
-	if has_word "$TARGETS" duplex && has_word "$TARGETS" centrifugo; then
-		for col in 6:rss_per_conn 7:goroutines_per_conn; do
-			c=${col%%:*}
-			d=$(median "$ITSV" "$c" "\$2 == \"duplex\"")
-			b=$(median "$ITSV" "$c" "\$2 == \"centrifugo\"")
-			p=$(paired "$ITSV" "$c" 1 2 duplex centrifugo)
-			awk -v d="$d" -v b="$b" -v p="$p" -v n="${col#*:}" \
-				'BEGIN { if (b > 0) printf "  idle duplex/centrifugo %-20s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", n, d / b, d, b, p }'
-		done
-	fi
+	print_ratios "$ITSV" 1 2 "idle " 1 centrifugo 6:rss_per_conn 7:goroutines_per_conn
+	print_ratios "$ITSV" 1 2 "idle " 1 uws 6:rss_per_conn
 fi
 echo
 echo "raw results: $OUT"

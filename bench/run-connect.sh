@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Connection-rate benchmark: duplex against Centrifugo v6, both driven by
-# `duplexload connect` over loopback, interleaved so machine noise hits both
-# alike (round 1: duplex then centrifugo, round 2: centrifugo then duplex, ...).
+# Connection-rate benchmark: duplex against Centrifugo v6 and a
+# uWebSockets.js server (bench/uws), all driven by `duplexload connect` over
+# loopback, interleaved so machine noise hits them alike (round 1: duplex,
+# centrifugo, uws; round 2: uws, centrifugo, duplex; ...).
 #
 #   bench/run-connect.sh [-r ROUNDS] [-n CONNS] [-k INFLIGHT] [-H HOLD]
-#                        [-T "duplex centrifugo"] [-o OUTDIR]
+#                        [-T "duplex centrifugo uws"] [-o OUTDIR]
 #
 # Defaults: 5 rounds of 5,000 connections with 100 in flight, each held 1 s.
 # For every round and target a fresh server is started, measured with
@@ -12,8 +13,8 @@
 # and stopped. Each connection is timed from the start of its TCP connect
 # to the reply to its subscribe command ("subscribed"). At the end the
 # script prints every run, the medians per target and the ratios
-# duplex/centrifugo (ratio of medians, and the median of the per-round
-# ratios).
+# duplex/centrifugo and duplex/uws (ratio of medians, and the median of
+# the per-round ratios).
 #
 # duplex: `go build -o $DUPLEX_BIN .` at the current tree, started with
 #   HOST=127.0.0.1 PORT=$DUPLEX_PORT API_KEY=$KEY MAX_CONNECTIONS=20000 LOG_LEVEL=warn
@@ -25,10 +26,14 @@
 #   GOBIN=/tmp/cfbin go install github.com/centrifugal/centrifugo/v6@v6.9.1
 # if missing; config: client.insecure, http_api.key, its own port, usage
 # stats off, log level warn; channel bench. If it cannot be built or
-# started, the script says so and measures duplex alone.
+# started, the script says so and measures the others.
+# uws: bench/uws/server.js (duplex's subscribe on uWS; npm ci in bench/uws
+# if needed; -target duplex); channel push:bench. Skipped, saying why,
+# without node or uWS's native addon.
 #
-# Environment: DUPLEX_PORT (9041), CF_PORT (9042), DUPLEX_BIN (built into
-# the temporary directory), CF_BIN (/tmp/cfbin/centrifugo), API_KEY (bench-key).
+# Environment: DUPLEX_PORT (9041), CF_PORT (9042), UWS_PORT (9043),
+# DUPLEX_BIN (built into the temporary directory), CF_BIN
+# (/tmp/cfbin/centrifugo), API_KEY (bench-key).
 # Everything it starts is stopped on exit, including on Ctrl-C.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -37,7 +42,7 @@ ROUNDS=5
 CONNS=5000
 INFLIGHT=100
 HOLD=1s
-TARGETS="duplex centrifugo"
+TARGETS="duplex centrifugo uws"
 OUT=""
 while getopts "r:n:k:H:T:o:h" opt; do
 	case $opt in
@@ -47,7 +52,7 @@ while getopts "r:n:k:H:T:o:h" opt; do
 	H) HOLD=$OPTARG ;;
 	T) TARGETS=$OPTARG ;;
 	o) OUT=$OPTARG ;;
-	h) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) exit 2 ;;
 	esac
 done
@@ -57,6 +62,7 @@ int_in -k "$INFLIGHT" 1 1024
 
 DUPLEX_PORT=${DUPLEX_PORT:-9041}
 CF_PORT=${CF_PORT:-9042}
+UWS_PORT=${UWS_PORT:-9043}
 CF_BIN=${CF_BIN:-/tmp/cfbin/centrifugo}
 CF_VERSION=v6.9.1
 KEY=${API_KEY:-bench-key}
@@ -80,6 +86,7 @@ if has_word "$TARGETS" duplex; then
 	build_go "$DUPLEX_BIN" .
 fi
 ensure_centrifugo
+ensure_uws TARGETS
 
 CF_CONF=$OUT/centrifugo.json
 write_cf_conf "$CF_CONF" '"log": {"level": "warn"},'
@@ -91,6 +98,7 @@ start_server() { # name log
 	case $name in
 	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 LOG_LEVEL=warn "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	centrifugo) "$CF_BIN" --config "$CF_CONF" >"$log" 2>&1 & ;;
+	uws) start_uws server.js "$port" >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!
 	wait_server "$name" "$port" "$log" 1 # 1 s: let the runtime settle
@@ -120,7 +128,7 @@ for round in $(seq "$ROUNDS"); do
 	for name in "${order[@]}"; do
 		base="$OUT/connect-$name-$round"
 		start_server "$name" "$base.server.log"
-		run_load "$base.json" "$base.load.log" connect -target "$name" -url "$(target_url "$name")" \
+		run_load "$base.json" "$base.load.log" connect -target "$(target_protocol "$name")" -url "$(target_url "$name")" \
 			-conns "$CONNS" -inflight "$INFLIGHT" -hold "$HOLD" -server-pid "$SERVER_PID"
 		stop_server
 		jq -r --arg r "$round" --arg n "$name" \
@@ -143,16 +151,9 @@ for name in $TARGETS; do
 		"$(median "$TSV" 3 "$cond")" "$(median "$TSV" 4 "$cond")" "$(median "$TSV" 5 "$cond")" "$(median "$TSV" 6 "$cond")" \
 		"$(sum_col "$TSV" 8 "$cond")" "$(sum_col "$TSV" 9 "$cond")" "$(median "$TSV" 10 "$cond")" "$(median "$TSV" 14 "$cond")" "$(median "$TSV" 15 "$cond")"
 done
+print_ratios "$TSV" 1 2 "" 1 "centrifugo uws" 3:conns_per_s 4:p50_us 5:p99_us 10:cpu_s_per_1000
 if has_word "$TARGETS" duplex && has_word "$TARGETS" centrifugo; then
-	for col in 3:conns_per_s 4:p50_us 5:p99_us 10:cpu_s_per_1000; do
-		c=${col%%:*}
-		d=$(median "$TSV" "$c" '$2 == "duplex"')
-		b=$(median "$TSV" "$c" '$2 == "centrifugo"')
-		p=$(paired "$TSV" "$c" 1 2 duplex centrifugo)
-		awk -v d="$d" -v b="$b" -v p="$p" -v n="${col#*:}" \
-			'BEGIN { if (b > 0) printf "  duplex/centrifugo %-16s %.3f  (medians %g / %g); median of per-round ratios %.3f\n", n, d / b, d, b, p }'
-	done
-	echo "  goal: conns_per_s ratio >= 1.0"
+	echo "  goal: duplex/centrifugo conns_per_s ratio >= 1.0"
 fi
 echo
 echo "raw results: $OUT"

@@ -106,6 +106,12 @@ type WebSocket struct {
 	// goroutine per idle connection) or off (a goroutine per connection,
 	// as on every other system).
 	Poller wsconn.PollerMode
+	// Compression accepts browsers' permessage-deflate offers (RFC 7692,
+	// no context takeover either way).
+	Compression bool
+	// CompressionMinBytes is the smallest message sent compressed on a
+	// connection that negotiated it; smaller ones go plain.
+	CompressionMinBytes int
 }
 
 // NATS holds the NATS broker's settings.
@@ -139,6 +145,15 @@ type NATS struct {
 	MaxPingsOutstanding int
 }
 
+// DefaultCompressionMinBytes is WS_COMPRESSION_MIN_BYTES's default: below
+// about this size deflate saves a few bytes at best and costs the CPU all
+// the same.
+const DefaultCompressionMinBytes = 128
+
+// maxCompressionMinBytes bounds WS_COMPRESSION_MIN_BYTES; past a megabyte
+// compression would be on in name only (WS_COMPRESSION=off says that).
+const maxCompressionMinBytes = 1 << 20
+
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
@@ -151,11 +166,13 @@ func Default() Config {
 		MaxConnectionsPerIP: 1000,
 		ConnectRatePerIP:    100,
 		WS: WebSocket{
-			MaxMessageBytes: 64 << 10,
-			PingInterval:    25 * time.Second,
-			PongTimeout:     10 * time.Second,
-			WriteTimeout:    10 * time.Second,
-			SendQueueBytes:  1 << 20,
+			MaxMessageBytes:     64 << 10,
+			PingInterval:        25 * time.Second,
+			PongTimeout:         10 * time.Second,
+			WriteTimeout:        10 * time.Second,
+			SendQueueBytes:      1 << 20,
+			Compression:         true,
+			CompressionMinBytes: DefaultCompressionMinBytes,
 		},
 		TokenTTL:         24 * time.Hour,
 		MaxSubscriptions: realtime.DefaultMaxSubscriptions,
@@ -252,6 +269,12 @@ func settings() []setting {
 				c.WS.Poller, err = wsconn.ParsePollerMode(strings.ToLower(strings.TrimSpace(v)))
 				return err
 			}, false},
+		{"WS_COMPRESSION", "ws-compression", "on: accept permessage-deflate offers (no context takeover); off: decline them",
+			func(c *Config) string { return (*boolValue)(&c.WS.Compression).String() },
+			func(c *Config, v string) error { return (*boolValue)(&c.WS.Compression).Set(v) }, false},
+		{"WS_COMPRESSION_MIN_BYTES", "ws-compression-min-bytes", "smallest message sent compressed where permessage-deflate was negotiated",
+			func(c *Config) string { return strconv.Itoa(c.WS.CompressionMinBytes) },
+			func(c *Config, v string) error { return parseInt(v, &c.WS.CompressionMinBytes) }, false},
 		{"API_KEY", "api-key", "bearer key for the HTTP push API (empty: API off)",
 			func(c *Config) string { return c.APIKey },
 			func(c *Config, v string) error { c.APIKey = v; return nil }, true},
@@ -420,6 +443,8 @@ func (c Config) Validate() error {
 	check(c.WS.PingInterval >= 100*time.Millisecond, "WS_PING_INTERVAL", "must be at least 100ms, got %s", c.WS.PingInterval)
 	check(c.WS.PongTimeout >= 100*time.Millisecond, "WS_PONG_TIMEOUT", "must be at least 100ms, got %s", c.WS.PongTimeout)
 	check(c.WS.WriteTimeout >= 100*time.Millisecond, "WS_WRITE_TIMEOUT", "must be at least 100ms, got %s", c.WS.WriteTimeout)
+	check(c.WS.CompressionMinBytes >= 0 && c.WS.CompressionMinBytes <= maxCompressionMinBytes, "WS_COMPRESSION_MIN_BYTES",
+		"must be 0..%d, got %d", maxCompressionMinBytes, c.WS.CompressionMinBytes)
 	check(int64(c.WS.SendQueueBytes) >= c.WS.MaxMessageBytes, "WS_SEND_QUEUE_BYTES",
 		"must be at least WS_MAX_MESSAGE_BYTES (%d), got %d", c.WS.MaxMessageBytes, c.WS.SendQueueBytes)
 	check(oneOf(c.LogLevel, "debug", "info", "warn", "error"), "LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)

@@ -50,6 +50,13 @@ func TestDefaults(t *testing.T) {
 	if err != nil || off.WS.Poller != wsconn.PollerOff {
 		t.Errorf("-ws-poller OFF: %v %v", off.WS.Poller, err)
 	}
+	if !cfg.WS.Compression || cfg.WS.CompressionMinBytes != 128 {
+		t.Errorf("compression defaults to %v from %d bytes, want on from 128", cfg.WS.Compression, cfg.WS.CompressionMinBytes)
+	}
+	plain, err := loadTest([]string{"-ws-compression", "off", "-ws-compression-min-bytes", "0"}, env(nil), io.Discard)
+	if err != nil || plain.WS.Compression || plain.WS.CompressionMinBytes != 0 {
+		t.Errorf("-ws-compression off: %v %d %v", plain.WS.Compression, plain.WS.CompressionMinBytes, err)
+	}
 }
 
 func TestEnvironmentThenFlags(t *testing.T) {
@@ -93,6 +100,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{map[string]string{"WS_SEND_QUEUE_BYTES": "100"}, nil, "WS_SEND_QUEUE_BYTES"},
 		{map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{map[string]string{"WS_POLLER": "epoll"}, nil, "WS_POLLER"},
+		{map[string]string{"WS_COMPRESSION": "maybe"}, nil, "WS_COMPRESSION"},
+		{map[string]string{"WS_COMPRESSION_MIN_BYTES": "-1"}, nil, "WS_COMPRESSION_MIN_BYTES"},
 		{map[string]string{"MAX_CONNECTIONS_PER_IP": "-1"}, nil, "MAX_CONNECTIONS_PER_IP"},
 		{map[string]string{"CONNECT_RATE_PER_IP": "lots"}, nil, "CONNECT_RATE_PER_IP"},
 		{nil, []string{"extra"}, "unexpected argument"},

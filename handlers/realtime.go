@@ -18,10 +18,10 @@ const identityKey = "duplex.identity"
 // RealtimeIdentity reads who a /realtime client is from ?token= (an HS256
 // token; verify may be nil when tokens are off) and ?name= (a guest's
 // nickname) before the upgrade, so a bad token is a clear 401 rather than
-// a socket that closes. Requests that are not upgrades pass through.
+// a socket that closes. Requests that are not upgrades or SSE streams pass through.
 func RealtimeIdentity(verify realtime.TokenVerifier) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !IsUpgrade(c) {
+		if !opensConnection(c) {
 			return c.Next()
 		}
 		var id realtime.Identity
@@ -119,10 +119,18 @@ func (a subscriber) ID() uint64 { return a.s.ID() }
 // after what is queued.
 func (a subscriber) CloseConn(code int, reason string) { a.s.Close(wsconn.CloseCode(code), reason) }
 
-func (a subscriber) Enqueue(frame []byte, policy realtime.SlowPolicy) (dropped int, ok bool) {
-	if policy == realtime.PolicyDropOldest {
-		n, err := a.s.SendDropOldest(wsconn.TextMessage, frame)
+// Enqueue sends the frame plain, or, to a client that negotiated
+// permessage-deflate, compressed: once per frame, however many such
+// clients a publication is fanned out to (realtime.SharedFrame).
+func (a subscriber) Enqueue(frame *realtime.SharedFrame, policy realtime.SlowPolicy) (dropped int, ok bool) {
+	dropOldest := policy == realtime.PolicyDropOldest
+	if a.s.Deflates(len(frame.Data)) {
+		n, err := a.s.SendDeflated(wsconn.TextMessage, frame.Alternate(wsconn.DeflateMessage), dropOldest)
 		return n, err == nil
 	}
-	return 0, a.s.Send(wsconn.TextMessage, frame) == nil
+	if dropOldest {
+		n, err := a.s.SendDropOldest(wsconn.TextMessage, frame.Data)
+		return n, err == nil
+	}
+	return 0, a.s.Send(wsconn.TextMessage, frame.Data) == nil
 }

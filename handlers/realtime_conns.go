@@ -6,17 +6,19 @@ import (
 )
 
 // RealtimeConns is realtime.ControlConfig.FindConn over the registry:
-// the open session with that id, to be closed. It looks up sessions the
-// registry keeps anyway, so a connection costs nothing more for being
-// findable. Every WebSocket route's sessions share the id space, but only
-// /realtime ids are ever handed out (as client ids). Safe from any
-// goroutine.
+// the open session or SSE stream with that id, to be closed. It looks up
+// what the registry keeps anyway, so a connection costs nothing more for
+// being findable. Every WebSocket route's sessions and the SSE streams
+// share the id space, but only /realtime ids are ever handed out (as
+// client ids). Safe from any goroutine.
 func RealtimeConns(r *wsconn.Registry) func(id uint64) realtime.ConnCloser {
 	return func(id uint64) realtime.ConnCloser {
-		s := r.Find(id)
-		if s == nil {
-			return nil
+		if s := r.Find(id); s != nil {
+			return subscriber{s}
 		}
-		return subscriber{s}
+		if s := r.FindStream(id); s != nil {
+			return streamSubscriber{s}
+		}
+		return nil
 	}
 }

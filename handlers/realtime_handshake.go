@@ -19,10 +19,10 @@ const handshakeKey = "duplex.handshake"
 // headers and cookies named in the allow-lists, for the hook. Only these
 // are copied: the request's buffers are reused after the upgrade, and
 // nothing else of the request is kept per connection. Requests that are
-// not upgrades pass through.
+// not upgrades or SSE streams pass through.
 func RealtimeHandshake(headers, cookies []string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !IsUpgrade(c) {
+		if !opensConnection(c) {
 			return c.Next()
 		}
 		h := realtime.Handshake{Token: strings.Clone(c.Query("token"))}

@@ -47,35 +47,55 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, re
 			}
 			return fiber.NewError(status, "bad WebSocket handshake: "+msg)
 		}
-		if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, origins.requestHost(c)) {
-			refused.UpgradeRefused("origin")
-			return c.Status(fiber.StatusForbidden).JSON(fiber.Map{
-				"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
-			})
+		if ok, err := admitConnection(c, reg, origins, rate, refused); !ok {
+			return err
 		}
-		// c.IP() is the client as TRUSTED_PROXIES defines it; it may alias
-		// the request's buffer, and the registry keeps it.
-		peer := strings.Clone(c.IP())
-		if ok, wait := rate.Allow(peer, time.Now()); !ok {
-			refused.UpgradeRefused("ip_rate")
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(time.Second, wait.Round(time.Second)).Seconds())))
-			return c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "too many new connections from your address, retry later"})
-		}
-		if why := reg.Admitting(peer); why != wsconn.Admitted {
-			refused.UpgradeRefused(why.String())
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retryAfter.Seconds())))
-			msg := "server at connection limit, retry later"
-			switch why {
-			case wsconn.RefusedShuttingDown:
-				msg = "server shutting down, retry later"
-			case wsconn.RefusedPeerCapacity:
-				msg = "too many connections from your address, retry later"
-			}
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": msg})
-		}
-		c.Locals(peerKey, peer)
 		return c.Next()
 	}
+}
+
+// admitConnection makes the checks every new connection passes, a
+// WebSocket or an SSE stream: 403 for a foreign Origin, 429 with
+// Retry-After for an address opening connections faster than rate
+// allows, 503 with Retry-After when the server, or the address's share of
+// it, is full, or the server is shutting down. It answers a refused
+// request itself (ok false; err is the response's); an admitted one
+// leaves the client's address in Locals under peerKey.
+func admitConnection(c *fiber.Ctx, reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, refused RefusalCounter) (ok bool, err error) {
+	if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, origins.requestHost(c)) {
+		refused.UpgradeRefused("origin")
+		return false, c.Status(fiber.StatusForbidden).JSON(fiber.Map{
+			"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
+		})
+	}
+	// c.IP() is the client as TRUSTED_PROXIES defines it; it may alias
+	// the request's buffer, and the registry keeps it.
+	peer := strings.Clone(c.IP())
+	if allowed, wait := rate.Allow(peer, time.Now()); !allowed {
+		refused.UpgradeRefused("ip_rate")
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(time.Second, wait.Round(time.Second)).Seconds())))
+		return false, c.Status(fiber.StatusTooManyRequests).JSON(fiber.Map{"error": "too many new connections from your address, retry later"})
+	}
+	if why := reg.Admitting(peer); why != wsconn.Admitted {
+		refused.UpgradeRefused(why.String())
+		return false, refuseAdmission(c, why)
+	}
+	c.Locals(peerKey, peer)
+	return true, nil
+}
+
+// refuseAdmission answers a connection the registry would not admit: 503
+// with Retry-After and why.
+func refuseAdmission(c *fiber.Ctx, why wsconn.Admission) error {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(retryAfter.Seconds())))
+	msg := "server at connection limit, retry later"
+	switch why {
+	case wsconn.RefusedShuttingDown:
+		msg = "server shutting down, retry later"
+	case wsconn.RefusedPeerCapacity:
+		msg = "too many connections from your address, retry later"
+	}
+	return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"error": msg})
 }
 
 // handshakeProblem checks an upgrade request against RFC 6455 section
@@ -132,6 +152,9 @@ const (
 	// string of its own), which the registry counts against
 	// MAX_CONNECTIONS_PER_IP.
 	peerKey = "duplex.peer"
+	// deflateKey holds true when the upgrade accepted the client's
+	// permessage-deflate offer.
+	deflateKey = "duplex.deflate"
 )
 
 // socketRef carries the TCP socket through Locals. It is a struct and not
@@ -161,7 +184,10 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 //
 // contrib's handler only hands the socket over: the session frames, reads
 // and writes it itself and closes it, so the server must keep hijacked
-// connections open (fasthttp Server.KeepHijackedConns). Where the registry
+// connections open (fasthttp Server.KeepHijackedConns). With lim.Deflate
+// set (WS_COMPRESSION), a client's permessage-deflate offer is accepted if
+// it can be honoured (negotiateDeflate), and only the sessions that
+// negotiated it get Limits.Deflate. Where the registry
 // polls, the handler returns as soon as the session is set up and the
 // maps contrib copied for the connection (headers, query, cookies,
 // Locals) are dropped with its Conn; nothing of contrib's is kept per idle
@@ -176,7 +202,9 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
 		peer, _ := conn.Locals(peerKey).(string)
-		reg.Serve(conn.NetConn(), sock.conn, peer, lim, openSession)
+		sessionLim := lim
+		sessionLim.Deflate, _ = conn.Locals(deflateKey).(bool)
+		reg.Serve(conn.NetConn(), sock.conn, peer, sessionLim, openSession)
 	}, websocket.Config{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferPool: writeBufferPool,
@@ -187,7 +215,22 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			return c.Next()
 		}
 		c.Locals(socketKey, socketRef{c.Context().Conn()})
-		return upgrade(c)
+		var answer string
+		if lim.Deflate {
+			answer = negotiateDeflate(c.Get(fiber.HeaderSecWebSocketExtensions))
+		}
+		c.Locals(deflateKey, answer != "")
+		if err := upgrade(c); err != nil || answer == "" {
+			return err
+		}
+		// Only now: the upgrader refuses (500) a response that names
+		// extensions before it runs. The response, 101 and all, is
+		// written once this handler returns, before the socket is handed
+		// over.
+		if c.Response().StatusCode() == fiber.StatusSwitchingProtocols {
+			c.Set(fiber.HeaderSecWebSocketExtensions, answer)
+		}
+		return nil
 	}
 }
 

@@ -44,6 +44,12 @@ func (nopRefusals) UpgradeRefused(string) {}
 // its address and the log.
 func serveRoute(t *testing.T, open Opener, mw ...fiber.Handler) (addr string, log *testbin.SyncBuffer) {
 	t.Helper()
+	return serveRouteWith(t, testLimits, open, mw...)
+}
+
+// serveRouteWith is serveRoute with the limits lim.
+func serveRouteWith(t *testing.T, lim wsconn.Limits, open Opener, mw ...fiber.Handler) (addr string, log *testbin.SyncBuffer) {
+	t.Helper()
 	log = &testbin.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mode, err := wsconn.ParsePollerMode(cmp.Or(os.Getenv("WS_POLLER"), "auto"))
@@ -55,7 +61,7 @@ func serveRoute(t *testing.T, open Opener, mw ...fiber.Handler) (addr string, lo
 	f.Server().KeepHijackedConns = true
 	f.Use(requestid.New())
 	chain := append([]fiber.Handler{UpgradeGuard(reg, NewOriginPolicy(nil, false), nil, nopRefusals{})}, mw...)
-	chain = append(chain, WebSocket(reg, testLimits, open, logger), UpgradeRequired(nopRefusals{}))
+	chain = append(chain, WebSocket(reg, lim, open, logger), UpgradeRequired(nopRefusals{}))
 	f.Get("/ws", chain...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -24,6 +24,7 @@ type Metrics struct {
 	bytesOut       prometheus.Counter
 	upgradeRefused *prometheus.CounterVec
 	closesSent     *prometheus.CounterVec
+	sse            sseMetrics
 }
 
 var _ wsconn.Observer = (*Metrics)(nil)
@@ -52,6 +53,7 @@ func New() *Metrics {
 	m.registry.MustRegister(m.connsOpen, m.connsTotal, m.messagesIn, m.messagesOut, m.bytesIn, m.bytesOut,
 		m.upgradeRefused, m.closesSent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.sse = newSSEMetrics(m.registry)
 	return m
 }
 

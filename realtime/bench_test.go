@@ -11,8 +11,8 @@ import (
 // nothing, so the benchmark measures the hub alone.
 type discardSub struct{ id uint64 }
 
-func (s *discardSub) ID() uint64                                 { return s.id }
-func (s *discardSub) Enqueue(_ []byte, _ SlowPolicy) (int, bool) { return 0, true }
+func (s *discardSub) ID() uint64                                       { return s.id }
+func (s *discardSub) Enqueue(_ *SharedFrame, _ SlowPolicy) (int, bool) { return 0, true }
 
 // lockedSub is closer to a real connection: a mutex-guarded queue that a
 // writer empties now and then (here: when it reaches 1024 frames).
@@ -23,13 +23,13 @@ type lockedSub struct {
 }
 
 func (s *lockedSub) ID() uint64 { return s.id }
-func (s *lockedSub) Enqueue(frame []byte, _ SlowPolicy) (int, bool) {
+func (s *lockedSub) Enqueue(frame *SharedFrame, _ SlowPolicy) (int, bool) {
 	s.mu.Lock()
 	if len(s.queue) == 1024 {
 		clear(s.queue)
 		s.queue = s.queue[:0]
 	}
-	s.queue = append(s.queue, frame)
+	s.queue = append(s.queue, frame.Data)
 	s.mu.Unlock()
 	return 0, true
 }

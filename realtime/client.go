@@ -244,7 +244,7 @@ func (c *Client) Close() {
 // protocol promises one answer per command. On a connection whose queue
 // is full of droppable pushes, they make room for it (PolicyDisconnect's
 // contract); only a queue full of what cannot be dropped disconnects.
-func (c *Client) reply(frame []byte) { c.hub.send(c.sub, frame, PolicyDisconnect) }
+func (c *Client) reply(frame []byte) { c.hub.send(c.sub, NewSharedFrame(frame), PolicyDisconnect) }
 
 func (c *Client) fail(id uint64, err error) {
 	if c.kick != nil {

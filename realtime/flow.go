@@ -179,11 +179,11 @@ func (h *Hub) flushFlow(hc *hubChannel) {
 func (h *Hub) flowTick(hc *hubChannel, pubs []Publication, total int) {
 	q := hc.flow
 	var shown []Publication
-	var shared []byte
+	var shared *SharedFrame
 	subs := q.lagging
 	if total > 0 {
 		shown = q.sampler.sample(pubs)
-		shared = protocol.EncodeTick(hc.name, total, 0, shown)
+		shared = NewSharedFrame(protocol.EncodeTick(hc.name, total, 0, shown))
 		subs = hc.snapshot()
 	}
 	parts := min(runtime.GOMAXPROCS(0), len(subs)/flowFanoutChunk)
@@ -224,7 +224,7 @@ func (h *Hub) flowTick(hc *hubChannel, pubs []Publication, total int) {
 
 // deliverTickAll hands one tick to every subscription of subs, and
 // returns how many were delivered and which are owed a frame.
-func deliverTickAll(subs []*Subscription, shared []byte, shown []Publication, total int) (n uint64, lagging []*Subscription) {
+func deliverTickAll(subs []*Subscription, shared *SharedFrame, shown []Publication, total int) (n uint64, lagging []*Subscription) {
 	for _, s := range subs {
 		delivered, owed := s.deliverTick(shared, shown, total)
 		if delivered {
@@ -242,7 +242,7 @@ func deliverTickAll(subs []*Subscription, shared []byte, shown []Publication, to
 // backlogged s gets nothing and is owed what the tick showed: its
 // priority publications (up to flowMaxCarried), the count of the others.
 // owed says s still waits for a frame. Called by the channel's tick only.
-func (s *Subscription) deliverTick(shared []byte, shown []Publication, total int) (delivered, owed bool) {
+func (s *Subscription) deliverTick(shared *SharedFrame, shown []Publication, total int) (delivered, owed bool) {
 	if !s.active.Load() {
 		s.lag = nil
 		return false, false
@@ -268,7 +268,7 @@ func (s *Subscription) deliverTick(shared []byte, shown []Publication, total int
 	if lag := s.lag; lag != nil {
 		s.lag = nil
 		pubs := append(lag.carried, shown...)
-		return s.deliver(0, protocol.EncodeTick(s.ch.Name, total, lag.missed, pubs)), false
+		return s.deliver(0, NewSharedFrame(protocol.EncodeTick(s.ch.Name, total, lag.missed, pubs))), false
 	}
 	if shared == nil {
 		return false, false

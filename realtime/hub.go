@@ -274,7 +274,7 @@ func (hc *hubChannel) snapshot() []*Subscription {
 // send enqueues one frame to one subscriber. The transport tells the
 // client how many droppable frames it lost (Subscriber.Enqueue); here
 // they are only counted.
-func (h *Hub) send(sub Subscriber, frame []byte, policy SlowPolicy) bool {
+func (h *Hub) send(sub Subscriber, frame *SharedFrame, policy SlowPolicy) bool {
 	dropped, ok := sub.Enqueue(frame, policy)
 	if !ok {
 		h.stats.refused.Add(1)
@@ -289,7 +289,8 @@ func (h *Hub) send(sub Subscriber, frame []byte, policy SlowPolicy) bool {
 // come from the broker one at a time; join/leave frames come from the
 // channel's tick, never two at once (joinLeaveQueue), but possibly while a
 // publication is fanned out: Subscription.deliver allows that.
-func (h *Hub) fanoutTo(hc *hubChannel, offset uint64, frame []byte) {
+func (h *Hub) fanoutTo(hc *hubChannel, offset uint64, encoded []byte) {
+	frame := NewSharedFrame(encoded) // one for the whole fan-out
 	subs := hc.snapshot()
 	workers := min(runtime.GOMAXPROCS(0), len(subs)/fanoutChunk)
 	if workers <= 1 {
@@ -319,7 +320,7 @@ const fanoutChunk = 4096
 
 // deliverAll delivers frame to every subscription in subs, in order, and
 // counts the deliveries.
-func deliverAll(subs []*Subscription, offset uint64, frame []byte) (n uint64) {
+func deliverAll(subs []*Subscription, offset uint64, frame *SharedFrame) (n uint64) {
 	for _, s := range subs {
 		if s.deliver(offset, frame) {
 			n++

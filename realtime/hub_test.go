@@ -235,7 +235,7 @@ func TestHubSubscribeDuringPublishNoGapNoDup(t *testing.T) {
 			Recover: &first,
 			OnReady: func(r SubscribeResult) {
 				// Mark the reply's place in the queue.
-				s.Enqueue([]byte(`{"id":1,"result":{}}`), PolicyDisconnect)
+				s.Enqueue(NewSharedFrame([]byte(`{"id":1,"result":{}}`)), PolicyDisconnect)
 			},
 		})
 		if err != nil {

@@ -145,6 +145,12 @@ func TestSubscribeLatestUnderConcurrentPublishes(t *testing.T) {
 			}
 			c, s := newLatestClient(t, sub)
 			c.HandleFrame(fmt.Appendf(nil, `{"id":7,"op":"subscribe","channel":%q,"latest":%d}`, ch, latest))
+			// The sentinel waits for the publisher to have published once
+			// more after the subscribe: under -race on two busy cores the
+			// publisher goroutine can otherwise go unscheduled for the
+			// whole round, and no push would test the seam after the reply.
+			since := published.Load()
+			eventually(t, 5*time.Second, "the publisher went on after the subscribe", func() bool { return published.Load() > since })
 			sentinel, err := pub.Publish(ctx, ch, []byte(`"sentinel"`), nil)
 			if err != nil {
 				t.Fatal(err)

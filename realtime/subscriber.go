@@ -36,9 +36,9 @@ type Subscriber interface {
 	ID() uint64
 	// Enqueue hands one encoded frame to the connection's writer without
 	// blocking, as policy says. The frame is shared with other subscribers
-	// and must not be modified. dropped counts the droppable frames lost
+	// (the whole fan-out of a publication) and must not be modified. dropped counts the droppable frames lost
 	// (this one included), for metrics: the transport itself tells the
 	// client. ok is false when the frame was neither queued nor counted as
 	// dropped: the connection is closing, or PolicyDisconnect closed it.
-	Enqueue(frame []byte, policy SlowPolicy) (dropped int, ok bool)
+	Enqueue(frame *SharedFrame, policy SlowPolicy) (dropped int, ok bool)
 }

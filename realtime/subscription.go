@@ -45,7 +45,7 @@ type Subscription struct {
 
 type parkedFrame struct {
 	offset uint64 // 0 for join/leave events
-	frame  []byte
+	frame  *SharedFrame
 }
 
 // Channel is the subscribed channel.
@@ -60,7 +60,7 @@ func (s *Subscription) Options() NamespaceOptions { return s.opts }
 // in order; the channel's join/leave tick may deliver at the same time,
 // which is safe (Enqueue is, and parking is under mu) but leaves join and
 // leave events unordered with publications.
-func (s *Subscription) deliver(offset uint64, frame []byte) (delivered bool) {
+func (s *Subscription) deliver(offset uint64, frame *SharedFrame) (delivered bool) {
 	if !s.active.Load() {
 		return false
 	}

@@ -41,7 +41,8 @@ func newTestSub(maxBytes int) *testSub {
 
 func (s *testSub) ID() uint64 { return s.id }
 
-func (s *testSub) Enqueue(frame []byte, policy SlowPolicy) (int, bool) {
+func (s *testSub) Enqueue(shared *SharedFrame, policy SlowPolicy) (int, bool) {
+	frame := shared.Data
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -105,4 +106,100 @@ func BenchmarkSessionFlush(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDeflateMessage is the compression of one publication, paid
+// once per fan-out whatever its number of subscribers.
+func BenchmarkDeflateMessage(b *testing.B) {
+	for _, size := range []int{64, 1 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			msg := chatJSON(size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			var out int
+			for b.Loop() {
+				out = len(DeflateMessage(msg))
+			}
+			b.ReportMetric(float64(out)/float64(size), "ratio")
+		})
+	}
+}
+
+// BenchmarkDeflateBatching weighs the two ways a /realtime writer can
+// send a backlog of publications to a client that negotiated deflate:
+// "bypass" writes each publication's compressed payload, shared by the
+// whole fan-out (compressed once per benchFanout subscribers), as a frame
+// of its own; "batch" joins the backlog into one frame as for plain
+// clients and compresses that, once per subscriber, since no two
+// subscribers' backlogs are alike. ns/op is one subscriber's backlog;
+// wire-B/msg what it costs on the wire.
+func BenchmarkDeflateBatching(b *testing.B) {
+	const backlog, benchFanout = 16, 1000
+	for _, size := range []int{64, 1 << 10} {
+		msgs := make([][]byte, backlog)
+		for i := range msgs {
+			msgs[i] = chatJSON(size + i) // not alike, as publications are not
+		}
+		b.Run(fmt.Sprintf("bypass/%dB", size), func(b *testing.B) {
+			s, received := benchSession(b, testLimits)
+			var compressed [][]byte
+			var sent int64
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%benchFanout == 0 {
+					compressed = compressed[:0]
+					for _, m := range msgs {
+						compressed = append(compressed, DeflateMessage(m))
+					}
+				}
+				s.writeMu.Lock() // as during a write: everything queues
+				for _, z := range compressed {
+					if _, err := s.SendDeflated(TextMessage, z, false); err != nil {
+						b.Fatal(err)
+					}
+					sent += int64(len(appendFrameHeader(nil, opText, len(z))) + len(z))
+				}
+				s.writeMu.Unlock()
+				waitReceived(received, sent)
+			}
+			b.ReportMetric(float64(sent)/float64(b.N*backlog), "wire-B/msg")
+		})
+		b.Run(fmt.Sprintf("batch/%dB", size), func(b *testing.B) {
+			s, received := benchSession(b, testLimits)
+			var sent int64
+			b.ReportAllocs()
+			for b.Loop() {
+				joined := appendJoinedTextFrame(nil, outMessagesOf(msgs))
+				_, payload := splitFrame(joined)
+				z := DeflateMessage(payload)
+				if _, err := s.SendDeflated(TextMessage, z, false); err != nil {
+					b.Fatal(err)
+				}
+				sent += int64(len(appendFrameHeader(nil, opText, len(z))) + len(z))
+				waitReceived(received, sent)
+			}
+			b.ReportMetric(float64(sent)/float64(b.N*backlog), "wire-B/msg")
+		})
+	}
+}
+
+// outMessagesOf makes queued text messages of msgs.
+func outMessagesOf(msgs [][]byte) []outMessage {
+	out := make([]outMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = outMessage{kind: opText, data: m}
+	}
+	return out
+}
+
+// splitFrame splits one server frame into its header and payload.
+func splitFrame(f []byte) (hdr, payload []byte) {
+	n := 2
+	switch f[1] & 0x7F {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	}
+	return f[:n], f[n:]
 }

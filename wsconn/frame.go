@@ -6,8 +6,8 @@ import "encoding/binary"
 const finBit = 0x80
 
 // appendFrameHeader appends the header of one unfragmented server frame
-// (FIN set, no RSV bits, no mask: RFC 6455 section 5.2) for a payload of n
-// bytes. Server frames are never masked, so the same payload frames the
+// (FIN set, no mask: RFC 6455 section 5.2; RSV1 only if opcode carries
+// rsv1Bit, for a compressed message) for a payload of n bytes. Server frames are never masked, so the same payload frames the
 // same way for every client.
 func appendFrameHeader(dst []byte, opcode int, n int) []byte {
 	b0 := byte(finBit | opcode)

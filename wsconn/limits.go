@@ -31,6 +31,16 @@ type Limits struct {
 	// each message as its own frame, which echo needs; a protocol whose
 	// messages never contain a raw newline (JSON lines) can batch.
 	MaxBatch int
+	// Deflate says the client negotiated permessage-deflate (RFC 7692)
+	// with no context takeover either way: RSV1 marks its compressed
+	// messages, which are inflated within MaxMessageBytes, and the
+	// session compresses data messages of DeflateMinBytes or more. The
+	// handler sets it per connection, from the upgrade's negotiation.
+	Deflate bool
+	// DeflateMinBytes is the smallest data message sent compressed where
+	// Deflate is set; smaller ones go plain, since deflate barely shrinks
+	// them and costs the CPU all the same.
+	DeflateMinBytes int
 }
 
 // closeGrace is how long the server waits for the client's answer to its

@@ -7,7 +7,7 @@ import (
 
 // outMessage is one data message waiting for the writer.
 type outMessage struct {
-	kind      int  // opText or opBinary
+	kind      int  // opText or opBinary, with rsv1Bit if data is compressed
 	droppable bool // SendDropOldest's: may be dropped to make room
 	data      []byte
 }

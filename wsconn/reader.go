@@ -49,10 +49,12 @@ type violation struct {
 // Concurrency: one goroutine at a time (the session's current reader).
 type frameParser struct {
 	maxMessage int64
+	deflate    bool // permessage-deflate was negotiated: RSV1 marks a compressed message
 
 	partial []byte     // an incomplete frame carried over to the next feed
 	checked int        // payload bytes of that frame already unmasked and checked
 	msgOp   int        // opcode of the fragmented message in progress, 0 if none
+	msgRSV1 bool       // that message is compressed
 	msg     []byte     // payload of that message so far
 	text    utf8Stream // the text message in progress, checked as it arrives
 	done    bool       // a close frame or a violation ended the stream
@@ -77,7 +79,7 @@ func (p *frameParser) feed(data []byte, ev frameEvents) *violation {
 	for start := true; len(data) > 0; start = false {
 		hdr, n, ok := decodeHeader(data)
 		if !ok {
-			if v := checkFirstByte(data[0], p.msgOp); v != nil {
+			if v := p.checkFirstByte(data[0]); v != nil {
 				return p.fail(v)
 			}
 			p.keep(data, maxHeaderLen, joined && start)
@@ -146,11 +148,22 @@ func decodeHeader(b []byte) (hdr int, n uint64, ok bool) {
 	return hdr, n, len(b) >= hdr
 }
 
-func checkFirstByte(b0 byte, msgOp int) *violation {
+// checkFirstByte checks a frame's first byte: its reserved bits and its
+// opcode, given the fragmented message in progress. RSV1 is allowed only
+// with deflate negotiated, and only on the first frame of a data message
+// (RFC 7692 section 6.1): never on a control or continuation frame.
+func (p *frameParser) checkFirstByte(b0 byte) *violation {
 	fin, op := b0&0x80 != 0, int(b0&0x0F)
 	switch {
-	case b0&0x70 != 0:
+	case b0&0x30 != 0:
 		return &violation{CloseProtocolError, "reserved bits set without an extension"}
+	case b0&rsv1Bit != 0 && !p.deflate:
+		return &violation{CloseProtocolError, "RSV1 set but permessage-deflate was not negotiated"}
+	case b0&rsv1Bit != 0 && op != opText && op != opBinary:
+		return &violation{CloseProtocolError, "RSV1 set on a control or continuation frame"}
+	}
+	msgOp := p.msgOp
+	switch {
 	case op == opText || op == opBinary:
 		if msgOp != 0 {
 			return &violation{CloseProtocolError, "new message before the fragmented one ended"}
@@ -173,7 +186,7 @@ func checkFirstByte(b0 byte, msgOp int) *violation {
 // payload length it declares, before the payload is buffered: the first
 // byte, the mask, and the lengths.
 func (p *frameParser) checkHeader(b0, b1 byte, n uint64) *violation {
-	if v := checkFirstByte(b0, p.msgOp); v != nil {
+	if v := p.checkFirstByte(b0); v != nil {
 		return v
 	}
 	if b1&0x80 == 0 {
@@ -185,11 +198,27 @@ func (p *frameParser) checkHeader(b0, b1 byte, n uint64) *violation {
 		return &violation{CloseProtocolError, "control frame over 125 bytes"}
 	case n>>63 != 0:
 		return &violation{CloseProtocolError, "frame length with its top bit set"}
-	case op < opClose && uint64(len(p.msg))+n > uint64(p.maxMessage):
+	case op < opClose && uint64(len(p.msg))+n > uint64(p.wireLimit(b0)):
 		return &violation{CloseMessageTooBig, "message over the size limit"}
 	}
 	return nil
 }
+
+// wireLimit is the most payload bytes a data message whose frame starts
+// with b0 may carry on the wire: the message limit, or for a compressed
+// message the limit plus what deflate may add to incompressible data (its
+// inflated size is bounded by the limit itself, in inflate).
+func (p *frameParser) wireLimit(b0 byte) int64 {
+	if b0&rsv1Bit != 0 || p.msgRSV1 {
+		return p.maxMessage + maxDeflateGrowth(p.maxMessage)
+	}
+	return p.maxMessage
+}
+
+// maxDeflateGrowth bounds how much deflate may enlarge n bytes: stored
+// blocks cost 5 bytes per 64 KiB at worst, and a block header and the
+// final empty block a few more.
+func maxDeflateGrowth(n int64) int64 { return 5*(n/0xFFFF+1) + 16 }
 
 // errInvalidUTF8 is the violation of text that cannot be UTF-8.
 var errInvalidUTF8 = violation{CloseInvalidPayload, "invalid UTF-8 in text message"}
@@ -202,6 +231,9 @@ func (p *frameParser) checkPartial(data []byte, hdr int) *violation {
 	op := int(data[0] & 0x0F)
 	if op != opText && (op != opContinuation || p.msgOp != opText) {
 		return nil
+	}
+	if data[0]&rsv1Bit != 0 || p.msgRSV1 {
+		return nil // compressed: its text is checked as it is inflated
 	}
 	if p.checked == 0 && op == opText {
 		p.text.reset() // a new message starts with this frame
@@ -225,6 +257,9 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 	p.checked = 0
 	unmaskFrom(payload[checked:], key, checked)
 	fin, op := frame[0]&0x80 != 0, int(frame[0]&0x0F)
+	if frame[0]&rsv1Bit != 0 || (op == opContinuation && p.msgRSV1) {
+		return p.handleDeflated(op, fin, payload, ev)
+	}
 	switch op {
 	case opPing:
 		ev.ping(payload)
@@ -281,6 +316,43 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 	return nil
 }
 
+// handleDeflated handles one frame of a compressed message (RSV1 on its
+// first frame): a whole message is inflated and reported; fragments are
+// joined first, and the message is inflated once its last one is in.
+func (p *frameParser) handleDeflated(op int, fin bool, payload []byte, ev frameEvents) *violation {
+	if op != opContinuation {
+		if !fin {
+			p.msgOp, p.msgRSV1 = op, true
+			p.msg = append(p.msg[:0], payload...)
+			return nil
+		}
+		return p.deliverInflated(op, payload, ev)
+	}
+	p.msg = append(p.msg, payload...)
+	if !fin {
+		return nil
+	}
+	op, msg := p.msgOp, p.msg
+	p.msgOp, p.msgRSV1, p.msg = 0, false, nil
+	return p.deliverInflated(op, msg, ev)
+}
+
+// deliverInflated inflates a compressed message, within the message size
+// limit and, for text, checking its UTF-8 as it goes, and reports it.
+func (p *frameParser) deliverInflated(op int, compressed []byte, ev frameEvents) *violation {
+	var text *utf8Stream
+	if op == opText {
+		text = &p.text
+	}
+	buf, v := inflate(compressed, p.maxMessage, text)
+	if v != nil {
+		return v
+	}
+	ev.message(op, *buf)
+	releaseInflated(buf)
+	return nil
+}
+
 // deliverText reports a complete text message whose every piece p.text
 // has checked; it must not end inside a character.
 func (p *frameParser) deliverText(data []byte, ev frameEvents) *violation {
@@ -325,7 +397,7 @@ func validReceivedCloseCode(code CloseCode) bool {
 // fail ends the stream with v.
 func (p *frameParser) fail(v *violation) *violation {
 	p.done = true
-	p.partial, p.msg, p.checked = nil, nil, 0
+	p.partial, p.msg, p.checked, p.msgRSV1 = nil, nil, 0, false
 	return v
 }
 

@@ -36,7 +36,8 @@ type Registry struct {
 
 	mu       sync.Mutex
 	sessions map[uint64]*Session
-	perPeer  map[string]int // open sessions by peer, with maxPeer set
+	streams  map[uint64]*Stream // registry_stream.go
+	perPeer  map[string]int     // open sessions by peer, with maxPeer set
 	shutdown bool
 	emptied  chan struct{} // closed when shutdown has begun and no session is left
 	emptyOne sync.Once
@@ -72,7 +73,8 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	}
 	return &Registry{
 		max: cfg.MaxSessions, maxPeer: cfg.MaxPerPeer, direct: cfg.Poller == PollerAuto && pollerSupported,
-		obs: obs, log: log, sessions: make(map[uint64]*Session), perPeer: make(map[string]int),
+		obs: obs, log: log, sessions: make(map[uint64]*Session), streams: make(map[uint64]*Stream),
+		perPeer: make(map[string]int),
 		emptied: make(chan struct{}),
 	}
 }
@@ -82,12 +84,15 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 // rather than on a goroutine of their own.
 func (r *Registry) Polling() bool { return r.direct }
 
-// Len is the number of open sessions.
+// Len is the number of open sessions and streams.
 func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.sessions)
+	return r.open()
 }
+
+// open is Len with r.mu held.
+func (r *Registry) open() int { return len(r.sessions) + len(r.streams) }
 
 // Admission is whether a new connection would be accepted, or why not.
 type Admission int
@@ -134,7 +139,7 @@ func (r *Registry) admission(peer string) Admission {
 	switch {
 	case r.shutdown:
 		return RefusedShuttingDown
-	case len(r.sessions) >= r.max:
+	case r.open() >= r.max:
 		return RefusedCapacity
 	case r.maxPeer > 0 && peer != "" && r.perPeer[peer] >= r.maxPeer:
 		return RefusedPeerCapacity
@@ -248,9 +253,7 @@ func (r *Registry) add(s *Session) (code CloseCode, reason string, ok bool) {
 		return CloseTryAgainLater, "too many connections from your address", false
 	}
 	r.sessions[s.id] = s
-	if r.maxPeer > 0 && s.peer != "" {
-		r.perPeer[s.peer]++
-	}
+	r.addPeer(s.peer)
 	r.obs.ConnOpened()
 	return 0, "", true
 }
@@ -259,15 +262,14 @@ func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.sessions, s.id)
-	if r.maxPeer > 0 && s.peer != "" {
-		if n := r.perPeer[s.peer] - 1; n > 0 {
-			r.perPeer[s.peer] = n
-		} else {
-			delete(r.perPeer, s.peer)
-		}
-	}
 	r.obs.ConnClosed()
-	if r.shutdown && len(r.sessions) == 0 {
+	r.dropPeer(s.peer)
+	r.emptiedIfDone()
+}
+
+// emptiedIfDone tells Shutdown when the last member is gone; r.mu is held.
+func (r *Registry) emptiedIfDone() {
+	if r.shutdown && r.open() == 0 {
 		r.emptyOne.Do(func() { close(r.emptied) })
 	}
 }
@@ -280,13 +282,14 @@ func (r *Registry) remove(s *Session) {
 func (r *Registry) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.shutdown = true
-	if len(r.sessions) == 0 {
-		r.emptyOne.Do(func() { close(r.emptied) })
-	}
-	open := r.snapshot()
+	r.emptiedIfDone()
+	open, openStreams := r.snapshot(), r.streamSnapshot()
 	r.mu.Unlock()
 
 	for _, s := range open {
+		s.Close(CloseGoingAway, "server shutting down")
+	}
+	for _, s := range openStreams {
 		s.Close(CloseGoingAway, "server shutting down")
 	}
 
@@ -298,11 +301,14 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	}
 
 	r.mu.Lock()
-	left := r.snapshot()
+	left, leftStreams := r.snapshot(), r.streamSnapshot()
 	r.mu.Unlock()
-	r.log.Warn("force-closing sessions at shutdown deadline", "count", len(left))
+	r.log.Warn("force-closing sessions at shutdown deadline", "count", len(left)+len(leftStreams))
 	for _, s := range left {
 		s.forceClose()
+	}
+	for _, s := range leftStreams {
+		s.kill()
 	}
 	// A dropped socket fails its reader at once; this wait is short and
 	// bounded so a stuck handler cannot hang the process.

@@ -108,7 +108,7 @@ func newSession(id uint64, hijacked, sock net.Conn, direct bool, lim Limits, obs
 		lim:      lim,
 		obs:      obs,
 		log:      log,
-		parser:   frameParser{maxMessage: lim.MaxMessageBytes},
+		parser:   frameParser{maxMessage: lim.MaxMessageBytes, deflate: lim.Deflate},
 	}
 	s.sock.init(sock, direct)
 	s.queue.maxBytes = lim.SendQueueBytes
@@ -127,20 +127,52 @@ func (s *Session) ID() uint64 { return s.id }
 // is over its byte cap, droppable messages (SendDropOldest's) make room
 // first; if that is not enough, the slow-consumer policy applies: the
 // session is closed with 1013 and ErrSlowConsumer is returned.
+//
+// On a session that negotiated deflate, a message of DeflateMinBytes or
+// more is compressed first (Deflates).
 func (s *Session) Send(kind MessageType, data []byte) error {
+	op := int(kind)
+	if s.Deflates(len(data)) {
+		op, data = op|rsv1Bit, DeflateMessage(data)
+	}
+	return s.send(op, data)
+}
+
+// send is Send for a payload ready to frame with op.
+func (s *Session) send(op int, data []byte) error {
 	if s.closingOrDead() {
 		return ErrClosed
 	}
-	if done, err := s.writeNow(int(kind), data); done {
+	if done, err := s.writeNow(op, data); done {
 		return err
 	}
-	return s.enqueue(kind, data)
+	return s.enqueue(op, data)
 }
 
-// enqueue queues one data message for the writer, applying the
-// disconnect slow-consumer policy when the queue is full.
-func (s *Session) enqueue(kind MessageType, data []byte) error {
-	ok, start := s.queue.push(outMessage{kind: int(kind), data: data})
+// Deflates reports whether this session sends a data message of n bytes
+// compressed: it negotiated permessage-deflate, and n is at least
+// Limits.DeflateMinBytes. Safe from any goroutine.
+func (s *Session) Deflates(n int) bool { return s.lim.Deflate && n >= s.lim.DeflateMinBytes }
+
+// SendDeflated sends one data message whose payload DeflateMessage has
+// compressed already, typically once for every session a publication is
+// fanned out to; compressed must not be modified afterwards. The caller
+// checks Deflates first. It queues like Send, or with dropOldest like
+// SendDropOldest; compressed messages are never joined into a batch.
+// Safe from any goroutine.
+func (s *Session) SendDeflated(kind MessageType, compressed []byte, dropOldest bool) (dropped int, err error) {
+	op := int(kind) | rsv1Bit
+	if dropOldest {
+		return s.sendDropOldest(op, compressed)
+	}
+	return 0, s.send(op, compressed)
+}
+
+// enqueue queues one data message (its opcode, with RSV1 if compressed)
+// for the writer, applying the disconnect slow-consumer policy when the
+// queue is full.
+func (s *Session) enqueue(op int, data []byte) error {
+	ok, start := s.queue.push(outMessage{kind: op, data: data})
 	s.startWriter(start)
 	if !ok {
 		s.Close(CloseTryAgainLater, "slow consumer: send queue full")
@@ -158,13 +190,22 @@ func (s *Session) enqueue(kind MessageType, data []byte) error {
 // next message it writes, so the counts the client is told add up to what
 // it lost.
 func (s *Session) SendDropOldest(kind MessageType, data []byte) (dropped int, err error) {
+	op := int(kind)
+	if s.Deflates(len(data)) {
+		op, data = op|rsv1Bit, DeflateMessage(data)
+	}
+	return s.sendDropOldest(op, data)
+}
+
+// sendDropOldest is SendDropOldest for a payload ready to frame with op.
+func (s *Session) sendDropOldest(op int, data []byte) (dropped int, err error) {
 	if s.closingOrDead() {
 		return 0, ErrClosed
 	}
-	if done, err := s.writeNow(int(kind), data); done {
+	if done, err := s.writeNow(op, data); done {
 		return 0, err
 	}
-	dropped, start := s.queue.pushDropOldest(outMessage{kind: int(kind), data: data})
+	dropped, start := s.queue.pushDropOldest(outMessage{kind: op, data: data})
 	s.startWriter(start)
 	return dropped, nil
 }
@@ -173,13 +214,16 @@ func (s *Session) SendDropOldest(kind MessageType, data []byte) (dropped int, er
 // message it is handling, like Send; but data is not kept, so it is copied
 // if it has to be queued.
 func (s *Session) Reply(kind MessageType, data []byte) error {
+	if s.Deflates(len(data)) {
+		return s.Send(kind, data) // compressing made a copy the queue may keep
+	}
 	if s.closingOrDead() {
 		return ErrClosed
 	}
 	if done, err := s.writeNow(int(kind), data); done {
 		return err
 	}
-	return s.enqueue(kind, bytes.Clone(data))
+	return s.enqueue(int(kind), bytes.Clone(data))
 }
 
 // Close asks the writer to flush what is queued, then send a close frame

@@ -30,7 +30,7 @@ func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
 		s.pending = bytes.Clone((*buf)[n:])
 		s.startWriter(s.queue.kick())
 	}
-	if opcode == opText || opcode == opBinary {
+	if op := opcode &^ rsv1Bit; op == opText || op == opBinary {
 		s.obs.MessageOut(len(payload))
 	}
 	return true, nil

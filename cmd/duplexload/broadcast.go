@@ -102,6 +102,7 @@ type targetConfig struct {
 	SetupTimeout time.Duration
 	ServerPID    int
 	JSON         bool
+	Deflate      bool // offer permessage-deflate, as browsers do
 	// nodeURLs (broadcast only): connection i goes to nodeURLs[i%len]
 	// when there are several (cluster.go); URL is the first.
 	nodeURLs []string
@@ -118,6 +119,7 @@ func (c *targetConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SetupTimeout, "setup-timeout", 2*time.Minute, "deadline for opening and subscribing every connection")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process to measure (CPU from /proc/PID/stat, RSS from /proc/PID/status); 0: none")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object on stdout")
+	fs.BoolVar(&c.Deflate, "deflate", false, "offer permessage-deflate as browsers do (a server that declines it fails the dial)")
 }
 
 // finish fills the per-target defaults and validates.
@@ -224,16 +226,17 @@ func sourceAddrs(wsURL string, k, conns int) []net.IP {
 }
 
 // newDialers returns one WebSocket dialer per source address (one dialer
-// with the kernel's choice when ips is empty).
-func newDialers(ips []net.IP, timeout time.Duration) []*websocket.Dialer {
+// with the kernel's choice when ips is empty), offering permessage-deflate
+// when deflate is set.
+func newDialers(ips []net.IP, timeout time.Duration, deflate bool) []*websocket.Dialer {
 	if len(ips) == 0 {
-		return []*websocket.Dialer{newDialer(timeout)}
+		return []*websocket.Dialer{withDeflate(newDialer(timeout), deflate)}
 	}
 	ds := make([]*websocket.Dialer, len(ips))
 	for i, ip := range ips {
 		nd := &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: ip}}
-		d := newDialer(timeout)
-		d.NetDialContext = nd.DialContext
+		d := withDeflate(newDialer(timeout), deflate)
+		d.NetDialContext = countingDial(nd.DialContext)
 		ds[i] = d
 	}
 	return ds
@@ -374,7 +377,7 @@ func isCentrifugoPing(line []byte) bool {
 // It returns when every handshake has finished and its ready or failed
 // call has returned, or ctx ends; failed handshakes go to failed.
 func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c *websocket.Conn, rest []byte), failed func(i int, err error)) {
-	dialers := newDialers(sourceAddrs(cfg.URL, cfg.SourceIPs, n), cfg.Timeout)
+	dialers := newDialers(sourceAddrs(cfg.URL, cfg.SourceIPs, n), cfg.Timeout, cfg.Deflate)
 	nodeCfgs := []*targetConfig{cfg}
 	if len(cfg.nodeURLs) > 1 {
 		nodeCfgs = make([]*targetConfig, len(cfg.nodeURLs))
@@ -573,6 +576,7 @@ type broadcastConfig struct {
 	Subs     int
 	Rate     float64
 	Size     int
+	Payload  payloadKind
 	Duration time.Duration
 	Warmup   time.Duration
 	Grace    time.Duration
@@ -590,6 +594,7 @@ func parseBroadcastFlags(args []string, out io.Writer) (broadcastConfig, error) 
 	fs.IntVar(&cfg.Subs, "subs", 1000, "number of subscriber connections")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "publications per second")
 	fs.IntVar(&cfg.Size, "size", defaultBSize, "size in bytes of each publication's data (a JSON object with seq, send time and padding)")
+	fs.Var(&cfg.Payload, "payload", `what pads each publication to -size: "pad" (one repeated letter) or "chat" (chat-like JSON messages, which compress as real ones do)`)
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured publishing window")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "publishing before the measured window (checked for loss, not timed)")
 	fs.DurationVar(&cfg.Grace, "grace", 3*time.Second, "how long after the last publication a message may still arrive before it counts as lost")
@@ -681,11 +686,11 @@ func appendBroadcastData(dst []byte, seq uint64, ts int64, size int) []byte {
 
 // appendPublishBody is the body of POST /api/publish, the same for both
 // targets: {"channel":CH,"data":DATA}.
-func appendPublishBody(dst []byte, channel string, seq uint64, ts int64, size int) []byte {
+func appendPublishBody(dst []byte, channel string, kind payloadKind, seq uint64, ts int64, size int) []byte {
 	dst = append(dst, `{"channel":"`...)
 	dst = append(dst, channel...)
 	dst = append(dst, `","data":`...)
-	dst = appendBroadcastData(dst, seq, ts, size)
+	dst = appendData(dst, kind, seq, ts, size)
 	return append(dst, '}')
 }
 
@@ -735,6 +740,8 @@ type BroadcastResult struct {
 	SourceIPs int       `json:"source_ips"`
 	Rate      float64   `json:"rate"`
 	Size      int       `json:"size"`
+	Payload   string    `json:"payload"`
+	Deflate   bool      `json:"deflate"`
 	WarmupS   float64   `json:"warmup_s"`
 	DurationS float64   `json:"duration_s"`
 	GraceS    float64   `json:"grace_s"`
@@ -778,6 +785,12 @@ type BroadcastResult struct {
 	Unexpected  uint64 `json:"unexpected"` // deliveries of seqs the API did not accept (e.g. a timed-out publish)
 	Missed      uint64 `json:"missed"`     // sum of duplex {"missed":n} notices
 	Disconnects int    `json:"disconnects"`
+
+	// WireBytes: what the subscribers read off their sockets from the
+	// first publication to the end of the drain (frame headers, pings and
+	// compressed payloads as they are); per delivery, over DeliveriesTotal.
+	WireBytes            int64   `json:"wire_bytes"`
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
 
 	Server     *ServerStats `json:"server,omitempty"`
 	LoaderCPUS float64      `json:"loader_cpu_s"` // this tool, same window as the server's
@@ -1047,7 +1060,7 @@ func (p *publisher) run(ctx context.Context, start, measureStart, end time.Time,
 		if inWindow && p.winFirst.IsZero() {
 			p.winFirst = t0
 		}
-		p.body = appendPublishBody(p.body[:0], p.cfg.Channel, seq, t0.UnixNano(), p.cfg.Size)
+		p.body = appendPublishBody(p.body[:0], p.cfg.Channel, p.cfg.Payload, seq, t0.UnixNano(), p.cfg.Size)
 		if err := p.post(ctx, p.body); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -1079,7 +1092,7 @@ func (p *publisher) run(ctx context.Context, start, measureStart, end time.Time,
 func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, error) {
 	res := BroadcastResult{
 		Mode: "broadcast", Target: string(cfg.Target), URL: cfg.URL, APIURL: cfg.APIURL, Channel: cfg.Channel,
-		StartedAt: time.Now().UTC(), Subs: cfg.Subs, Rate: cfg.Rate, Size: cfg.Size,
+		StartedAt: time.Now().UTC(), Subs: cfg.Subs, Rate: cfg.Rate, Size: cfg.Size, Payload: cfg.Payload.String(), Deflate: cfg.Deflate,
 		WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds(), GraceS: cfg.Grace.Seconds(),
 		SourceIPs:  max(len(sourceAddrs(cfg.URL, cfg.SourceIPs, cfg.Subs)), 1),
 		GoMaxProcs: runtime.GOMAXPROCS(0),
@@ -1087,7 +1100,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	errs := &errSamples{}
 	pub := newPublisher(&cfg, errs)
 	// A probe (seq 0, before anyone subscribes) checks the API and its key.
-	probe := appendPublishBody(nil, cfg.Channel, 0, time.Now().UnixNano(), cfg.Size)
+	probe := appendPublishBody(nil, cfg.Channel, cfg.Payload, 0, time.Now().UnixNano(), cfg.Size)
 	if err := pub.post(ctx, probe); err != nil {
 		return res, fmt.Errorf("probe publication to %s failed: %w", cfg.APIURL, err)
 	}
@@ -1143,6 +1156,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	}
 
 	// Publish.
+	wire0 := wireBytesRead.Load()
 	start := time.Now()
 	measureStart := start.Add(cfg.Warmup)
 	end := measureStart.Add(cfg.Duration)
@@ -1185,6 +1199,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 		time.Sleep(drainPollStep)
 	}
 	res.DrainS = time.Since(pubEnd).Seconds()
+	res.WireBytes = wireBytesRead.Load() - wire0
 	var cpu1 time.Duration
 	if cfg.ServerPID > 0 && cpuErr == nil {
 		cpu1, cpuErr = readProcCPU(cfg.ServerPID)
@@ -1244,6 +1259,9 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	if span > 0 {
 		res.DeliveriesPerS = float64(res.Deliveries) / span.Seconds()
 	}
+	if res.DeliveriesTotal > 0 {
+		res.WireBytesPerDelivery = float64(res.WireBytes) / float64(res.DeliveriesTotal)
+	}
 	res.LatencyUS = latencySummary(run.hist.Merged())
 	res.Disconnects = int(run.disconnects.Load())
 	res.PublishNode = run.cl.pubNode
@@ -1282,6 +1300,11 @@ func writeBroadcastReport(w io.Writer, r BroadcastResult, asJSON bool) error {
 	l := r.LatencyUS
 	p("\ndeliveries %d in window (%.0f/s); %d total of %d expected\n", r.Deliveries, r.DeliveriesPerS, r.DeliveriesTotal, r.Expected)
 	p("latency us min %.0f  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", l.Min, l.P50, l.P90, l.P99, l.P999, l.Max)
+	deflate := "plain"
+	if r.Deflate {
+		deflate = "permessage-deflate"
+	}
+	p("wire       %d bytes read by the subscribers = %.1f per delivery (%s, %s payload)\n", r.WireBytes, r.WireBytesPerDelivery, deflate, r.Payload)
 	p("loss       lost %d (%d subs)  duplicated %d  reordered %d  unexpected %d  missed-notices %d  disconnects %d\n",
 		r.Lost, r.LostSubs, r.Duplicated, r.Reordered, r.Unexpected, r.Missed, r.Disconnects)
 	if s := r.Server; s != nil {

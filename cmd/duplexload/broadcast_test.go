@@ -42,12 +42,19 @@ type fakeServer struct {
 
 func startFake(t *testing.T, target targetKind, key string) *fakeServer {
 	t.Helper()
+	return startFakeWith(t, target, key, false)
+}
+
+// startFakeWith is startFake; with deflate, the fake accepts
+// permessage-deflate offers and compresses what it sends.
+func startFakeWith(t *testing.T, target targetKind, key string, deflate bool) *fakeServer {
+	t.Helper()
 	f := &fakeServer{target: target, key: key}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := websocket.FastHTTPUpgrader{}
+	up := websocket.FastHTTPUpgrader{EnableCompression: deflate}
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/api/publish":
@@ -372,7 +379,7 @@ func TestBroadcastData(t *testing.T) {
 			t.Fatalf("size %d: got %d bytes: %s", size, len(d), d)
 		}
 	}
-	body := appendPublishBody(nil, "push:bench", 7, 42, 64)
+	body := appendPublishBody(nil, "push:bench", payloadPad, 7, 42, 64)
 	var b struct {
 		Channel string          `json:"channel"`
 		Data    json.RawMessage `json:"data"`

@@ -82,8 +82,9 @@ func (e *expectMode) Set(s string) error {
 // echoConfig is the configuration of the echo mode.
 type echoConfig struct {
 	commonConfig
-	Size   int
-	Expect expectMode
+	Size    int
+	Expect  expectMode
+	Deflate bool
 }
 
 // parseEchoFlags parses the arguments that follow "echo". Usage and errors
@@ -95,6 +96,7 @@ func parseEchoFlags(args []string, out io.Writer) (echoConfig, error) {
 	cfg.commonConfig.register(fs)
 	fs.IntVar(&cfg.Size, "size", 16, "message size in bytes (ASCII; unique per message when >= 12)")
 	fs.Var(&cfg.Expect, "expect", `reply contract: "tutorial" or "verbatim"`)
+	fs.BoolVar(&cfg.Deflate, "deflate", false, "offer permessage-deflate as browsers do (a server that declines it fails the dial)")
 	fs.Usage = func() {
 		fmt.Fprintln(out, "usage: duplexload echo [flags]")
 		fmt.Fprintln(out, "Each connection sends a message, waits for and checks its reply, and repeats.")

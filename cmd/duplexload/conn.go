@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -18,16 +20,56 @@ import (
 const dialParallelism = 16
 
 func newDialer(timeout time.Duration) *websocket.Dialer {
+	nd := &net.Dialer{Timeout: timeout}
 	return &websocket.Dialer{
 		HandshakeTimeout: timeout,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 		// A loopback benchmark must never go through a proxy from the environment.
-		Proxy: nil,
+		Proxy:          nil,
+		NetDialContext: countingDial(nd.DialContext),
 	}
 }
 
-// dial opens one connection, bounded by timeout.
+// wireBytesRead counts every byte the tool's WebSocket connections read
+// off their sockets, frame headers and compressed payloads as they are,
+// so that a run can report the bytes on the wire per delivery.
+var wireBytesRead atomic.Int64
+
+// countingDial wraps dial so that its connections count what they read
+// into wireBytesRead.
+func countingDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c}, nil
+	}
+}
+
+// countingConn is a connection that counts its reads into wireBytesRead.
+type countingConn struct{ net.Conn }
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	wireBytesRead.Add(int64(n))
+	return n, err
+}
+
+// withDeflate makes d offer permessage-deflate (and compress what it
+// sends) when on: the offer browsers make.
+func withDeflate(d *websocket.Dialer, on bool) *websocket.Dialer {
+	d.EnableCompression = on
+	return d
+}
+
+// errDeflateDeclined: -deflate was asked for, and the server answered
+// without permessage-deflate, so the run would measure plain frames.
+var errDeflateDeclined = errors.New("the server declined permessage-deflate (-deflate)")
+
+// dial opens one connection, bounded by timeout. With a dialer that
+// offers deflate, a server that declines it fails the dial.
 func dial(ctx context.Context, d *websocket.Dialer, url string, timeout time.Duration) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -37,6 +79,10 @@ func dial(ctx context.Context, d *websocket.Dialer, url string, timeout time.Dur
 			return nil, fmt.Errorf("%w (HTTP %s)", err, resp.Status)
 		}
 		return nil, err
+	}
+	if d.EnableCompression && !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		c.Close()
+		return nil, errDeflateDeclined
 	}
 	return c, nil
 }

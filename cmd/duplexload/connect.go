@@ -346,7 +346,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 		tcp: newShardedHistogram(64), upgraded: newShardedHistogram(64),
 		subscribed: newShardedHistogram(64), firstPub: newShardedHistogram(64),
 	}
-	dialers := newDialers(ips, cfg.Timeout)
+	dialers := newDialers(ips, cfg.Timeout, cfg.Deflate)
 	timeTCP(dialers, cfg.Timeout)
 
 	// The optional publisher (the broadcast mode's) and its probe.
@@ -355,7 +355,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 		bc := broadcastConfig{targetConfig: cfg.targetConfig, Rate: cfg.PublishRate, Size: defaultBSize,
 			Duration: cfg.SetupTimeout, APIURL: cfg.APIURL, APIKey: cfg.APIKey}
 		pub = newPublisher(&bc, errs)
-		probe := appendPublishBody(nil, cfg.Channel, 0, time.Now().UnixNano(), defaultBSize)
+		probe := appendPublishBody(nil, cfg.Channel, payloadPad, 0, time.Now().UnixNano(), defaultBSize)
 		if err := pub.post(ctx, probe); err != nil {
 			return res, fmt.Errorf("probe publication to %s failed: %w", cfg.APIURL, err)
 		}

@@ -49,7 +49,7 @@ func runEcho(ctx context.Context, cfg echoConfig) (Result, error) {
 		Expect:    string(cfg.Expect),
 		WarmupS:   cfg.Warmup.Seconds(),
 	}
-	d := newDialer(cfg.Timeout)
+	d := withDeflate(newDialer(cfg.Timeout), cfg.Deflate)
 	conns, errs := dialAll(ctx, d, cfg.URL, cfg.Conns, cfg.Timeout)
 	var firstErr error
 	for i, c := range conns {

@@ -39,8 +39,7 @@ type Conn struct {
 	anonErrs []protocol.Error
 	pushes   []protocol.ServerMessage // every message without an id, in order
 	hook     func(protocol.ServerMessage)
-	paused   bool
-	resume   chan struct{}
+	gate     ReadGate
 }
 
 // Options are what Dial passes on.
@@ -67,7 +66,7 @@ func Dial(t testing.TB, url string, opts Options) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ReplyTimeout)
 	defer cancel()
-	conn, err := client.Dial(ctx, url, client.ConnOptions{Header: opts.Header, Dialer: opts.Dialer, OnMessage: c.record, BeforeRead: c.gate})
+	conn, err := client.Dial(ctx, url, client.ConnOptions{Header: opts.Header, Dialer: opts.Dialer, OnMessage: c.record, BeforeRead: c.gate.Wait})
 	if err != nil {
 		return nil, err
 	}
@@ -108,38 +107,12 @@ func (c *Conn) notifyLocked() {
 	c.changed = make(chan struct{})
 }
 
-// gate holds the reader while paused.
-func (c *Conn) gate() {
-	c.mu.Lock()
-	for c.paused {
-		ch := c.resume
-		c.mu.Unlock()
-		<-ch
-		c.mu.Lock()
-	}
-	c.mu.Unlock()
-}
-
 // PauseReading makes the reader stop before its next read (a read already
 // waiting for a frame still takes that one frame).
-func (c *Conn) PauseReading() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.paused {
-		c.paused = true
-		c.resume = make(chan struct{})
-	}
-}
+func (c *Conn) PauseReading() { c.gate.Pause() }
 
 // ResumeReading lets a paused reader go on.
-func (c *Conn) ResumeReading() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.paused {
-		c.paused = false
-		close(c.resume)
-	}
-}
+func (c *Conn) ResumeReading() { c.gate.Resume() }
 
 // Client is the underlying connection.
 func (c *Conn) Client() *client.Conn { return c.conn }

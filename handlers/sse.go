@@ -1,0 +1,267 @@
+package handlers
+
+import (
+	"bufio"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/duplex/duplex/realtime"
+	"github.com/duplex/duplex/realtime/protocol"
+	"github.com/duplex/duplex/wsconn"
+)
+
+// sseKey is the Locals key SSEGuard sets on a stream request it admitted,
+// so the identity middlewares treat it like an upgrade.
+const sseKey = "duplex.sse"
+
+// opensConnection reports whether c opens a /realtime connection: a
+// WebSocket upgrade or an SSE stream that SSEGuard admitted.
+func opensConnection(c *fiber.Ctx) bool {
+	if IsUpgrade(c) {
+		return true
+	}
+	sse, _ := c.Locals(sseKey).(bool)
+	return sse
+}
+
+// SSEObserver counts what the SSE transport does, for metrics.
+// Implementations must be safe for concurrent use and must not block.
+type SSEObserver interface {
+	StreamOpened()
+	StreamClosed()
+	// StreamCloseSent counts a close event, by code.
+	StreamCloseSent(code int)
+	// EmitAnswered counts an emit by the HTTP status it got.
+	EmitAnswered(status int)
+}
+
+// SSE is the server-sent-events transport of /realtime: GET
+// /realtime/sse streams what the server sends, POST /realtime/emit
+// carries the client's commands to the stream's realtime.Client, on this
+// node or routed through the broker to the node that owns the stream.
+//
+// Concurrency: its handlers run on any number of request goroutines.
+type SSE struct {
+	hub      *realtime.Hub
+	reg      *wsconn.Registry
+	lim      wsconn.Limits
+	clim     realtime.ClientLimits
+	origins  OriginPolicy
+	obs      SSEObserver
+	sessions *sseSessions
+	log      *slog.Logger
+	// routeTimeout bounds an emit's trip to another node.
+	routeTimeout time.Duration
+}
+
+// SSEConfig is what NewSSE needs.
+type SSEConfig struct {
+	Hub      *realtime.Hub
+	Registry *wsconn.Registry
+	// Limits are the sockets' (RealtimeLimits of them): the send queue,
+	// the heartbeat interval, the write timeout, the largest emit.
+	Limits       wsconn.Limits
+	ClientLimits realtime.ClientLimits
+	Origins      OriginPolicy
+	// Verify checks an emit's token against the stream's user; nil when
+	// TOKEN_SECRET is unset.
+	Verify   realtime.TokenVerifier
+	Observer SSEObserver
+	// Log is where a stream's panic is logged; nil discards.
+	Log *slog.Logger
+}
+
+// emitRouteTimeout is how long an emit waits for the owning node.
+const emitRouteTimeout = 5 * time.Second
+
+// NewSSE makes the transport and makes this node the destination of the
+// emits other nodes route to its streams.
+func NewSSE(cfg SSEConfig) (*SSE, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	t := &SSE{
+		hub: cfg.Hub, reg: cfg.Registry, lim: cfg.Limits, clim: cfg.ClientLimits,
+		origins: cfg.Origins, obs: cfg.Observer, log: cfg.Log, routeTimeout: emitRouteTimeout,
+		sessions: newSSESessions(cfg.Hub.NodeID(), cfg.Verify),
+	}
+	if err := cfg.Hub.ServeEmits(func(e realtime.Emit) int {
+		return t.sessions.Deliver(e, int(t.lim.MaxMessageBytes))
+	}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// SSEGuard makes the checks of a new connection (Origin, per-address
+// rate, capacity: as UpgradeGuard) before a stream opens, and marks the
+// request for the identity middleware.
+func SSEGuard(reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, refused RefusalCounter) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if ok, err := admitConnection(c, reg, origins, rate, refused); !ok {
+			return err
+		}
+		c.Locals(sseKey, true)
+		return c.Next()
+	}
+}
+
+// Stream serves GET /realtime/sse, after SSEGuard and the identity
+// middleware: the session event, then every message of the stream's
+// client as one event each, a heartbeat comment every ping interval, and
+// the close event when the stream ends.
+func (t *SSE) Stream(c *fiber.Ctx) error {
+	peer, _ := c.Locals(peerKey).(string)
+	id, _ := c.Locals(identityKey).(realtime.Identity)
+	handshake, forHook := c.Locals(handshakeKey).(realtime.Handshake)
+	stream, why := t.reg.OpenStream(peer, t.lim)
+	if why != wsconn.Admitted {
+		return refuseAdmission(c, why) // lost the race for the last slot
+	}
+	sub := streamSubscriber{stream}
+	client := realtime.NewClient(t.hub, sub, id, t.clim)
+	openToken := strings.Clone(c.Query("token"))
+	if forHook {
+		client.SetHandshake(handshake)
+		openToken = handshake.Token
+	}
+	s := &sseSession{id: t.sessions.newID(), stream: stream, client: client, openToken: openToken}
+	t.sessions.add(s)
+	t.obs.StreamOpened()
+
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	// The stream is the connection's last response: when it ends, so
+	// does the connection, and nothing waits on it at shutdown.
+	c.Context().SetConnectionClose()
+	conn := c.Context().Conn()
+	ping := strconv.FormatFloat(t.lim.PingInterval.Seconds(), 'f', -1, 64)
+	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer t.obs.StreamClosed()
+		// Withdrawn from every channel once the stream is gone ...
+		defer client.Close()
+		// ... and before that unknown to emits, which are 410 from now on
+		// rather than accepted by a client that is closing.
+		defer t.sessions.end(s)
+		// This is fasthttp's goroutine of the body stream, which recovers
+		// nothing: a panic must cost the stream, not the process.
+		defer func() {
+			if r := recover(); r != nil {
+				t.log.Error("sse stream panicked", "session", s.id, "panic", r)
+			}
+		}()
+		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
+		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
+		if w.Flush() != nil {
+			stream.Close(wsconn.CloseGoingAway, "")
+		}
+		stream.Serve(w)
+	})
+	return nil
+}
+
+// streamSubscriber is an SSE stream as the hub sees it, like subscriber
+// for a socket: the slow-consumer policy picks how to queue. The two are
+// apart, not one adapter over an interface of both, because Enqueue is
+// the fan-out's hot path: each calls its queue directly.
+type streamSubscriber struct{ s *wsconn.Stream }
+
+var (
+	_ realtime.Subscriber = streamSubscriber{}
+	_ realtime.ConnCloser = streamSubscriber{}
+	_ realtime.Backlogger = streamSubscriber{}
+)
+
+func (a streamSubscriber) ID() uint64       { return a.s.ID() }
+func (a streamSubscriber) Backlogged() bool { return a.s.Backlogged() }
+
+// CloseConn implements realtime.ConnCloser: the close event goes out
+// after what is queued.
+func (a streamSubscriber) CloseConn(code int, reason string) {
+	a.s.Close(wsconn.CloseCode(code), reason)
+}
+
+// Enqueue queues the frame's plain bytes: an SSE stream has no
+// compression of its own (a proxy's gzip would have to buffer).
+func (a streamSubscriber) Enqueue(frame *realtime.SharedFrame, policy realtime.SlowPolicy) (dropped int, ok bool) {
+	if policy == realtime.PolicyDropOldest {
+		n, err := a.s.SendDropOldest(frame.Data)
+		return n, err == nil
+	}
+	return 0, a.s.Send(frame.Data) == nil
+}
+
+// sseWriter is the text/event-stream encoding of a wsconn.Stream. Writes
+// go to fasthttp's body stream, which the connection's goroutine copies
+// to the socket; Flush bounds the client's time to take them.
+type sseWriter struct {
+	w       *bufio.Writer
+	conn    net.Conn
+	timeout time.Duration
+	obs     SSEObserver
+}
+
+var _ wsconn.StreamWriter = (*sseWriter)(nil)
+
+// event writes one event; data holds no newline.
+func (w *sseWriter) event(name, data string) {
+	if name != "" {
+		_, _ = w.w.WriteString("event: " + name + "\n")
+	}
+	_, _ = w.w.WriteString("data: ")
+	_, _ = w.w.WriteString(data)
+	_, _ = w.w.WriteString("\n\n")
+}
+
+// Message writes each JSON line of data as one default event.
+func (w *sseWriter) Message(data []byte) error {
+	protocol.SplitLines(data, func(line []byte) bool {
+		_, _ = w.w.WriteString("data: ")
+		_, _ = w.w.Write(line)
+		_, _ = w.w.WriteString("\n\n")
+		return true
+	})
+	return nil
+}
+
+func (w *sseWriter) Heartbeat() error {
+	_, err := w.w.WriteString(": ping\n\n")
+	return err
+}
+
+// sseClose is the data of the close event.
+type sseClose struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+func (w *sseWriter) Close(code wsconn.CloseCode, reason string) error {
+	data, _ := json.Marshal(sseClose{Code: int(code), Reason: reason}) // an int and a string: cannot fail
+	w.event("close", string(data))
+	w.obs.StreamCloseSent(int(code))
+	return nil
+}
+
+// Flush hands what is buffered to the connection. The server set one
+// write deadline for the whole response; each flush moves it on, so a
+// stream lives as long as its client keeps reading.
+func (w *sseWriter) Flush() error {
+	if w.conn != nil {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	return w.w.Flush()
+}
+
+// Abort fails the connection's pending and later writes at once.
+func (w *sseWriter) Abort() {
+	if w.conn != nil {
+		_ = w.conn.SetWriteDeadline(time.Now())
+	}
+}
