@@ -20,7 +20,7 @@ func newGatedSub() *gatedSub {
 	return &gatedSub{testSub: newTestSub(1 << 20), entered: make(chan struct{}, 1024), gate: make(chan struct{})}
 }
 
-func (g *gatedSub) Enqueue(frame []byte, policy SlowPolicy) (int, bool) {
+func (g *gatedSub) Enqueue(frame *SharedFrame, policy SlowPolicy) (int, bool) {
 	g.entered <- struct{}{}
 	<-g.gate
 	return g.testSub.Enqueue(frame, policy)
