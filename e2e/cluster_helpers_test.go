@@ -103,9 +103,30 @@ func clusterNginxConf(t *testing.T, port int) string {
 		t.Fatalf("deploy/nginx.conf no longer has %q and \"http {\": update cluster.sh and this test", strings.TrimSpace(listen))
 	}
 	conf = strings.Replace(conf, listen, "\n        listen 127.0.0.1:"+strconv.Itoa(port)+";\n", 1)
+	// Its access log says which node answered each request (proxyLog).
+	const noLog = "\n    access_log off;\n"
+	if !strings.Contains(conf, noLog) {
+		t.Fatalf("deploy/nginx.conf no longer has %q: update this test", strings.TrimSpace(noLog))
+	}
+	conf = strings.Replace(conf, noLog, "\n    log_format upstreams '$request_method $uri $status $upstream_addr';\n"+
+		"    access_log "+proxyLogFile+" upstreams;\n", 1)
 	return strings.Replace(conf, "\nhttp {\n", "\nhttp {\n"+
 		"    client_body_temp_path tmp/body;\n    proxy_temp_path tmp/proxy;\n"+
 		"    fastcgi_temp_path tmp/fastcgi;\n    uwsgi_temp_path tmp/uwsgi;\n    scgi_temp_path tmp/scgi;\n", 1)
+}
+
+// proxyLogFile is nginx's access log, under its prefix: one line per
+// finished request, "<method> <path> <status> <upstream address>".
+const proxyLogFile = "access.log"
+
+// proxyLog is what nginx's access log holds so far.
+func (c *cluster) proxyLog() string {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dir, "nginx", proxyLogFile))
+	if err != nil && !os.IsNotExist(err) {
+		c.t.Fatal(err)
+	}
+	return string(b)
 }
 
 // repoRoot is the module root (e2e's parent).

@@ -48,8 +48,14 @@ func newTab(t *testing.T, ctx context.Context) (tab context.Context, closeTab fu
 // navigate opens path on s in the tab.
 func navigate(t *testing.T, ctx context.Context, s *testbin.Server, path string) {
 	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.URL+path)); err != nil {
-		t.Fatalf("open %s: %v", path, err)
+	navigateTo(t, ctx, s.URL+path)
+}
+
+// navigateTo opens url in the tab.
+func navigateTo(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
 	}
 }
 

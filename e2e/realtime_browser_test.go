@@ -21,19 +21,27 @@ import (
 
 // What the real-time pages show.
 const (
-	rtConnected = "已连接"
+	rtConnected = "已连接（WebSocket）"
 )
 
 // enterChat opens /chat, types the nickname and the room, clicks 进入 and
-// waits until the page says it is connected.
+// waits until the page says it is connected over WebSocket.
 func enterChat(t *testing.T, ctx context.Context, s *testbin.Server, name, room string) {
 	t.Helper()
-	navigate(t, ctx, s, "/chat")
+	enterChatShowing(t, ctx, s.URL, name, room, rtConnected)
+}
+
+// enterChatShowing is enterChat on the server (or proxy) at base for a
+// page whose status line says connected as status (it names the
+// transport).
+func enterChatShowing(t *testing.T, ctx context.Context, base, name, room, status string) {
+	t.Helper()
+	navigateTo(t, ctx, base+"/chat")
 	typeInto(t, ctx, "name", name)
 	typeInto(t, ctx, "room", room)
 	clickButton(t, ctx, "join", "进入")
 	waitVisibleText(t, ctx, "room-title", "房间 "+room, 5*time.Second)
-	waitVisibleText(t, ctx, "status", rtConnected, 10*time.Second)
+	waitVisibleText(t, ctx, "status", status, 10*time.Second)
 }
 
 // sendChat types text into the message box and clicks 发送.
@@ -193,6 +201,14 @@ func TestRealtimeChatSurvivesRestart(t *testing.T) {
 	const room = "e2e-restart"
 	enterChat(t, a, first, "李旺", room)
 	enterChat(t, b, first, "张三", room)
+	chatSurvivesRestart(t, first, room, a, b, rtConnected, rtConnected)
+}
+
+// chatSurvivesRestart is the restart of TestRealtimeChatSurvivesRestart
+// under the chat pages a (李旺) and b (张三), both in room on server first:
+// each comes back showing statusA and statusB (their transports).
+func chatSurvivesRestart(t *testing.T, first *testbin.Server, room string, a, b context.Context, statusA, statusB string) {
+	t.Helper()
 	waitOnline(t, a, []string{"李旺（我）", "张三"}, 5*time.Second)
 
 	sendChat(t, a, "重启前的消息")
@@ -226,8 +242,11 @@ func TestRealtimeChatSurvivesRestart(t *testing.T) {
 		t.Fatalf("publish after restart answered %+v", pos)
 	}
 
+	// Both back first: the message typed on b goes out only once b is.
+	for i, tab := range []context.Context{a, b} {
+		waitVisibleText(t, tab, "status", []string{statusA, statusB}[i], 25*time.Second)
+	}
 	for _, tab := range []context.Context{a, b} {
-		waitVisibleText(t, tab, "status", rtConnected, 25*time.Second)
 		// The new server's streams have new epochs: recovery fails, and
 		// the page says it reloads the history.
 		waitSystemLine(t, tab, "已重新连接，正在重新加载历史消息", 5*time.Second)

@@ -41,7 +41,7 @@ func TestRealtimeLiveAndPushReconnect(t *testing.T) {
 	second := realtimeServer(t, first.Port)
 	for path, tab := range pages {
 		waitFor(t, tab, path+": status 已连接 after the restart", 25*time.Second, `document.getElementById('status').className + '|' + document.getElementById('status').innerText`,
-			`() => { const el = document.getElementById('status'); return el.className === 'status open' && el.innerText === '已连接'; }`)
+			`() => { const el = document.getElementById('status'); return el.className === 'status open' && el.innerText === '已连接（WebSocket）'; }`)
 	}
 	apiCall(t, second, "POST", "/api/publish", map[string]any{
 		"channel": "live:e2e-restart", "data": map[string]any{"text": "重启后的弹幕"}}, nil)

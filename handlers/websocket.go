@@ -193,6 +193,10 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 // Locals) are dropped with its Conn; nothing of contrib's is kept per idle
 // connection.
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.Logger) fiber.Handler {
+	// The sessions share their limits (Serve keeps the pointer): one for
+	// the connections that negotiated permessage-deflate, one for the rest.
+	plainLim, deflateLim := lim, lim
+	plainLim.Deflate, deflateLim.Deflate = false, true
 	upgrade := websocket.New(func(conn *websocket.Conn) {
 		// Nothing has read the connection yet: the session must be first,
 		// since it owns every byte the client sends after the handshake.
@@ -202,8 +206,10 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
 		peer, _ := conn.Locals(peerKey).(string)
-		sessionLim := lim
-		sessionLim.Deflate, _ = conn.Locals(deflateKey).(bool)
+		sessionLim := &plainLim
+		if deflate, _ := conn.Locals(deflateKey).(bool); deflate {
+			sessionLim = &deflateLim
+		}
 		reg.Serve(conn.NetConn(), sock.conn, peer, sessionLim, openSession)
 	}, websocket.Config{
 		ReadBufferSize:  readBufferSize,

@@ -48,14 +48,21 @@ func ParseChannel(name string) (Channel, error) {
 			return Channel{}, protocol.Errorf(protocol.CodeBadChannel, "channel name may only contain A-Z a-z 0-9 _ . @ : -")
 		}
 	}
-	ns, rest, ok := strings.Cut(name, ":")
-	if !ok || rest == "" {
+	ch := splitChannel(name)
+	if !strings.Contains(name, ":") || ch.Rest == "" {
 		return Channel{}, protocol.Errorf(protocol.CodeBadChannel, "channel name must be namespace:name")
 	}
-	if !validNamespaceName(ns) {
+	if !validNamespaceName(ch.Namespace) {
 		return Channel{}, protocol.Errorf(protocol.CodeBadChannel, "namespace must be 1-%d bytes of a-z 0-9 _ -", maxNamespaceLength)
 	}
-	return Channel{Name: name, Namespace: ns, Rest: rest}, nil
+	return ch, nil
+}
+
+// splitChannel splits name at its first ':' into a Channel whose strings
+// all share name's bytes; for a name ParseChannel has checked.
+func splitChannel(name string) Channel {
+	ns, rest, _ := strings.Cut(name, ":")
+	return Channel{Name: name, Namespace: ns, Rest: rest}
 }
 
 func channelByte(c byte) bool {

@@ -3,11 +3,10 @@ package realtime
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
-
-	"golang.org/x/time/rate"
 
 	"github.com/duplex/duplex/realtime/protocol"
 )
@@ -123,42 +122,42 @@ type Action struct {
 type Client struct {
 	hub *Hub
 	sub Subscriber
-	lim ClientLimits
+	lim *ClientLimits // with defaults, shared by every client with the same (Hub.sharedLimits)
 
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu          sync.Mutex
-	info        ClientInfo // who the connection is (Identity's user and name, with the client id)
-	subs        map[string]*Subscription
-	cmdLimiter  *rate.Limiter
-	pubLimiters map[string]*rate.Limiter // by namespace
-	abuse       *rate.Limiter
+	mu   sync.Mutex
+	info ClientInfo // who the connection is (Identity's user and name, with the client id)
+	// subs are the subscriptions in the order they were made. A
+	// connection has few (MaxSubscriptions caps them), so a slice, 8
+	// bytes for the usual one, beats a map, 200 bytes for one entry.
+	subs        []*Subscription
+	cmdBucket   tokenBucket             // every command (CommandRate, CommandBurst)
+	abuseBucket tokenBucket             // rate_limited answers (AbuseRate, AbuseBurst)
+	pubBuckets  map[string]*tokenBucket // by namespace; nil until a limited publication
 	abusive     bool
 	closed      bool
 	auth        *clientAuth // the token's expiry (refresh.go); nil for guests
 
-	// With a connect hook (hooks_client.go): what the upgrade knew, and
-	// whether the backend has allowed an identity.
-	handshake Handshake
+	// With a connect hook (hooks_client.go): what the upgrade knew (nil
+	// without SetHandshake), and whether the backend has allowed an
+	// identity.
+	handshake *Handshake
 	hooked    bool
 	// kick, once a hook asked for it, is the close HandleFrame returns.
 	kick *Action
 }
 
+// clientCtx is the context of every client's calls to the hub, the
+// broker and the hooks. A client's commands run one at a time under its
+// mutex, which Close also takes, so no call of a client is ever in
+// flight when it closes: there is nothing to cancel, and a context per
+// client (96 bytes) would only cost memory.
+var clientCtx = context.Background()
+
 // NewClient makes the state machine for one connection. identity comes
 // from the transport (a verified ?token= or a guest ?name=); a guest
 // without a name is called HubConfig.GuestNamePrefix followed by its id.
 func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits) *Client {
-	limits = limits.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &Client{
-		hub: hub, sub: sub, lim: limits, ctx: ctx, cancel: cancel,
-		subs:        make(map[string]*Subscription),
-		cmdLimiter:  rate.NewLimiter(rate.Limit(limits.CommandRate), limits.CommandBurst),
-		pubLimiters: make(map[string]*rate.Limiter),
-		abuse:       rate.NewLimiter(rate.Limit(limits.AbuseRate), limits.AbuseBurst),
-	}
+	c := &Client{hub: hub, sub: sub, lim: hub.sharedLimits(limits.withDefaults())}
 	c.hub.ctl.clients.Add(1)
 	c.setIdentity(identity)
 	return c
@@ -189,8 +188,8 @@ func (c *Client) Channels() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]string, 0, len(c.subs))
-	for name := range c.subs {
-		out = append(out, name)
+	for _, s := range c.subs {
+		out = append(out, s.name)
 	}
 	sort.Strings(out)
 	return out
@@ -233,11 +232,35 @@ func (c *Client) Close() {
 	c.stopExpiry()
 	c.hub.users.remove(c, c.info.User)
 	c.hub.ctl.clients.Add(-1)
-	for name, s := range c.subs {
-		c.hub.Unsubscribe(c.ctx, s)
-		delete(c.subs, name)
+	for i, s := range c.subs {
+		c.hub.Unsubscribe(clientCtx, s)
+		c.subs[i] = nil
 	}
-	c.cancel()
+	c.subs = nil
+}
+
+// subscription finds the client's subscription to channel; nil if none.
+// The caller holds c.mu.
+func (c *Client) subscription(channel string) *Subscription {
+	for _, s := range c.subs {
+		if s.name == channel {
+			return s
+		}
+	}
+	return nil
+}
+
+// dropSubscription forgets the client's subscription to channel and
+// returns it; nil if there was none. The caller holds c.mu and
+// unsubscribes it.
+func (c *Client) dropSubscription(channel string) *Subscription {
+	for i, s := range c.subs {
+		if s.name == channel {
+			c.subs = slices.Delete(c.subs, i, i+1)
+			return s
+		}
+	}
+	return nil
 }
 
 // reply enqueues a reply (or error) that must never be dropped: the
@@ -257,7 +280,7 @@ func (c *Client) fail(id uint64, err error) {
 		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
 		c.hub.log.Error("unexpected error in client command", "client", c.info.Client, "err", err)
 	}
-	if pe.Code == protocol.CodeRateLimited && !c.abuse.Allow() {
+	if pe.Code == protocol.CodeRateLimited && !c.abuseBucket.allow(c.lim.AbuseRate, c.lim.AbuseBurst) {
 		c.abusive = true
 	}
 	c.reply(protocol.EncodeError(id, pe))
@@ -265,7 +288,7 @@ func (c *Client) fail(id uint64, err error) {
 
 func (c *Client) handle(line []byte) {
 	cmd, perr := protocol.DecodeCommand(line)
-	if !c.cmdLimiter.Allow() {
+	if !c.cmdBucket.allow(c.lim.CommandRate, c.lim.CommandBurst) {
 		c.fail(cmd.ID, protocol.Errorf(protocol.CodeRateLimited, "too many commands, slow down"))
 		return
 	}
@@ -369,22 +392,28 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 	if err := c.access(ch, o); err != nil {
 		return err
 	}
-	if _, ok := c.subs[ch.Name]; ok {
+	if c.subscription(ch.Name) != nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "already subscribed to %s", ch.Name)
 	}
 	if len(c.subs) >= c.lim.MaxSubscriptions {
 		return protocol.Errorf(protocol.CodeLimitExceeded, "at most %d subscriptions per connection", c.lim.MaxSubscriptions)
 	}
 	info := c.info
+	// The subscription shares c.info, which no longer changes once there
+	// is a subscription (connect must come first), unless a hook gave it
+	// channel info of its own.
+	shared := &c.info
 	if o.SubscribeHook {
 		if info.ChanInfo, err = c.subscribeThroughHook(ch.Name); err != nil {
 			return err
 		}
+		shared = nil
 	}
-	s, _, err := c.hub.Subscribe(c.ctx, c.sub, ch.Name, SubscribeOptions{
-		Info:    info,
-		Recover: cmd.Recover,
-		Latest:  cmd.Latest,
+	s, _, err := c.hub.Subscribe(clientCtx, c.sub, ch.Name, SubscribeOptions{
+		Info:       info,
+		sharedInfo: shared,
+		Recover:    cmd.Recover,
+		Latest:     cmd.Latest,
 		OnReady: func(res SubscribeResult) {
 			c.reply(protocol.EncodeResult(cmd.ID, subscribeReply(cmd, res, c.lim.MaxReplyBytes)))
 		},
@@ -392,7 +421,7 @@ func (c *Client) subscribe(cmd protocol.Command) error {
 	if err != nil {
 		return err
 	}
-	c.subs[ch.Name] = s
+	c.subs = append(c.subs, s)
 	return nil
 }
 
@@ -401,12 +430,11 @@ func (c *Client) unsubscribe(cmd protocol.Command) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, ok := c.subs[ch.Name]
-	if !ok {
+	s := c.dropSubscription(ch.Name)
+	if s == nil {
 		return nil, protocol.Errorf(protocol.CodeNotFound, "not subscribed to %s", ch.Name)
 	}
-	delete(c.subs, ch.Name)
-	c.hub.Unsubscribe(c.ctx, s)
+	c.hub.Unsubscribe(clientCtx, s)
 	return protocol.Empty{}, nil
 }
 
@@ -422,12 +450,15 @@ func (c *Client) publish(cmd protocol.Command) (any, error) {
 		return nil, protocol.Errorf(protocol.CodeLimitExceeded, "data larger than %d bytes", c.lim.MaxPublishBytes)
 	}
 	if o.PublishRate > 0 {
-		l := c.pubLimiters[ch.Namespace]
-		if l == nil {
-			l = rate.NewLimiter(rate.Limit(o.PublishRate), o.PublishBurst)
-			c.pubLimiters[ch.Namespace] = l
+		b := c.pubBuckets[ch.Namespace]
+		if b == nil {
+			if c.pubBuckets == nil {
+				c.pubBuckets = make(map[string]*tokenBucket)
+			}
+			b = new(tokenBucket)
+			c.pubBuckets[ch.Namespace] = b
 		}
-		if !l.Allow() {
+		if !b.allow(o.PublishRate, o.PublishBurst) {
 			return nil, protocol.Errorf(protocol.CodeRateLimited, "at most %g messages per second in %q", o.PublishRate, ch.Namespace)
 		}
 	}
@@ -440,7 +471,7 @@ func (c *Client) publish(cmd protocol.Command) (any, error) {
 	if o.SubscribeHook {
 		info = c.publisherInfo(ch.Name)
 	}
-	pos, err := c.hub.publish(c.ctx, ch.Name, o, data, &info)
+	pos, err := c.hub.publish(clientCtx, ch.Name, o, data, &info)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +489,7 @@ func (c *Client) presence(cmd protocol.Command) (any, error) {
 	if err := c.access(ch, o); err != nil {
 		return nil, err
 	}
-	return c.hub.presencePage(c.ctx, ch.Name, cmd.After, c.lim.MaxReplyBytes)
+	return c.hub.presencePage(clientCtx, ch.Name, cmd.After, c.lim.MaxReplyBytes)
 }
 
 func (c *Client) history(cmd protocol.Command) (any, error) {
@@ -469,7 +500,7 @@ func (c *Client) history(cmd protocol.Command) (any, error) {
 	if err := c.access(ch, o); err != nil {
 		return nil, err
 	}
-	res, err := c.hub.History(c.ctx, ch.Name, cmd.Since, cmd.Limit)
+	res, err := c.hub.History(clientCtx, ch.Name, cmd.Since, cmd.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -275,12 +275,14 @@ func (h *Hub) NodeInfo() NodeInfo {
 func (c *Client) serverUnsubscribe(channel, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.subs[channel]
-	if c.closed || !ok {
+	if c.closed {
 		return
 	}
-	delete(c.subs, channel)
-	c.hub.Unsubscribe(c.ctx, s)
+	s := c.dropSubscription(channel)
+	if s == nil {
+		return
+	}
+	c.hub.Unsubscribe(clientCtx, s)
 	c.reply(protocol.EncodeUnsubscribed(channel, reason))
 }
 

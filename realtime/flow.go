@@ -268,7 +268,7 @@ func (s *Subscription) deliverTick(shared *SharedFrame, shown []Publication, tot
 	if lag := s.lag; lag != nil {
 		s.lag = nil
 		pubs := append(lag.carried, shown...)
-		return s.deliver(0, NewSharedFrame(protocol.EncodeTick(s.ch.Name, total, lag.missed, pubs))), false
+		return s.deliver(0, NewSharedFrame(protocol.EncodeTick(s.name, total, lag.missed, pubs))), false
 	}
 	if shared == nil {
 		return false, false
@@ -281,7 +281,7 @@ func (s *Subscription) deliverTick(shared *SharedFrame, shown []Publication, tot
 // next tick shows it (the tick may show it again: same offset). Only to
 // a client subscribed to the channel; never dropped, like a reply.
 func (c *Client) echoOwn(channel string, pos StreamPosition, data []byte, info *ClientInfo) {
-	if _, ok := c.subs[channel]; !ok {
+	if c.subscription(channel) == nil {
 		return
 	}
 	c.reply(protocol.EncodePublication(channel, Publication{Offset: pos.Offset, Data: data, Info: info}))

@@ -69,7 +69,17 @@ var errHookDisconnected = errors.New("disconnected by a hook")
 func (c *Client) SetHandshake(h Handshake) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.handshake = h
+	c.handshake = &h
+}
+
+// upgradeHandshake is what SetHandshake gave, or the zero Handshake. It
+// is kept behind a pointer: only servers with a connect hook have one,
+// and the 64 bytes would sit in every client.
+func (c *Client) upgradeHandshake() Handshake {
+	if c.handshake == nil {
+		return Handshake{}
+	}
+	return *c.handshake
 }
 
 // connectFirst runs the connect hook, with the handshake's token and
@@ -83,7 +93,8 @@ func (c *Client) connectFirst(op protocol.Op) error {
 	}
 	switch op {
 	case protocol.OpSubscribe, protocol.OpPublish, protocol.OpPresence, protocol.OpHistory:
-		return c.callConnectHook(c.handshake.Token, c.handshake.Name)
+		hs := c.upgradeHandshake()
+		return c.callConnectHook(hs.Token, hs.Name)
 	}
 	return nil
 }
@@ -99,7 +110,8 @@ func (c *Client) connectThroughHook(cmd protocol.Command) (any, error) {
 		if c.hooked {
 			return c.connectResult(), nil
 		}
-		token, name = c.handshake.Token, c.handshake.Name
+		hs := c.upgradeHandshake()
+		token, name = hs.Token, hs.Name
 	case name != "":
 		clean, err := CleanName(name)
 		if err != nil {
@@ -121,7 +133,7 @@ func (c *Client) connectResult() protocol.ConnectResult {
 // allows, takes that identity; a refused or failed call leaves the
 // identity as it was.
 func (c *Client) callConnectHook(token, name string) error {
-	req := ConnectRequest{RequestID: c.hub.hooks.nextRequestID(), Client: c.info.Client, Handshake: c.handshake}
+	req := ConnectRequest{RequestID: c.hub.hooks.nextRequestID(), Client: c.info.Client, Handshake: c.upgradeHandshake()}
 	req.Token, req.Name = token, name
 	reply, err := callHook(c, "connect", req.RequestID, "", func(ctx context.Context) (ConnectReply, error) {
 		return c.hub.hooks.Connect.Connect(ctx, req)
@@ -174,7 +186,7 @@ func (v HookVerdict) verdict() HookVerdict { return v }
 // refusal is the command's error, and only an allowed reply comes back.
 func callHook[R hookReply](c *Client, hook, requestID, channel string, call func(context.Context) (R, error), check func(R) (R, error)) (R, error) {
 	var none R
-	ctx, cancel := context.WithTimeout(c.ctx, c.hub.hooks.timeout)
+	ctx, cancel := context.WithTimeout(clientCtx, c.hub.hooks.timeout)
 	defer cancel()
 	reply, err := call(ctx)
 	if err == nil {
@@ -194,7 +206,7 @@ func callHook[R hookReply](c *Client, hook, requestID, channel string, call func
 // channel: with the channel info its subscription there was given.
 func (c *Client) publisherInfo(channel string) ClientInfo {
 	info := c.info
-	if s := c.subs[channel]; s != nil {
+	if s := c.subscription(channel); s != nil {
 		info.ChanInfo = s.info.ChanInfo
 	}
 	return info

@@ -86,6 +86,13 @@ type Hub struct {
 	seed   maphash.Seed
 	shards [hubShards]hubShard
 
+	// nsOpts are ns by pointer, which every subscription of a namespace
+	// shares; limits holds one *ClientLimits per distinct value, which
+	// every client with those limits shares (sharedLimits).
+	nsOpts     map[string]*NamespaceOptions
+	limits     sync.Map                     // ClientLimits → *ClientLimits
+	lastLimits atomic.Pointer[ClientLimits] // the last sharedLimits answer
+
 	// after starts a channel's join/leave tick (time.AfterFunc; tests
 	// fire their own) and returns what stops it.
 	after func(d time.Duration, f func()) (stop func() bool)
@@ -190,6 +197,10 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*hubChannel)
 	}
+	h.nsOpts = make(map[string]*NamespaceOptions, len(h.ns))
+	for name, o := range h.ns {
+		h.nsOpts[name] = &o
+	}
 	h.broker.SetHandler(h)
 	if err := h.initControl(cfg.Control); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
@@ -208,6 +219,21 @@ func (h *Hub) Stats() HubStats {
 		Dropped:      h.stats.dropped.Load(),
 		Refused:      h.stats.refused.Load(),
 	}
+}
+
+// sharedLimits returns the one *ClientLimits the hub keeps for the value
+// l, so that clients share their limits instead of carrying a copy each.
+// There are as many as distinct values (one per route in the server).
+func (h *Hub) sharedLimits(l ClientLimits) *ClientLimits {
+	// The usual case, without boxing l into the map's key (garbage per
+	// connection): the same limits as the last client's.
+	if p := h.lastLimits.Load(); p != nil && *p == l {
+		return p
+	}
+	p, _ := h.limits.LoadOrStore(l, &l)
+	shared := p.(*ClientLimits)
+	h.lastLimits.Store(shared)
+	return shared
 }
 
 func (h *Hub) shard(name string) *hubShard {
@@ -362,6 +388,11 @@ type SubscribeOptions struct {
 	// its result known, before any push of the channel reaches the
 	// subscriber: enqueue the subscribe reply here so it comes first.
 	OnReady func(SubscribeResult)
+
+	// sharedInfo, when set, is Info in memory that stays unchanged as long
+	// as the subscription lasts (a Client's own), which the subscription
+	// then points to instead of keeping a copy.
+	sharedInfo *ClientInfo
 }
 
 // SubscribeResult is the outcome of Hub.Subscribe.
@@ -393,7 +424,12 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 	if err := checkLatest(opts.Latest, nsOpts); err != nil {
 		return nil, SubscribeResult{}, err
 	}
-	s := &Subscription{hub: h, ch: ch, opts: nsOpts, policy: nsOpts.SlowPolicy, sub: sub, info: opts.Info}
+	info := opts.sharedInfo
+	if info == nil {
+		info = new(ClientInfo)
+		*info = opts.Info
+	}
+	s := &Subscription{hub: h, name: ch.Name, opts: h.nsOpts[ch.Namespace], policy: nsOpts.SlowPolicy, sub: sub, info: info}
 	if nsOpts.FlowTick > 0 {
 		// A flow-controlled channel never disconnects a slow viewer: it
 		// skips ticks for it (flow.go), which needs to see its backlog.
@@ -424,6 +460,7 @@ func (h *Hub) Subscribe(ctx context.Context, sub Subscriber, channel string, opt
 		hc.count.Add(1)
 		hc.dirty.Store(true)
 		s.hc = hc
+		s.name = hc.name // one string per channel, not one per subscription
 		hc.mu.Unlock()
 		break
 	}
@@ -497,13 +534,13 @@ func (h *Hub) unsubscribe(ctx context.Context, s *Subscription, started bool) {
 	s.mu.Unlock()
 
 	if s.opts.Presence != PresenceOff {
-		if err := h.presence.Remove(ctx, s.ch.Name, s.info.Client); err != nil {
-			h.log.Warn("presence remove failed", "channel", s.ch.Name, "err", err)
+		if err := h.presence.Remove(ctx, s.name, s.info.Client); err != nil {
+			h.log.Warn("presence remove failed", "channel", s.name, "err", err)
 		}
 	}
 	if started && s.opts.JoinLeave {
-		if err := h.broker.PublishLeave(ctx, s.ch.Name, s.info); err != nil {
-			h.log.Warn("publishing leave failed", "channel", s.ch.Name, "err", err)
+		if err := h.broker.PublishLeave(ctx, s.name, *s.info); err != nil {
+			h.log.Warn("publishing leave failed", "channel", s.name, "err", err)
 		}
 	}
 }

@@ -25,9 +25,13 @@ type Subscription struct {
 
 	hc    *hubChannel
 	ended atomic.Bool // Unsubscribe ran (idempotency)
-	ch    Channel
-	opts  NamespaceOptions
-	info  ClientInfo
+	// name is the channel's (the hub channel's own string), opts its
+	// namespace's options and info the subscriber's identity, all shared
+	// rather than copied: a subscription is made per connection and
+	// channel, and copies would be 230 bytes each.
+	name string
+	opts *NamespaceOptions
+	info *ClientInfo
 
 	// While buffering, deliveries are parked in buf instead of being
 	// enqueued, so the subscribe reply (with its position and recovered
@@ -49,10 +53,10 @@ type parkedFrame struct {
 }
 
 // Channel is the subscribed channel.
-func (s *Subscription) Channel() Channel { return s.ch }
+func (s *Subscription) Channel() Channel { return splitChannel(s.name) }
 
 // Options are the channel's namespace options.
-func (s *Subscription) Options() NamespaceOptions { return s.opts }
+func (s *Subscription) Options() NamespaceOptions { return *s.opts }
 
 // deliver hands one encoded frame to the subscriber, or parks it while the
 // subscription is starting. Publications of one channel are delivered by

@@ -3,7 +3,6 @@ package wsconn
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -40,7 +39,7 @@ func benchSession(b *testing.B, lim Limits) (s *Session, received *atomic.Int64)
 			}
 		}
 	}()
-	s = newSession(1, server, server, true, lim, NopObserver{}, slog.New(slog.DiscardHandler))
+	s = newSession(NewRegistry(RegistryConfig{MaxSessions: 1}), 1, server, server, true, &lim)
 	b.Cleanup(func() {
 		s.forceClose()
 		s.queue.stop() // the writer, if one runs, has exited

@@ -2,8 +2,9 @@ package wsconn
 
 import "time"
 
-// Limits bounds what one connection may cost the server. A Limits value is
-// copied into each session and never changed afterwards.
+// Limits bounds what one connection may cost the server. Serve takes it
+// by pointer, and the sessions given the same one share it, so it must
+// not change once a session has it.
 type Limits struct {
 	// MaxMessageBytes is the largest inbound message; a larger one closes
 	// the connection with 1009 (the library sends it).

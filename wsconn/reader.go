@@ -49,15 +49,17 @@ type violation struct {
 // Concurrency: one goroutine at a time (the session's current reader).
 type frameParser struct {
 	maxMessage int64
-	deflate    bool // permessage-deflate was negotiated: RSV1 marks a compressed message
 
 	partial []byte     // an incomplete frame carried over to the next feed
 	checked int        // payload bytes of that frame already unmasked and checked
 	msgOp   int        // opcode of the fragmented message in progress, 0 if none
-	msgRSV1 bool       // that message is compressed
 	msg     []byte     // payload of that message so far
 	text    utf8Stream // the text message in progress, checked as it arrives
-	done    bool       // a close frame or a violation ended the stream
+	// The flags last, together: padding after each would cost every
+	// session 16 bytes (TestSessionFitsItsSizeClass).
+	deflate bool // permessage-deflate was negotiated: RSV1 marks a compressed message
+	msgRSV1 bool // the fragmented message in progress is compressed
+	done    bool // a close frame or a violation ended the stream
 }
 
 // feed parses data, which it may modify (payloads are unmasked in place),

@@ -45,6 +45,10 @@ type Registry struct {
 	pollMu      sync.Mutex
 	poll        *poller // started on first use
 	pollStopped bool
+
+	beats heartbeats // every session's heartbeat, on one timer
+
+	burst *burstRelease // returns a connection burst's garbage (burst_release.go)
 }
 
 // RegistryConfig is what NewRegistry needs.
@@ -76,6 +80,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		obs: obs, log: log, sessions: make(map[uint64]*Session), streams: make(map[uint64]*Stream),
 		perPeer: make(map[string]int),
 		emptied: make(chan struct{}),
+		burst:   newBurstRelease(),
 	}
 }
 
@@ -148,7 +153,8 @@ func (r *Registry) admission(peer string) Admission {
 }
 
 // Serve runs one upgraded connection from peer (the client's address,
-// counted against MaxPerPeer; "" counts against nothing), with the Handler
+// counted against MaxPerPeer; "" counts against nothing), under lim
+// (shared, not copied: it must not change afterwards), with the Handler
 // that open makes for it once it is registered. It must be called on the
 // goroutine the HTTP server hands the upgraded connection to.
 //
@@ -162,10 +168,11 @@ func (r *Registry) admission(peer string) Admission {
 // reads on the calling goroutine and returns when the session has ended
 // and its writer has stopped (with sock nil the caller may then let the
 // connection be reused).
-func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim Limits, open OpenFunc) {
-	s := newSession(r.nextID.Add(1), hijacked, sock, r.direct, lim, r.obs, r.log)
-	s.peer = peer
-	s.onEnd = r.remove
+func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open OpenFunc) {
+	s := newSession(r, r.nextID.Add(1), hijacked, sock, r.direct, lim)
+	if r.maxPeer > 0 {
+		s.peer = peer // only the per-peer count needs it
+	}
 	if sock != nil && s.sock.raw != nil {
 		s.poll = r.poller() // before add: the poller finds the session through it
 	}
@@ -177,9 +184,14 @@ func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim Limits, open 
 		_ = hijacked.Close()
 		return
 	}
+	r.burst.opened()
 	var early []byte
 	if s.poll != nil {
 		early = s.takeBuffered()
+		// Nothing reads hijacked any more, and closing it closes sock
+		// (KeepHijackedConns): hold sock alone, so that the HTTP server's
+		// wrapper around it is not kept alive by every idle connection.
+		s.hijacked = sock
 	}
 	s.startHeartbeat()
 	if !s.open(open) {
@@ -294,6 +306,7 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	}
 
 	defer r.stopPoller()
+	r.burst.stop()
 	select {
 	case <-r.emptied:
 		return nil

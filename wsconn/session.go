@@ -59,13 +59,16 @@ type Session struct {
 	// subscribers a fan-out is bound by cache misses as much as by code.
 	// The order packs the first cache line: lock, flags, pending, and
 	// obs; then the socket's descriptor fields; then the queue's busy flag.
+	// The whole is kept within 512 bytes, the largest size the allocator
+	// serves without an 8-byte header (which would round it up to 704).
 	writeMu sync.Mutex // held for every write
 	// Guarded by writeMu.
 	closeSent  bool        // the close frame has been written
 	finished   bool        // the session has ended: write nothing more
 	closingNow atomic.Bool // set once the session is closing (after closeCode)
 	dead       atomic.Bool
-	pending    []byte // the rest of a frame tryWrite could not finish; goes first
+	endReq     atomic.Bool // end at the next read turn, without a handshake
+	pending    []byte      // the rest of a frame tryWrite could not finish; goes first
 	obs        Observer
 	sock       socket    // the TCP socket under hijacked: reads and writes
 	queue      sendQueue // what the writer still has to write
@@ -74,31 +77,34 @@ type Session struct {
 	peer     string   // the client's address as Serve was given it, for MaxPerPeer
 	hijacked net.Conn // the upgraded connection as the HTTP server handed it over
 	poll     *poller  // nil: read on the handler goroutine instead
-	lim      Limits
-	log      *slog.Logger
-	onEnd    func(*Session)
+	lim      *Limits  // shared by the sessions Serve was given the same for
+	reg      *Registry
 
 	// Reader side, owned by the current read turn.
-	handler Handler
-	parser  frameParser
-	ended   bool
-
+	handler  Handler
+	parser   frameParser
 	rstate   atomic.Int32 // turnIdle, turnRunning or turnAgain
-	endReq   atomic.Bool  // end at the next read turn, without a handshake
+	ended    bool
 	lastSeen atomic.Int64 // unix nanoseconds of the last bytes from the client
 
-	heartbeat atomic.Pointer[time.Timer] // set once by startHeartbeat
-	grace     *time.Timer                // after Close: the client's time to answer
+	// The heartbeat, on the registry's heartbeats (guarded by its mu).
+	hbDue  int64 // beatClock time of the next beat
+	hbSlot int32 // 1 + the index in the heap; 0: not in it
+	hbGone bool  // the session has ended: never schedule it again
+
+	closeEcho bool // the close frame answers the client's; not counted as sent
+
+	grace *time.Timer // after Close: the client's time to answer
 
 	closeOnce   sync.Once
 	closeCode   CloseCode // written once before closingNow is set; 0: no close frame
 	closeReason string
-	closeEcho   bool // the close frame answers the client's; not counted as sent
 }
 
-// newSession sets a session up on hijacked; with direct, sock's descriptor
-// is used for non-blocking writes and reads (and by the poller).
-func newSession(id uint64, hijacked, sock net.Conn, direct bool, lim Limits, obs Observer, log *slog.Logger) *Session {
+// newSession sets a session of reg up on hijacked; with direct, sock's
+// descriptor is used for non-blocking writes and reads (and by the
+// poller). lim must not change afterwards.
+func newSession(reg *Registry, id uint64, hijacked, sock net.Conn, direct bool, lim *Limits) *Session {
 	if sock == nil {
 		sock = hijacked
 	}
@@ -106,8 +112,8 @@ func newSession(id uint64, hijacked, sock net.Conn, direct bool, lim Limits, obs
 		id:       id,
 		hijacked: hijacked,
 		lim:      lim,
-		obs:      obs,
-		log:      log,
+		obs:      reg.obs,
+		reg:      reg,
 		parser:   frameParser{maxMessage: lim.MaxMessageBytes, deflate: lim.Deflate},
 	}
 	s.sock.init(sock, direct)
@@ -277,30 +283,27 @@ func (s *Session) stopReading() {
 	s.notify()
 }
 
-// beat is the heartbeat, on its timer's goroutine: it drops a client that
-// has sent nothing (not even a pong) for a ping interval plus the pong
-// timeout, and otherwise pings it and schedules the next beat.
+// beat is the heartbeat, on the registry's heartbeats timer: it drops a
+// client that has sent nothing (not even a pong) for a ping interval plus
+// the pong timeout, and otherwise pings it and schedules the next beat.
 func (s *Session) beat() {
 	if s.closingOrDead() {
 		return
 	}
 	if time.Since(time.Unix(0, s.lastSeen.Load())) > s.lim.PingInterval+s.lim.PongTimeout {
-		s.log.Debug("session silent past the pong timeout", "session", s.id)
+		s.log().Debug("session silent past the pong timeout", "session", s.id)
 		s.forceClose()
 		return
 	}
 	s.sendControl(opPing, nil)
-	s.heartbeat.Load().Reset(s.lim.PingInterval)
+	s.reg.beats.schedule(s, s.lim.PingInterval)
 }
 
-// startHeartbeat arms the first beat. The timer is published before it is
-// armed, so the beat always finds it.
-func (s *Session) startHeartbeat() {
-	t := time.AfterFunc(time.Hour, s.beat)
-	t.Stop()
-	s.heartbeat.Store(t)
-	t.Reset(s.lim.PingInterval)
-}
+// startHeartbeat schedules the first beat.
+func (s *Session) startHeartbeat() { s.reg.beats.schedule(s, s.lim.PingInterval) }
+
+// log is where the session logs: its registry's logger.
+func (s *Session) log() *slog.Logger { return s.reg.log }
 
 // end is the one way a session ends, on its reader: no more reading, the
 // handler is told, the writer is joined (so a close frame already due goes
@@ -316,7 +319,7 @@ func (s *Session) end(kill bool) {
 		s.dead.Store(true)
 		s.sock.kill()
 	}
-	s.heartbeat.Load().Stop()
+	s.reg.beats.remove(s)
 	if s.grace != nil {
 		s.grace.Stop()
 	}
@@ -334,7 +337,7 @@ func (s *Session) end(kill bool) {
 		s.poll.del(s.sock.fd)
 	}
 	s.sock.close(s.hijacked)
-	s.onEnd(s)
+	s.reg.remove(s)
 }
 
 // handlerClosed tells the handler the session has stopped reading; a panic
@@ -345,7 +348,7 @@ func (s *Session) handlerClosed() {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("session close handler panicked", "session", s.id, "panic", r)
+			s.log().Error("session close handler panicked", "session", s.id, "panic", r)
 		}
 	}()
 	s.handler.Closed()

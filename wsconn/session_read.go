@@ -3,7 +3,6 @@ package wsconn
 import (
 	"errors"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -28,10 +27,8 @@ const (
 const activeLinger = 100 * time.Millisecond
 
 // readBufSize is what one read takes from the socket at most. The buffer
-// is pooled: a session holds one only during a read turn.
+// is pooled (readOp): a session holds one only during a read turn.
 const readBufSize = 4096
-
-var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
 // notify starts a read turn unless one is running, in which case that
 // turn reads once more. For a session read on its handler goroutine it
@@ -75,7 +72,7 @@ func (s *Session) readTurnFor(linger time.Duration) {
 		// Silent for linger: watch the socket again, then let go.
 		// Input that came meanwhile fires the poller at once.
 		if err := s.poll.rearm(s.sock.fd, s.id); err != nil {
-			s.log.Error("session not watched for input", "session", s.id, "err", err)
+			s.log().Error("session not watched for input", "session", s.id, "err", err)
 			s.end(true)
 			return
 		}
@@ -92,8 +89,8 @@ func (s *Session) readActive(linger time.Duration) {
 	if s.ended {
 		return
 	}
-	buf := readBufPool.Get().(*[]byte)
-	defer readBufPool.Put(buf)
+	op := getReadOp()
+	defer putReadOp(op)
 	wait := linger > 0
 	extended := time.Now()
 	if wait {
@@ -102,9 +99,9 @@ func (s *Session) readActive(linger time.Duration) {
 	// stopReading and forceClose set endReq before their own deadline, so
 	// one that the line above replaced is seen here.
 	for !s.ended && !s.endReq.Load() {
-		n, err := s.sock.readWait(*buf, wait)
+		n, err := s.sock.readWait(op, wait)
 		if n > 0 {
-			s.consume((*buf)[:n])
+			s.consume(op.buf[:n])
 			if now := time.Now(); wait && now.Sub(extended) > linger/2 && !s.ended && !s.endReq.Load() {
 				_ = s.sock.out.SetReadDeadline(now.Add(linger))
 				extended = now
@@ -133,16 +130,16 @@ func (s *Session) endAfterReadError() { s.end(!s.endReq.Load() || s.dead.Load())
 // readBlocking reads the session on the calling goroutine until it ends,
 // for a connection the poller cannot watch.
 func (s *Session) readBlocking() {
-	buf := readBufPool.Get().(*[]byte)
-	defer readBufPool.Put(buf)
+	op := getReadOp()
+	defer putReadOp(op)
 	for !s.ended {
 		if s.endReq.Load() {
 			s.end(s.dead.Load())
 			return
 		}
-		n, err := s.hijacked.Read(*buf)
+		n, err := s.hijacked.Read(op.buf)
 		if n > 0 {
-			s.consume((*buf)[:n])
+			s.consume(op.buf[:n])
 		}
 		if err != nil {
 			s.endAfterReadError()
@@ -156,7 +153,7 @@ func (s *Session) readBlocking() {
 func (s *Session) consume(data []byte) {
 	s.lastSeen.Store(time.Now().UnixNano())
 	if v := s.parser.feed(data, s); v != nil {
-		s.log.Debug("session protocol violation", "session", s.id, "code", v.code, "reason", v.reason)
+		s.log().Debug("session protocol violation", "session", s.id, "code", v.code, "reason", v.reason)
 		s.Close(v.code, v.reason)
 		s.end(false)
 	}
@@ -193,7 +190,7 @@ func (s *Session) closeFrame(code CloseCode) {
 func (s *Session) dispatch(opcode int, data []byte) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("message handler panicked", "session", s.id, "panic", r)
+			s.log().Error("message handler panicked", "session", s.id, "panic", r)
 			ok = false
 		}
 	}()
@@ -211,11 +208,12 @@ func (s *Session) dispatch(opcode int, data []byte) (ok bool) {
 func (s *Session) takeBuffered() []byte {
 	_ = s.sock.out.SetReadDeadline(time.Unix(1, 0))
 	defer func() { _ = s.sock.out.SetReadDeadline(time.Time{}) }()
+	op := getReadOp() // a buffer of its own would be garbage per connection
+	defer putReadOp(op)
 	var early []byte
-	var chunk [512]byte
 	for {
-		n, err := s.hijacked.Read(chunk[:])
-		early = append(early, chunk[:n]...)
+		n, err := s.hijacked.Read(op.buf)
+		early = append(early, op.buf[:n]...)
 		if err != nil || n == 0 {
 			return early
 		}
@@ -227,7 +225,7 @@ func (s *Session) takeBuffered() []byte {
 func (s *Session) open(open OpenFunc) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("session open panicked", "session", s.id, "panic", r)
+			s.log().Error("session open panicked", "session", s.id, "panic", r)
 			ok = false
 		}
 	}()

@@ -416,7 +416,7 @@ func openServerOn(t *testing.T, ln net.Listener, reg *Registry, lim Limits, open
 				sock = ctx.Conn()
 			}
 			p := peer(ctx)
-			_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c.NetConn(), sock, p, lim, open) })
+			_ = up.Upgrade(ctx, func(c *websocket.Conn) { reg.Serve(c.NetConn(), sock, p, &lim, open) })
 		},
 		// A session given its socket closes it itself, after Serve returned.
 		KeepHijackedConns: direct,

@@ -63,7 +63,7 @@ func (s *Session) writeLoop() {
 	defer s.queue.writers.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("session writer panicked", "session", s.id, "panic", r)
+			s.log().Error("session writer panicked", "session", s.id, "panic", r)
 			s.forceClose()
 			s.queue.writerQuit()
 		}
@@ -164,6 +164,6 @@ func (s *Session) flush(spare work) (work, error) {
 
 // failWrite ends a session whose socket can no longer be written to.
 func (s *Session) failWrite(err error) {
-	s.log.Debug("session write failed", "session", s.id, "err", err)
+	s.log().Debug("session write failed", "session", s.id, "err", err)
 	s.forceClose()
 }

@@ -35,20 +35,13 @@ type socket struct {
 	raw    syscall.RawConn // nil: no non-blocking attempts
 	fd     int             // the descriptor under raw, for the poller
 	killed atomic.Bool
+	closed bool // guarded by closeMu; here, it fills killed's padding
 	out    net.Conn
 
 	// closeMu orders kill and stopReads, which any goroutine may call at
 	// any time, before closing: out may be a hijacked connection that the
 	// HTTP server reuses once it is closed.
 	closeMu sync.Mutex
-	closed  bool
-
-	// Used only by the session's reader, one read at a time.
-	readInto   []byte
-	readNoWait bool
-	readN      int
-	readErr    error
-	readFn     func(fd uintptr) bool // s.rawRead, bound once
 }
 
 // init sets s up on out; with direct, and where the system allows
@@ -61,18 +54,38 @@ func (s *socket) init(out net.Conn, direct bool) {
 	}
 }
 
-// readWait reads what the socket has, up to len(b), waiting in the
+// readOp is one reader's buffer and the state of its reads through the
+// runtime's poller. It is pooled (readOps): a session holds one only
+// during a read turn, so an idle session carries neither the buffer nor
+// the state, nor the bound callback that raw.Read needs (a closure made
+// per read would be allocated per read).
+type readOp struct {
+	buf    []byte // readBufSize bytes
+	noWait bool
+	n      int
+	err    error
+	fn     func(fd uintptr) bool // rawRead, bound once
+}
+
+var readOps = sync.Pool{New: func() any {
+	op := &readOp{buf: make([]byte, readBufSize)}
+	op.fn = op.rawRead
+	return op
+}}
+
+func getReadOp() *readOp   { return readOps.Get().(*readOp) }
+func putReadOp(op *readOp) { op.err = nil; readOps.Put(op) }
+
+// readWait reads what the socket has into op.buf, waiting in the
 // runtime's network poller until there is something, io.EOF, or the read
 // deadline; with wait false it returns 0 and no error at once when there is
 // nothing. Only for a socket with a descriptor (raw non-nil).
-func (s *socket) readWait(b []byte, wait bool) (int, error) {
-	s.readInto, s.readNoWait = b, !wait
-	err := s.raw.Read(s.readFn)
-	s.readInto = nil
-	if err != nil {
+func (s *socket) readWait(op *readOp, wait bool) (int, error) {
+	op.noWait = !wait
+	if err := s.raw.Read(op.fn); err != nil {
 		return 0, err // the deadline, or killed, or closed
 	}
-	return s.readN, s.readErr
+	return op.n, op.err
 }
 
 // writeChunk is the most writeAll writes under one deadline. The write

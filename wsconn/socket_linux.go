@@ -47,7 +47,6 @@ func (s *socket) initDirect() {
 	}
 	if raw.Control(func(fd uintptr) { s.fd = int(fd) }) == nil {
 		s.raw = raw
-		s.readFn = s.rawRead
 	}
 }
 
@@ -108,23 +107,23 @@ func recvNoWait(fd int, b []byte) (int, syscall.Errno) {
 
 // rawRead is the body of one read: false tells the runtime to wait until
 // the socket is readable and call it again.
-func (s *socket) rawRead(fd uintptr) bool {
+func (op *readOp) rawRead(fd uintptr) bool {
 	for {
-		n, errno := recvNoWait(int(fd), s.readInto)
+		n, errno := recvNoWait(int(fd), op.buf)
 		switch {
 		case errno == syscall.EINTR:
 			continue
 		case errno == syscall.EAGAIN:
-			if !s.readNoWait {
+			if !op.noWait {
 				return false
 			}
-			s.readN, s.readErr = 0, nil
+			op.n, op.err = 0, nil
 		case errno != 0:
-			s.readN, s.readErr = 0, errno
+			op.n, op.err = 0, errno
 		case n == 0:
-			s.readN, s.readErr = 0, io.EOF
+			op.n, op.err = 0, io.EOF
 		default:
-			s.readN, s.readErr = n, nil
+			op.n, op.err = n, nil
 		}
 		return true
 	}

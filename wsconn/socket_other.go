@@ -23,4 +23,4 @@ func (s *socket) initDirect() {}
 func (s *socket) tryWrite([]byte) (int, error) { return 0, errNoDirectIO }
 
 // rawRead is never called: readWait needs raw.
-func (s *socket) rawRead(uintptr) bool { return true }
+func (op *readOp) rawRead(uintptr) bool { return true }

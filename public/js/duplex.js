@@ -38,9 +38,15 @@
  *    not retried (the server closes with 4001 at expiry, and the reconnect
  *    asks getToken again);
  *  - it does not reconnect after the server closed with 1000, 1008 or
- *    4500–4999 (docs/protocol.md, close codes).
+ *    4500–4999 (docs/protocol.md, close codes);
+ *  - where WebSocket is broken (a proxy that refuses the upgrade, a
+ *    connect timeout) it falls back to server-sent events: GET
+ *    /realtime/sse carries what the server sends, POST /realtime/emit the
+ *    commands, with the same protocol; it keeps SSE for sseStickyMs
+ *    before it tries WebSocket again on a reconnect. dx.transport says
+ *    which one is in use.
  *
- * The socket URL is built from location (ws: or wss:, same host), never
+ * The URLs are built from location (ws: or wss:, same host), never
  * hard-coded. Everything the server sends is data: this client never puts
  * it into HTML, and pages using it should insert text with textContent.
  */
@@ -54,8 +60,15 @@
     backoffMax: 20000,      // ms, the largest ceiling
     outboxSize: 32,         // commands waiting while disconnected
     pingInterval: 25000,    // ms of silence before the client pings (0: never)
-    connectTimeout: 10000   // ms for the socket to open and connect to answer
+    connectTimeout: 10000,  // ms for the socket to open and connect to answer
+    transports: ['websocket', 'sse'], // tried in this order
+    fallbackTimeout: 5000,  // ms a transport with another after it may take to connect
+    sseStickyMs: 300000     // ms SSE stays first after it connected in place of WebSocket
   };
+
+  /** The transports, as in options.transports and dx.transport. */
+  var WEBSOCKET = 'websocket';
+  var SSE = 'sse';
 
   // CLOSE_TOKEN_EXPIRED is the server's close code for an expired token.
   var CLOSE_TOKEN_EXPIRED = 4001;
@@ -97,10 +110,29 @@
    *   backoffMin, backoffMax   reconnect delay ceilings in ms (500, 20000)
    *   outboxSize   commands kept while disconnected (32)
    *   pingInterval ms of silence after which the client pings (25000)
+   *   connectTimeout ms for a connection to open and connect to answer (10000)
+   *   transports  ['websocket', 'sse']: the order to try them in; a
+   *             transport that fails before connect is answered (the
+   *             upgrade refused, WebSocket missing, no answer within
+   *             fallbackTimeout) is followed at once by the next one.
+   *             ['sse'] or ['websocket'] pins one
+   *   fallbackTimeout ms a transport that has another after it may take
+   *             to connect before the next one is tried (5000)
+   *   sseStickyMs after SSE connected in place of an earlier transport,
+   *             reconnects start with SSE for this long (300000), then try
+   *             the first one again. Before it connects over SSE after a
+   *             fallback it probes WebSocket once: if that opens, it
+   *             connects over WebSocket instead
+   *   sseURL, emitURL  the stream's and the commands' URLs; by default
+   *             url or location + path + '/sse' and '/emit'
    *
    * Events (dx.on(name, fn); fn gets one argument):
    *   state        {state, code?, reason?, delay?}: every state change
-   *   connecting   {attempt}
+   *   transport    {transport, previous}: the connection that just
+   *                connected uses another transport than the one before
+   *                ('websocket' or 'sse'; previous is null at first);
+   *                fired before connected
+   *   connecting   {attempt, transport}: a connection attempt with that transport
    *   connected    {client, user, name, expires_in}: the connect result
    *                (who you are; expires_in: seconds the token has left)
    *   refreshed    {expires_in}: a refresh replaced the token
@@ -153,8 +185,15 @@
     this.state = DISCONNECTED;
     /** The connect result ({client, user, name}) once connected. */
     this.info = null;
+    /** The transport of the last connection: 'websocket', 'sse' or null before the first. */
+    this.transport = null;
     this._handlers = {};
-    this._ws = null;
+    this._ws = null;        // the current connection: a WebSocket or an SSETransport
+    this._kind = null;      // its transport
+    this._tIndex = 0;       // its place in options.transports
+    this._wasConnected = false; // connect was answered on it
+    this._sseUntil = 0;     // local ms until which reconnects start with SSE
+    this._fellBack = false; // this attempt moved on from a failed transport
     this._nextId = 1;
     this._pending = {};     // id → {resolve, reject, timer, op}
     this._outbox = [];      // {frame, entry} waiting for a connection
@@ -177,6 +216,16 @@
   Duplex.socketURL = function (path) {
     var scheme = global.location.protocol === 'https:' ? 'wss:' : 'ws:';
     return scheme + '//' + global.location.host + (path || DEFAULTS.path);
+  };
+
+  /**
+   * httpURL is the http(s) URL of the SSE endpoint end ('/sse' or
+   * '/emit') beside the socket URL url (or, without url, of location +
+   * path).
+   */
+  Duplex.httpURL = function (url, path, end) {
+    if (!url) return global.location.protocol + '//' + global.location.host + (path || DEFAULTS.path) + end;
+    return url.replace(/^ws(s?):/, 'http$1:').replace(/[?#].*$/, '').replace(/\/$/, '') + end;
   };
 
   Duplex.Error = DuplexError;
@@ -266,27 +315,77 @@
     this._emit('disconnected', {code: 1000, reason: 'closed', delay: -1});
   };
 
+  // _open starts a connection attempt with the first transport to try:
+  // SSE while it is sticky, else the first of options.transports.
   proto._open = function () {
-    var self = this;
     this._retryTimer = null;
-    var url = this.options.url || Duplex.socketURL(this.options.path);
+    var order = this._transports();
+    var sse = order.indexOf(SSE);
+    this._tIndex = sse > 0 && Date.now() < this._sseUntil ? sse : 0;
+    this._fellBack = false;
+    this._openTransport();
+  };
+
+  // _transports is options.transports without those this browser lacks.
+  proto._transports = function () {
+    var order = [];
+    var wanted = this.options.transports || DEFAULTS.transports;
+    for (var i = 0; i < wanted.length; i++) {
+      if (wanted[i] === WEBSOCKET || (wanted[i] === SSE && SSETransport.supported())) order.push(wanted[i]);
+    }
+    return order.length ? order : [WEBSOCKET];
+  };
+
+  // _openTransport opens the connection of transport number _tIndex.
+  proto._openTransport = function () {
+    var order = this._transports();
+    this._kind = order[this._tIndex];
+    this._wasConnected = false;
     this._setState(CONNECTING);
-    this._emit('connecting', {attempt: this._attempt});
+    this._emit('connecting', {attempt: this._attempt, transport: this._kind});
+    if (this._kind === SSE) this._openSSE(false);
+    else this._openWebSocket();
+  };
+
+  // _fallBack opens the next transport after one that failed before
+  // connect was answered; false when there is none (or the close code
+  // asks for no reconnect).
+  proto._fallBack = function (code) {
+    if (this._wasConnected || this._closed || !reconnectAllowed(code)) return false;
+    if (this._tIndex + 1 >= this._transports().length) return false;
+    this._tIndex++;
+    this._fellBack = true;
+    this._openTransport();
+    return true;
+  };
+
+  // _armOpenTimer gives the connection conn until the connect timeout
+  // (the fallback timeout when another transport could follow) to be
+  // connected; then it counts as lost.
+  proto._armOpenTimer = function (conn) {
+    var self = this;
+    var last = this._tIndex + 1 >= this._transports().length;
+    this._openTimer = setTimeout(function () {
+      if (self._ws === conn && self.state !== CONNECTED) {
+        try { conn.close(); } catch (e) { /* ignore */ }
+        self._lost(conn, 1006, 'connect timeout');
+      }
+    }, last ? this.options.connectTimeout : Math.min(this.options.fallbackTimeout, this.options.connectTimeout));
+  };
+
+  proto._openWebSocket = function () {
+    var self = this;
+    var url = this.options.url || Duplex.socketURL(this.options.path);
     var ws;
     try {
       ws = new WebSocket(url);
     } catch (e) {
-      this._scheduleReconnect(1006, String(e && e.message || e));
+      var reason = String(e && e.message || e);
+      if (!this._fallBack(1006)) this._scheduleReconnect(1006, reason);
       return;
     }
     this._ws = ws;
-    this._openTimer = setTimeout(function () {
-      // Neither open nor connected in time: try again.
-      if (self._ws === ws && self.state !== CONNECTED) {
-        try { ws.close(); } catch (e) { /* ignore */ }
-        self._lost(ws, 1006, 'connect timeout');
-      }
-    }, this.options.connectTimeout);
+    this._armOpenTimer(ws);
     ws.onopen = function () {
       if (self._ws !== ws) return;
       self._handshake(ws);
@@ -300,6 +399,61 @@
       self._lost(ws, ev.code, ev.reason);
     };
     ws.onerror = function () { /* onclose follows and handles it */ };
+  };
+
+  // _openSSE opens the SSE stream. Its identity goes in the stream's
+  // query (the emits are bound to it), so the token comes first; bare
+  // opens it as a plain guest, after the server refused the token or the
+  // name (400/401 before the stream), as a refused connect does on a
+  // socket.
+  proto._openSSE = function (bare) {
+    var self = this;
+    var o = this.options;
+    var attempt = {};
+    this._ws = attempt; // a placeholder while the token comes: close() and timeouts see it
+    attempt.close = function () { attempt.closed = true; };
+    this._armOpenTimer(attempt);
+    var tokenP = bare ? Promise.resolve(null) : this._connectToken().then(null, function (err) {
+      if (self._ws === attempt) self._emit('error', tokenUnavailable(err));
+      return null;
+    });
+    tokenP.then(function (token) {
+      if (self._ws !== attempt || attempt.closed) return;
+      var query = token ? 'token=' + encodeURIComponent(token) : (!bare && o.name ? 'name=' + encodeURIComponent(o.name) : '');
+      var url = o.sseURL || Duplex.httpURL(o.url, o.path, '/sse');
+      if (query) url += (url.indexOf('?') >= 0 ? '&' : '?') + query;
+      var conn = new SSETransport(url, o.emitURL || Duplex.httpURL(o.url, o.path, '/emit'), token);
+      self._ws = conn;
+      clearTimeout(self._openTimer);
+      self._armOpenTimer(conn);
+      conn.onopen = function () {
+        if (self._ws !== conn) return;
+        // The identity came with the stream: connect only asks who we are.
+        var proceed = function () { self._sendConnect(conn, null, true); };
+        if (self._fellBack && self._transports().indexOf(WEBSOCKET) >= 0) self._probeWebSocket(conn, proceed);
+        else proceed();
+      };
+      conn.onmessage = function (ev) {
+        if (self._ws !== conn) return;
+        self._lastSeen = Date.now();
+        self._onFrame(ev.data);
+      };
+      conn.onheartbeat = function () {
+        if (self._ws === conn) self._lastSeen = Date.now();
+      };
+      conn.onclose = function (ev) {
+        if (self._ws === conn && query && (ev.status === 400 || ev.status === 401)) {
+          // The server refused the token or the name: say so, and carry on
+          // as a guest (with getToken, the next connect asks for a new token).
+          if (token && o.getToken) self._token = null;
+          self._emit('error', DuplexError(ev.status === 401 ? 'unauthorized' : 'bad_request', ev.reason));
+          self._teardown();
+          self._openSSE(true);
+          return;
+        }
+        self._lost(conn, ev.code, ev.reason);
+      };
+    });
   };
 
   // _handshake sends connect (with the token or name) before anything
@@ -335,11 +489,13 @@
     });
   };
 
-  proto._sendConnect = function (ws, token) {
+  // _sendConnect sends connect with the token, else the name, or with
+  // neither when bare (the SSE stream's query carried the identity).
+  proto._sendConnect = function (ws, token, bare) {
     var self = this;
     var fields = {};
     if (token) fields.token = token;
-    else if (this.options.name) fields.name = this.options.name;
+    else if (this.options.name && !bare) fields.name = this.options.name;
     this._send('connect', fields, {direct: true}).then(function (info) {
       self._connected(ws, info);
     }, function (err) {
@@ -361,9 +517,19 @@
     if (this._ws !== ws) return;
     clearTimeout(this._openTimer);
     this._attempt = 0;
+    this._wasConnected = true;
+    // SSE in place of an earlier transport that just failed (and stayed
+    // failed for the probe): keep it for a while (reconnects meanwhile do
+    // not extend that).
+    if (this._kind === SSE && this._fellBack) this._sseUntil = Date.now() + this.options.sseStickyMs;
     this.info = info;
     if (info.expires_in) this._tokenDeadline = Date.now() + info.expires_in * 1000;
     this._scheduleRefresh(ws, info.expires_in);
+    if (this.transport !== this._kind) {
+      var previous = this.transport;
+      this.transport = this._kind;
+      this._emit('transport', {transport: this._kind, previous: previous});
+    }
     this._setState(CONNECTED);
     this._emit('connected', info);
     for (var ch in this._subs) this._sendSubscribe(this._subs[ch]);
@@ -375,18 +541,72 @@
     this._schedulePing();
   };
 
-  // _lost handles the end of a socket: pending replies on it are lost, so
-  // their commands are rejected ("disconnected"); a reconnect is
-  // scheduled, unless the server's close code asks for none.
-  proto._lost = function (ws, code, reason) {
-    if (this._ws !== ws) return;
+  // PROBE_TIMEOUT_MS bounds the WebSocket probe after a fallback (and so
+  // the delay it adds to the SSE connect).
+  var PROBE_TIMEOUT_MS = 2000;
+
+  // _probeWebSocket runs when the SSE stream conn, opened because
+  // WebSocket just failed, has its session and nothing was sent on it
+  // yet: it opens one bare WebSocket. If that opens, WebSocket works
+  // after all (the first one failed because the server was down for a
+  // moment, as in a restart): the stream is dropped, before anything
+  // subscribed through it, and the client connects over WebSocket at
+  // once. If it fails (or takes longer than PROBE_TIMEOUT_MS), proceed()
+  // carries on with SSE, which then stays first for sseStickyMs.
+  proto._probeWebSocket = function (conn, proceed) {
+    var self = this;
+    var settled = false;
+    var probe, timer;
+    function fail() {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (self._ws === conn) proceed();
+    }
+    try {
+      probe = new WebSocket(this.options.url || Duplex.socketURL(this.options.path));
+    } catch (e) {
+      fail();
+      return;
+    }
+    timer = setTimeout(function () {
+      try { probe.close(); } catch (e) { /* ignore */ }
+      fail();
+    }, Math.min(PROBE_TIMEOUT_MS, this.options.fallbackTimeout));
+    probe.onclose = fail;
+    probe.onopen = function () {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      probe.onclose = null;
+      try { probe.close(1000, 'probe'); } catch (e) { /* ignore */ }
+      if (self._ws !== conn) return;
+      try { conn.close(1000, 'websocket works'); } catch (e) { /* ignore */ }
+      self._drop(conn, 1000);
+      self._attempt = 0;
+      self._open();
+    };
+  };
+
+  // _drop forgets the connection ws: pending replies on it are lost, so
+  // their commands are rejected ("disconnected").
+  proto._drop = function (ws, code) {
     this._teardown();
     for (var id in this._pending) {
       var p = this._pending[id];
       if (p.sent) this._settle(id, DuplexError('disconnected', 'connection lost before the reply (code ' + code + ')'));
     }
     for (var ch in this._subs) this._subs[ch].active = false;
+  };
+
+  // _lost handles the end of a socket: _drop, then a reconnect is
+  // scheduled, unless the server's close code asks for none.
+  proto._lost = function (ws, code, reason) {
+    if (this._ws !== ws) return;
+    this._drop(ws, code);
     if (this._closed) return;
+    // A transport that never connected: the next one, at once.
+    if (this._fallBack(code)) return;
     // The token expired: the reconnect asks getToken for a new one.
     if (code === CLOSE_TOKEN_EXPIRED && this.options.getToken) this._token = null;
     if (!reconnectAllowed(code)) {
@@ -428,6 +648,7 @@
       return self._send('refresh', {token: token}, {direct: true}).then(function (res) {
         if (self._ws !== ws) return;
         self._token = token;
+        if (ws instanceof SSETransport) ws.token = token;
         self._tokenDeadline = Date.now() + res.expires_in * 1000;
         self._scheduleRefresh(ws, res.expires_in);
         self._emit('refreshed', {expires_in: res.expires_in});
@@ -444,7 +665,7 @@
     clearTimeout(this._refreshTimer);
     this._openTimer = this._pingTimer = this._refreshTimer = null;
     if (this._ws) {
-      this._ws.onopen = this._ws.onmessage = this._ws.onclose = this._ws.onerror = null;
+      this._ws.onopen = this._ws.onmessage = this._ws.onclose = this._ws.onerror = this._ws.onheartbeat = null;
       this._ws = null;
     }
     this.info = null;
@@ -938,6 +1159,243 @@
   proto.ping = function (options) {
     return this._send('ping', {}, options);
   };
+
+  // ---- the SSE transport ----
+
+  // HEARTBEAT_SLACK_MS is added to twice the server's ping interval: a
+  // stream silent for that long (no event, no ": ping") is dead.
+  var HEARTBEAT_SLACK_MS = 5000;
+  // EMIT_BATCH_CHARS bounds the commands one emit joins (each one goes,
+  // alone if need be): 16 Ki characters are at most 48 KiB of UTF-8,
+  // under the server's 64 KiB WS_MAX_MESSAGE_BYTES.
+  var EMIT_BATCH_CHARS = 16384;
+  // EMIT_RETRY_MS is how long a rate-limited emit (429 without
+  // Retry-After) waits before it is sent again.
+  var EMIT_RETRY_MS = 1000;
+
+  /**
+   * SSETransport is one SSE connection, shaped like the WebSocket the
+   * client otherwise holds (readyState, send, close, onopen, onmessage,
+   * onclose), so that everything above it is the same for both:
+   *  - the stream, GET url, is read with fetch (EventSource hides the
+   *    server's ": ping" comments, the heartbeat, and the HTTP status);
+   *    its first event, session, opens it; each default event is one
+   *    message; the close event ends it with the server's close code;
+   *  - send queues a command line; the queue goes out as POST
+   *    emitURL?session=<sid>, one request in flight at a time (the server
+   *    handles them in order), the lines waiting meanwhile joined by
+   *    newlines. Replies come on the stream. An emit refused because the
+   *    session is gone (404, 410) ends the stream so the client
+   *    reconnects; 403 (another identity) ends it for good (1008); 413
+   *    as a socket ends a too-big message (1009).
+   * onclose gets {code, reason, status}: status is the HTTP status of a
+   * stream refused before it started (400, 401, 403, 429, 503), else 0.
+   * It is driven by the browser's event loop only (single-threaded).
+   */
+  function SSETransport(url, emitURL, token) {
+    this.readyState = 0;      // 0 opening, 1 open, 3 closed (as WebSocket)
+    this.session = '';
+    /** token goes with every emit (Authorization); refresh replaces it. */
+    this.token = token || null;
+    this.onopen = this.onmessage = this.onclose = this.onerror = this.onheartbeat = null;
+    this._emitURL = emitURL;
+    this._queue = [];         // command lines not yet posted
+    this._posting = false;    // an emit is in flight
+    this._retryTimer = null;
+    this._silenceMs = 0;      // 0 until the session event names the ping interval
+    this._silenceTimer = null;
+    this._buf = '';           // text read but not yet a whole line
+    this._event = '';         // the event being read: its name and data lines
+    this._data = [];
+    this._abort = new AbortController();
+    this._start(url);
+  }
+
+  /** supported says whether this browser can read a stream with fetch. */
+  SSETransport.supported = function () {
+    return typeof global.fetch === 'function' && typeof global.AbortController === 'function' &&
+      typeof global.TextDecoder === 'function' && typeof global.ReadableStream === 'function';
+  };
+
+  var sseProto = SSETransport.prototype;
+
+  sseProto._start = function (url) {
+    var self = this;
+    global.fetch(url, {
+      headers: {Accept: 'text/event-stream'}, credentials: 'same-origin',
+      cache: 'no-store', signal: this._abort.signal
+    }).then(function (res) {
+      if (self.readyState === 3) return;
+      if (res.status !== 200 || !res.body) {
+        errorText(res).then(function (text) {
+          self._finish(1006, 'HTTP ' + res.status + (text ? ': ' + text : ''), res.status);
+        });
+        return;
+      }
+      var reader = res.body.getReader();
+      var decoder = new global.TextDecoder();
+      var pump = function () {
+        reader.read().then(function (chunk) {
+          if (self.readyState === 3) return;
+          if (chunk.done) {
+            self._feed(decoder.decode());
+            self._finish(1006, 'stream ended');
+            return;
+          }
+          self._alive();
+          self._feed(decoder.decode(chunk.value, {stream: true}));
+          pump();
+        }, function () { self._finish(1006, 'stream failed'); });
+      };
+      pump();
+    }, function () { self._finish(1006, 'stream failed'); });
+  };
+
+  // errorText resolves with the "error" of a JSON error body, or ''.
+  function errorText(res) {
+    return res.text().then(function (body) {
+      try { return String(JSON.parse(body).error || ''); } catch (e) { return ''; }
+    }, function () { return ''; });
+  }
+
+  // _alive notes that the stream is not silent, and rearms its deadline.
+  sseProto._alive = function () {
+    var self = this;
+    if (this.onheartbeat) this.onheartbeat();
+    if (!this._silenceMs) return;
+    clearTimeout(this._silenceTimer);
+    this._silenceTimer = setTimeout(function () { self._finish(1006, 'heartbeat timeout'); }, this._silenceMs);
+  };
+
+  // _feed splits what was read into lines (ended by \n, \r\n or \r; a
+  // \r at the end may be the first half of \r\n and waits).
+  sseProto._feed = function (text) {
+    var buf = this._buf + text;
+    var pos = 0;
+    while (pos < buf.length && this.readyState !== 3) {
+      var nl = buf.indexOf('\n', pos);
+      var cr = buf.indexOf('\r', pos);
+      var end = nl < 0 ? cr : (cr < 0 ? nl : Math.min(nl, cr));
+      if (end < 0 || (end === cr && end === buf.length - 1)) break;
+      var line = buf.slice(pos, end);
+      pos = end + (end === cr && buf.charAt(end + 1) === '\n' ? 2 : 1);
+      this._line(line);
+    }
+    this._buf = buf.slice(pos);
+  };
+
+  // _line handles one line of the event stream format.
+  sseProto._line = function (line) {
+    if (line === '') {
+      if (this._data.length) this._dispatch(this._event || 'message', this._data.join('\n'));
+      this._event = '';
+      this._data = [];
+      return;
+    }
+    if (line.charAt(0) === ':') return; // a comment: the heartbeat (_alive saw it)
+    var colon = line.indexOf(':');
+    var field = colon < 0 ? line : line.slice(0, colon);
+    var value = colon < 0 ? '' : line.slice(colon + (line.charAt(colon + 1) === ' ' ? 2 : 1));
+    if (field === 'event') this._event = value;
+    else if (field === 'data') this._data.push(value);
+  };
+
+  sseProto._dispatch = function (event, data) {
+    var m;
+    if (event === 'session') {
+      try { m = JSON.parse(data); } catch (e) { m = null; }
+      if (!m || typeof m.session !== 'string' || !m.session) {
+        this._finish(1006, 'bad session event');
+        return;
+      }
+      this.session = m.session;
+      this._silenceMs = m.ping > 0 ? 2 * m.ping * 1000 + HEARTBEAT_SLACK_MS : 0;
+      this._alive();
+      this.readyState = 1;
+      if (this.onopen) this.onopen();
+    } else if (event === 'close') {
+      try { m = JSON.parse(data); } catch (e) { m = {}; }
+      this._finish(typeof m.code === 'number' ? m.code : 1006, typeof m.reason === 'string' ? m.reason : '');
+    } else if (event === 'message' && this.readyState === 1) {
+      if (this.onmessage) this.onmessage({data: data});
+    }
+  };
+
+  /** send queues one command line (or several joined by newlines). */
+  sseProto.send = function (line) {
+    if (this.readyState !== 1) throw new Error('the stream is not open');
+    this._queue.push(line);
+    this._post();
+  };
+
+  // _post sends the waiting lines, unless an emit is in flight.
+  sseProto._post = function () {
+    var self = this;
+    if (this._posting || this._retryTimer || !this._queue.length || this.readyState !== 1) return;
+    var body = this._queue.shift();
+    while (this._queue.length && body.length + 1 + this._queue[0].length <= EMIT_BATCH_CHARS) {
+      body += '\n' + this._queue.shift();
+    }
+    this._posting = true;
+    var headers = {};
+    if (this.token) headers.Authorization = 'Bearer ' + this.token;
+    var url = this._emitURL + (this._emitURL.indexOf('?') >= 0 ? '&' : '?') + 'session=' + encodeURIComponent(this.session);
+    global.fetch(url, {method: 'POST', body: body, headers: headers, credentials: 'same-origin', cache: 'no-store'}).then(function (res) {
+      self._posting = false;
+      if (self.readyState === 3) return;
+      if (res.status >= 200 && res.status < 300) {
+        self._post();
+      } else if (res.status === 429) {
+        // Not taken: the same lines go again, first, after the wait.
+        self._queue.unshift(body);
+        var wait = parseInt(res.headers.get('Retry-After'), 10);
+        self._retryTimer = setTimeout(function () {
+          self._retryTimer = null;
+          self._post();
+        }, wait > 0 ? wait * 1000 : EMIT_RETRY_MS);
+      } else {
+        self._finish(emitCloseCode(res.status), 'emit refused: HTTP ' + res.status);
+      }
+    }, function () {
+      self._posting = false;
+      // The lines may or may not have arrived: as a socket that died.
+      self._finish(1006, 'emit failed');
+    });
+  };
+
+  // emitCloseCode is the socket close code that stands for an emit's
+  // refusal: the same reconnect rules follow from it.
+  function emitCloseCode(status) {
+    if (status === 403) return 1008; // another identity: final
+    if (status === 413) return 1009; // too big, as on a socket
+    if (status === 400) return 1007;
+    return 1006;                     // 404, 410 the session is gone; 5xx
+  }
+
+  /**
+   * close ends the stream (the server then ends the session); onclose
+   * follows asynchronously, as a WebSocket's does.
+   */
+  sseProto.close = function (code, reason) {
+    this._finish(code || 1005, reason || '', 0, true);
+  };
+
+  sseProto._finish = function (code, reason, status, later) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    clearTimeout(this._silenceTimer);
+    clearTimeout(this._retryTimer);
+    this._silenceTimer = this._retryTimer = null;
+    this._queue = [];
+    try { this._abort.abort(); } catch (e) { /* already ended */ }
+    var self = this;
+    var ev = {code: code, reason: reason, status: status || 0};
+    var fire = function () { if (self.onclose) self.onclose(ev); };
+    if (later) setTimeout(fire, 0);
+    else fire();
+  };
+
+  Duplex.SSETransport = SSETransport;
 
   global.Duplex = Duplex;
 }(window));

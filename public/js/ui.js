@@ -87,6 +87,16 @@
     line.className = 'status ' + state;
   }
 
+  // TRANSPORT_NAMES: how #status names the transport in use (duplex.js's
+  // dx.transport); SSE is the fallback where WebSocket is blocked.
+  var TRANSPORT_NAMES = {websocket: 'WebSocket', sse: 'SSE 备用通道'};
+
+  // connectedText is what #status says while connected, with the
+  // transport when the page has one to show.
+  function connectedText(transport) {
+    return '已连接' + (transport ? '（' + (TRANSPORT_NAMES[transport] || transport) + '）' : '');
+  }
+
   // disconnectedText is what #status says between a close and the next
   // attempt; explain adds why, in words, after the code.
   function disconnectedText(code, delayMs, explain) {
@@ -97,18 +107,20 @@
   var status = {
     show: show,
     connecting: function () { show('正在连接…', 'connecting'); },
-    connected: function () { show('已连接', 'open'); },
+    // connected: transport (optional) is dx.transport.
+    connected: function (transport) { show(connectedText(transport), 'open'); },
     disconnected: function (code, delayMs, explain) { show(disconnectedText(code, delayMs, explain), 'closed'); },
     // stopped: the server closed the connection and asked for no reconnect.
     stopped: function (code, reason) { show('连接已被服务器关闭（代码 ' + code + (reason ? '：' + reason : '') + '），不再重连', 'closed'); }
   };
 
-  // follow keeps #status in step with the Duplex client dx (duplex.js).
+  // follow keeps #status in step with the Duplex client dx (duplex.js),
+  // naming the transport in use while connected.
   // options.explain: say why the connection closed.
   function follow(dx, options) {
     var explain = !!(options && options.explain);
     dx.on('connecting', status.connecting);
-    dx.on('connected', status.connected);
+    dx.on('connected', function () { status.connected(dx.transport); });
     dx.on('disconnected', function (ev) {
       // A negative delay: the page closed the client itself and says
       // what comes next.

@@ -1,0 +1,76 @@
+package wsconn
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// heartbeatLen is how many sessions wait in reg's heartbeats.
+func heartbeatLen(reg *Registry) int {
+	reg.beats.mu.Lock()
+	defer reg.beats.mu.Unlock()
+	return len(reg.beats.heap)
+}
+
+// Sessions with different ping intervals share one registry's timer:
+// each is pinged at its own pace, and a session that ends leaves it, so
+// the heap never holds (or keeps alive) a closed connection.
+func TestHeartbeatsShareOneTimerAndForgetEndedSessions(t *testing.T) {
+	reg := newTestRegistry(t, 10)
+	fast, slow := testLimits, testLimits
+	fast.PingInterval, slow.PingInterval = 20*time.Millisecond, 60*time.Millisecond
+	echo := func(s *Session, kind MessageType, data []byte) {}
+	urls := []string{serve(t, reg, fast, echo), serve(t, reg, slow, echo), serve(t, reg, fast, echo)}
+
+	pinged := make([]chan time.Time, len(urls))
+	conns := make([]*websocket.Conn, len(urls))
+	for i, url := range urls {
+		c := dial(t, url)
+		ch := make(chan time.Time, 64)
+		c.SetPingHandler(func(string) error {
+			select {
+			case ch <- time.Now():
+			default:
+			}
+			return nil // no pong: any input counts, and the pong timeout is a minute
+		})
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		pinged[i], conns[i] = ch, c
+	}
+	waitUntil(t, "three sessions on the heartbeat", func() bool { return heartbeatLen(reg) == 3 })
+
+	// Three pings each; the slow session's come no faster than its interval.
+	for i, ch := range pinged {
+		var first, last time.Time
+		for n := range 3 {
+			select {
+			case at := <-ch:
+				if n == 0 {
+					first = at
+				}
+				last = at
+			case <-time.After(5 * time.Second):
+				t.Fatalf("connection %d got %d pings, want 3", i, n)
+			}
+		}
+		if i == 1 && last.Sub(first) < 2*slow.PingInterval*9/10 {
+			t.Errorf("slow session pinged 3 times in %v, want at least 2 x %v", last.Sub(first), slow.PingInterval)
+		}
+	}
+
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	waitUntil(t, "every session gone", func() bool { return reg.Len() == 0 })
+	if n := heartbeatLen(reg); n != 0 {
+		t.Fatalf("%d ended sessions still on the heartbeat", n)
+	}
+}
