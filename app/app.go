@@ -176,6 +176,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 	// Publications accepted into a flow-controlled tick go out now, ahead
 	// of the close frames.
 	a.hub.FlushTicks()
+	// So do a large channel's publications still being fanned out.
+	if err := a.hub.WaitFanouts(ctx); err != nil {
+		a.log.Warn("fan-outs still under way at shutdown", "err", err)
+	}
 	err := a.registry.Shutdown(ctx)
 	<-httpDone
 	// Every session has unsubscribed by now; nothing uses the broker.

@@ -51,6 +51,10 @@ func TestFanoutDerivesEachFrameOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A channel this large is fanned out on its own goroutine.
+	if err := h.WaitFanouts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if got := encodes.Load(); got != pubs {
 		t.Fatalf("%d publications to %d subscribers were encoded %d times, want once each", pubs, n, got)
 	}

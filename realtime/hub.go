@@ -129,6 +129,8 @@ type hubChannel struct {
 	events joinLeaveQueue // join/leave events waiting for their tick
 
 	flow *flowQueue // publications waiting for their tick; nil without flow control
+
+	fan atomic.Pointer[fanoutQueue] // made once the channel is large (hub_fanout.go)
 }
 
 type hubStats struct {
@@ -354,7 +356,8 @@ func deliverAll(subs []*Subscription, offset uint64, frame *SharedFrame) (n uint
 }
 
 // HandlePublication implements BrokerHandler: it encodes pub once and
-// hands the bytes to every local subscriber of channel, or, in a
+// hands the bytes to every local subscriber of channel (on the channel's
+// own goroutine for a large channel, hub_fanout.go), or, in a
 // flow-controlled namespace, keeps it for the channel's next tick.
 func (h *Hub) HandlePublication(channel string, pub Publication) {
 	h.stats.publications.Add(1)
@@ -366,7 +369,7 @@ func (h *Hub) HandlePublication(channel string, pub Publication) {
 		h.queueFlow(hc, pub)
 		return
 	}
-	h.fanoutTo(hc, pub.Offset, protocol.EncodePublication(channel, pub))
+	h.fanout(hc, pub.Offset, protocol.EncodePublication(channel, pub))
 }
 
 // SubscribeOptions are the details of one Hub.Subscribe.

@@ -183,6 +183,10 @@ func TestHubSplitFanoutKeepsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A channel this large is fanned out on its own goroutine.
+	if err := h.WaitFanouts(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if got := h.Stats().Deliveries - before; got != uint64(n*len(subs)) {
 		t.Fatalf("%d deliveries counted, want %d", got, n*len(subs))
 	}

@@ -1,0 +1,152 @@
+package realtime
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// gatedSub is a subscriber whose Enqueue waits until the test opens its
+// gate, like a fan-out stuck behind one slow write. Frames it takes go to
+// its testSub.
+type gatedSub struct {
+	*testSub
+	entered chan struct{} // one value per Enqueue that reached the gate
+	gate    chan struct{} // closed: every Enqueue goes through
+}
+
+func newGatedSub() *gatedSub {
+	return &gatedSub{testSub: newTestSub(1 << 20), entered: make(chan struct{}, 1024), gate: make(chan struct{})}
+}
+
+func (g *gatedSub) Enqueue(frame *SharedFrame, policy SlowPolicy) (int, bool) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.testSub.Enqueue(frame, policy)
+}
+
+// liveness bounds how long a test waits for something that must happen;
+// reaching it is a failure, not a measurement.
+const liveness = 10 * time.Second
+
+// subscribeMany subscribes n test subscribers to channel, plus extra.
+func subscribeMany(t *testing.T, h *Hub, channel string, n int, extra ...Subscriber) []*testSub {
+	t.Helper()
+	ctx := context.Background()
+	subs := make([]*testSub, n)
+	for i := range subs {
+		subs[i] = newTestSub(1 << 20)
+		if _, _, err := h.Subscribe(ctx, subs[i], channel, SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range extra {
+		if _, _, err := h.Subscribe(ctx, s, channel, SubscribeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return subs
+}
+
+// A large channel's publish is answered before its fan-out ends: with one
+// subscriber's delivery stuck, Publish still returns, and every
+// subscriber then gets every publication once, in offset order, including
+// those published while the fan-out was stuck (more than the queue holds,
+// so the publisher also waited for room).
+func TestLargeChannelPublishDoesNotWaitForFanout(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	ctx := context.Background()
+	const channel = "push:large"
+	stuck := newGatedSub()
+	subs := subscribeMany(t, h, channel, fanoutAsyncMin, stuck)
+
+	published := make(chan error, 1)
+	go func() {
+		_, err := h.Publish(ctx, channel, []byte(`0`), nil)
+		published <- err
+	}()
+	select {
+	case err := <-published:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(liveness):
+		close(stuck.gate)
+		t.Fatal("Publish waited for the fan-out of a large channel")
+	}
+	<-stuck.entered // the fan-out is under way and stuck
+
+	const more = fanoutBacklog + 4
+	rest := make(chan error, 1)
+	go func() {
+		for i := 1; i <= more; i++ {
+			if _, err := h.Publish(ctx, channel, []byte(strconv.Itoa(i)), nil); err != nil {
+				rest <- err
+				return
+			}
+		}
+		rest <- nil
+	}()
+	close(stuck.gate)
+	if err := <-rest; err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, liveness)
+	defer cancel()
+	if err := h.WaitFanouts(wctx); err != nil {
+		t.Fatalf("WaitFanouts: %v", err)
+	}
+	// WaitFanouts returned: everything is enqueued, so Drain sees it all.
+	for i, s := range append(subs, stuck.testSub) {
+		got := pubs(s.Drain(t), channel)
+		if len(got) != more+1 {
+			t.Fatalf("subscriber %d got %d publications, want %d", i, len(got), more+1)
+		}
+		for j, m := range got {
+			if m.Offset != uint64(j+1) || dataOf(m) != strconv.Itoa(j) {
+				t.Fatalf("subscriber %d: publication %d is offset %d data %s, want offset %d data %d", i, j, m.Offset, dataOf(m), j+1, j)
+			}
+		}
+	}
+}
+
+// WaitFanouts gives up with ctx's error while a fan-out is stuck.
+func TestWaitFanoutsEndsWithContext(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	ctx := context.Background()
+	stuck := newGatedSub()
+	subscribeMany(t, h, "push:large", fanoutAsyncMin, stuck)
+	published := make(chan error, 1)
+	go func() {
+		_, err := h.Publish(ctx, "push:large", []byte(`1`), nil)
+		published <- err
+	}()
+	<-stuck.entered
+	defer func() {
+		close(stuck.gate)
+		if err := <-published; err != nil {
+			t.Error(err)
+		}
+	}()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := h.WaitFanouts(cctx); err != context.Canceled {
+		t.Fatalf("WaitFanouts = %v, want context.Canceled", err)
+	}
+}
+
+// A small channel is still fanned out before Publish returns, so a
+// publisher subscribed to it gets its push ahead of its reply.
+func TestSmallChannelFansOutInline(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	subs := subscribeMany(t, h, "push:small", fanoutAsyncMin-1)
+	if _, err := h.Publish(context.Background(), "push:small", []byte(`1`), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range subs {
+		if got := pubs(s.Drain(t), "push:small"); len(got) != 1 {
+			t.Fatalf("subscriber %d has %d publications when Publish returned, want 1", i, len(got))
+		}
+	}
+}
