@@ -30,8 +30,12 @@ func (a *App) routes(version string) {
 		identity = handlers.RealtimeHandshake(a.cfg.Hooks.Headers, a.cfg.Hooks.Cookies)
 	}
 	a.fiber.Get("/realtime", guard, identity, rt, handlers.UpgradeRequired(a.metrics))
-	a.fiber.Get("/realtime/sse", handlers.SSEGuard(a.registry, origins, peerRate, a.metrics), identity, a.sse.Stream)
-	a.fiber.Post("/realtime/emit", a.sse.Emit)
+	// The SSE transport is read with fetch, which, unlike a WebSocket,
+	// needs the server's leave to cross origins.
+	cors := handlers.CrossOrigin(origins)
+	a.fiber.Get("/realtime/sse", cors, handlers.SSEGuard(a.registry, origins, peerRate, a.metrics), identity, a.sse.Stream)
+	a.fiber.Post("/realtime/emit", cors, a.sse.Emit)
+	a.fiber.Options("/realtime/emit", cors)
 
 	api := handlers.API{Hub: a.hub, TokenSecret: []byte(a.cfg.TokenSecret), TokenTTL: a.cfg.TokenTTL}
 	apiGroup := a.fiber.Group("/api", a.apiKey.Middleware())

@@ -221,7 +221,9 @@ func TestSSEStreamRefusals(t *testing.T) {
 	}
 	// SSE streams count against MAX_CONNECTIONS with sockets.
 	openSSE(t, s, "name=one", sseOptions{})
-	dialRT(t, s, "name=two")
+	// Answered: registered (the 101 reaches the client before the
+	// session is, so a third request right after it could still get in).
+	dialRT(t, s, "name=two").Ping()
 	if _, status, _ := tryOpenSSE(t, s, "name=three", sseOptions{}); status != 503 {
 		t.Fatalf("a third connection over SSE: %d, want 503", status)
 	}
@@ -333,4 +335,59 @@ func TestSSEWithAConnectHook(t *testing.T) {
 	// A guest of the hook's sends no token.
 	g := openSSE(t, s, "name=游客", sseOptions{})
 	g.call(protocol.Command{Op: protocol.OpPing}, nil)
+}
+
+// TestSSEEmitPreflight: the preflight of a signed-in emit (Authorization
+// is not a CORS-simple header) is allowed only for an origin the policy
+// allows, and names nothing for another; the browser test
+// TestSSEFromAnAllowedOrigin shows the allowed one at work.
+func TestSSEEmitPreflight(t *testing.T) {
+	s := startServer(t, rtEnv(map[string]string{"ALLOWED_ORIGINS": "https://app.example"}))
+	preflight := func(origin string) *http.Response {
+		req, err := http.NewRequest(http.MethodOptions, "http://"+s.addr+"/realtime/emit?session=x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := preflight("https://app.example")
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Errorf("allowed origin's preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp = preflight("http://evil.example")
+	if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign origin's preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestSSEClientThatLeavesIsGoneAtOnce: a client that drops its stream
+// (a page closed or reloaded, a fetch aborted) leaves its channels when
+// the connection closes, as a socket's does, not at the next heartbeat
+// (WS_PING_INTERVAL, 25 s here) that finds the connection gone; until
+// then it stayed a member for the others and held its connection slot.
+func TestSSEClientThatLeavesIsGoneAtOnce(t *testing.T) {
+	s := startServer(t, rtEnv(nil))
+	const room = "chat:sse-left"
+	ws := dialRT(t, s, "name=watcher")
+	ws.Subscribe(room)
+	c := openSSE(t, s, "name=leaver", sseOptions{})
+	var cr protocol.ConnectResult
+	c.call(protocol.Command{Op: protocol.OpConnect}, &cr)
+	c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: room}, nil)
+	ws.WaitPush("the stream's join", func(m protocol.ServerMessage) bool {
+		return m.Channel == room && m.Join != nil && m.Join.Client == cr.Client
+	})
+	c.resp.Body.Close() // the client goes; its connection closes
+	ws.WaitPush("the stream's leave, well before a heartbeat", func(m protocol.ServerMessage) bool {
+		return m.Channel == room && m.Leave != nil && m.Leave.Client == cr.Client
+	})
 }

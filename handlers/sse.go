@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -157,6 +158,9 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 				t.log.Error("sse stream panicked", "session", s.id, "panic", r)
 			}
 		}()
+		if conn != nil {
+			go watchHangup(conn, stream)
+		}
 		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
 		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
 		if w.Flush() != nil {
@@ -165,6 +169,37 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 		stream.Serve(w)
 	})
 	return nil
+}
+
+// hangupReadBytes is what watchHangup reads at a time of what a client
+// sends after its stream request (nothing, from a well-behaved one).
+const hangupReadBytes = 64
+
+// watchHangup ends stream as soon as its client closes the connection,
+// as a socket's session ends when its reader sees the close: without it
+// a client that went stayed subscribed, a member for the others and a
+// connection against the caps, until a heartbeat's write failed. Nothing
+// else reads the connection once the request is in (the stream is its
+// last response), so a read returns only when the client goes, or when
+// the server closes the connection after the stream ended; this
+// goroutine ends then too. Bytes a client sends meanwhile are dropped.
+func watchHangup(conn net.Conn, stream *wsconn.Stream) {
+	var buf [hangupReadBytes]byte
+	for {
+		// The server's ReadTimeout bounds reading requests, not this.
+		if conn.SetReadDeadline(time.Time{}) != nil {
+			stream.Hangup()
+			return
+		}
+		if _, err := conn.Read(buf[:]); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // a deadline set before ours was cleared
+			}
+			stream.Hangup()
+			return
+		}
+	}
 }
 
 // streamSubscriber is an SSE stream as the hub sees it, like subscriber

@@ -47,7 +47,7 @@ func checkEmitBody(body []byte, maxBody int) int {
 func (t *SSE) Emit(c *fiber.Ctx) error {
 	if origin := c.Get(fiber.HeaderOrigin); !t.origins.Allows(origin, t.origins.requestHost(c)) {
 		t.obs.EmitAnswered(http.StatusForbidden)
-		return c.Status(http.StatusForbidden).JSON(fiber.Map{"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)"})
+		return refuseOrigin(c, origin)
 	}
 	status := t.emit(c)
 	t.obs.EmitAnswered(status)

@@ -64,9 +64,7 @@ func UpgradeGuard(reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, re
 func admitConnection(c *fiber.Ctx, reg *wsconn.Registry, origins OriginPolicy, rate *PeerRate, refused RefusalCounter) (ok bool, err error) {
 	if origin := c.Get(fiber.HeaderOrigin); !origins.Allows(origin, origins.requestHost(c)) {
 		refused.UpgradeRefused("origin")
-		return false, c.Status(fiber.StatusForbidden).JSON(fiber.Map{
-			"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)",
-		})
+		return false, refuseOrigin(c, origin)
 	}
 	// c.IP() is the client as TRUSTED_PROXIES defines it; it may alias
 	// the request's buffer, and the registry keeps it.
@@ -82,6 +80,12 @@ func admitConnection(c *fiber.Ctx, reg *wsconn.Registry, origins OriginPolicy, r
 	}
 	c.Locals(peerKey, peer)
 	return true, nil
+}
+
+// refuseOrigin answers a request from a browser page of an origin the
+// policy does not allow: 403, naming the origin and the setting.
+func refuseOrigin(c *fiber.Ctx, origin string) error {
+	return c.Status(fiber.StatusForbidden).JSON(fiber.Map{"error": "origin not allowed: " + origin + " (add it to ALLOWED_ORIGINS)"})
 }
 
 // refuseAdmission answers a connection the registry would not admit: 503

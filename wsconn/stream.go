@@ -125,8 +125,14 @@ func (s *Stream) Close(code CloseCode, reason string) {
 	})
 }
 
+// Hangup ends the stream without writing anything more: its client has
+// closed the connection, so nothing written could reach it. Safe from any
+// goroutine, any number of times.
+func (s *Stream) Hangup() { s.kill() }
+
 // kill ends the stream without writing anything more (the shutdown
-// deadline passed). Safe from any goroutine, any number of times.
+// deadline passed, or the client hung up). Safe from any goroutine, any
+// number of times.
 func (s *Stream) kill() {
 	s.killOnce.Do(func() { close(s.killReq) })
 	if w := s.writer.Load(); w != nil {
