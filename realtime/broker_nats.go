@@ -114,6 +114,11 @@ type NATSBroker struct {
 	resyncDue map[*natsSub]time.Time
 	wake      chan struct{}
 
+	// nodeSubsMu guards nodeSubs: the control and emit subscriptions
+	// that answer for this node, which Close withdraws first.
+	nodeSubsMu sync.Mutex
+	nodeSubs   []*nats.Subscription
+
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -260,8 +265,38 @@ func (b *NATSBroker) Close() {
 		for _, s := range subs {
 			s.closed.Store(true)
 		}
+		b.withdrawNode()
 		b.nc.Close()
 	})
+}
+
+// keepNodeSub records a control or emit subscription of this node.
+func (b *NATSBroker) keepNodeSub(sub *nats.Subscription) {
+	b.nodeSubsMu.Lock()
+	b.nodeSubs = append(b.nodeSubs, sub)
+	b.nodeSubsMu.Unlock()
+}
+
+// withdrawNode unsubscribes this node's control and emit subjects and
+// waits for the server to have seen it. A bare Close leaves the server
+// to notice the closed socket on its own: a request sent meanwhile (an
+// emit for a stream of this node) goes to the dying connection, is never
+// answered, and the requester waits out its timeout (503) instead of
+// learning at once that no node answers (404).
+func (b *NATSBroker) withdrawNode() {
+	b.nodeSubsMu.Lock()
+	subs := b.nodeSubs
+	b.nodeSubs = nil
+	b.nodeSubsMu.Unlock()
+	if len(subs) == 0 || b.nc.Status() != nats.CONNECTED {
+		return
+	}
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	if err := b.nc.FlushTimeout(b.opts.PublishTimeout); err != nil {
+		b.log.Warn("withdrawing the node's subscriptions not confirmed", "err", err)
+	}
 }
 
 // Healthy reports whether the broker is connected to NATS.

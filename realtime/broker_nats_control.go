@@ -26,26 +26,30 @@ func (b *NATSBroker) infoSubject() string    { return b.opts.Prefix + ".ctl.info
 // Their callbacks run on the library's goroutine of each subscription,
 // one message at a time.
 func (b *NATSBroker) SetControlHandler(h ControlHandler) error {
-	if _, err := b.nc.Subscribe(b.controlSubject(), func(m *nats.Msg) {
+	sub, err := b.nc.Subscribe(b.controlSubject(), func(m *nats.Msg) {
 		cmd, err := decodeControl(m.Data)
 		if err != nil {
 			b.log.Warn("undecodable control command", "err", err)
 			return
 		}
 		b.guard("control command", func() { h.HandleControl(cmd) })
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("nats: subscribe %s: %w", b.controlSubject(), err)
 	}
-	if _, err := b.nc.Subscribe(b.infoSubject(), func(m *nats.Msg) {
+	b.keepNodeSub(sub)
+	sub, err = b.nc.Subscribe(b.infoSubject(), func(m *nats.Msg) {
 		b.guard("node info", func() {
 			data, _ := json.Marshal(h.NodeInfo()) // strings and numbers: cannot fail
 			if err := m.Respond(data); err != nil {
 				b.log.Warn("answering a node-information request failed", "err", err)
 			}
 		})
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("nats: subscribe %s: %w", b.infoSubject(), err)
 	}
+	b.keepNodeSub(sub)
 	// The server knows the subscriptions once this returns, so a command
 	// published right after reaches this node too. When NATS is away,
 	// the library sends them on reconnect.

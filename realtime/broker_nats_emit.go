@@ -40,16 +40,18 @@ func (b *NATSBroker) SetEmitHandler(node string, h EmitHandler) error {
 	}
 	subject := b.emitSubject(node)
 	for range emitWorkers {
-		if _, err := b.nc.QueueSubscribe(subject, "emit", func(m *nats.Msg) {
+		sub, err := b.nc.QueueSubscribe(subject, "emit", func(m *nats.Msg) {
 			b.guard("emit", func() {
 				status := h(Emit{Session: m.Header.Get(emitSessionHeader), Token: m.Header.Get(emitTokenHeader), Body: m.Data})
 				if err := m.Respond([]byte(strconv.Itoa(status))); err != nil {
 					b.log.Warn("answering a routed emit failed", "err", err)
 				}
 			})
-		}); err != nil {
+		})
+		if err != nil {
 			return fmt.Errorf("nats: subscribe %s: %w", subject, err)
 		}
+		b.keepNodeSub(sub)
 	}
 	if err := b.nc.FlushTimeout(b.opts.PublishTimeout); err != nil {
 		b.log.Warn("emit subscriptions not confirmed yet", "err", err)
