@@ -12,20 +12,9 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/duplex/duplex/internal/rttest"
+	"github.com/duplex/duplex/internal/wstest"
 	"github.com/duplex/duplex/realtime/protocol"
 )
-
-// wireCounter counts the bytes a client reads off its socket.
-type wireCounter struct {
-	net.Conn
-	n *atomic.Int64
-}
-
-func (c wireCounter) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
 
 // dialRTDeflate is dialRT through a client that negotiates
 // permessage-deflate (fasthttp/websocket's, strict about RSV1), counting
@@ -36,7 +25,7 @@ func dialRTDeflate(t *testing.T, s *testServer, query string, deflate bool, wire
 		EnableCompression: deflate,
 		NetDial: func(network, addr string) (net.Conn, error) {
 			c, err := net.Dial(network, addr)
-			return wireCounter{c, wire}, err
+			return wstest.CountingConn{Conn: c, N: wire}, err
 		},
 	}
 	return rttest.MustDial(t, realtimeURL(s, query), rttest.Options{Name: query, Dialer: &d})

@@ -16,6 +16,7 @@ import (
 
 	fastws "github.com/fasthttp/websocket"
 
+	"github.com/duplex/duplex/internal/wstest"
 	"github.com/duplex/duplex/wsconn"
 )
 
@@ -67,27 +68,7 @@ func dialRaw(t *testing.T, addr, extensions string) *rawClient {
 // send writes one masked frame; rsv1 sets the RSV1 bit.
 func (c *rawClient) send(fin, rsv1 bool, opcode byte, payload []byte) {
 	c.t.Helper()
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	if rsv1 {
-		b0 |= 0x40
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n <= 125:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xFFFF:
-		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, 0x80|127), uint64(n))
-	}
-	key := [4]byte{9, 8, 7, 6}
-	out = append(out, key[:]...)
-	for i, b := range payload {
-		out = append(out, b^key[i%4])
-	}
+	out := wstest.ClientFrame(fin, rsv1, opcode, payload)
 	if _, err := c.conn.Write(out); err != nil {
 		c.t.Fatal(err)
 	}
@@ -236,18 +217,6 @@ func TestCompressedBadInputClosesWithItsCode(t *testing.T) {
 	}
 }
 
-// countingConn counts the bytes the client reads off the wire.
-type countingConn struct {
-	net.Conn
-	read *atomic.Int64
-}
-
-func (c countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.read.Add(int64(n))
-	return n, err
-}
-
 // A strict client (fasthttp/websocket, as gorilla's, with
 // EnableCompression) echoes compressed text and binary messages of every
 // size through /ws, fragmented ones included, and reads them back.
@@ -258,7 +227,7 @@ func TestStrictClientEchoesCompressedMessages(t *testing.T) {
 		EnableCompression: true,
 		NetDial: func(network, a string) (net.Conn, error) {
 			c, err := net.Dial(network, a)
-			return countingConn{c, &wire}, err
+			return wstest.CountingConn{Conn: c, N: &wire}, err
 		},
 	}
 	c, resp, err := d.Dial("ws://"+addr+"/ws", nil)

@@ -2,33 +2,16 @@ package wsconn
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/duplex/duplex/internal/wstest"
 )
 
 // clientFrame builds one masked client frame, as a browser sends it.
 func clientFrame(fin bool, opcode int, payload []byte) []byte {
-	b0 := byte(opcode)
-	if fin {
-		b0 |= 0x80
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n <= 125:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xFFFF:
-		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, 0x80|127), uint64(n))
-	}
-	key := []byte{0x12, 0x34, 0x56, 0x78}
-	out = append(out, key...)
-	for i, c := range payload {
-		out = append(out, c^key[i%4])
-	}
-	return out
+	return wstest.ClientFrame(fin, false, byte(opcode), payload)
 }
 
 // recorder writes down every event as a line.
