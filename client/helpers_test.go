@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -104,25 +106,20 @@ func (r *recorder[T]) all() []T {
 // waitLen waits until n items came and returns them all.
 func (r *recorder[T]) waitLen(t *testing.T, what string, n int) []T {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		got, ch := append([]T(nil), r.items...), r.changed
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("%s: %d within %s, want %d: %+v", what, len(got), waitTimeout, n, got)
-		}
-	}
+	return r.waitUntil(t, what, func(got []T) bool { return len(got) >= n },
+		func(got []T) string { return fmt.Sprintf("%d within %s, want %d", len(got), waitTimeout, n) })
 }
 
 // waitFor waits until an item matching match came and returns all so far.
 func (r *recorder[T]) waitFor(t *testing.T, what string, match func(T) bool) []T {
+	t.Helper()
+	return r.waitUntil(t, what, func(got []T) bool { return slices.ContainsFunc(got, match) },
+		func([]T) string { return "not within " + waitTimeout.String() })
+}
+
+// waitUntil waits until done holds for the items so far and returns them;
+// at the deadline the test fails with what, miss's account and the items.
+func (r *recorder[T]) waitUntil(t *testing.T, what string, done func([]T) bool, miss func([]T) string) []T {
 	t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
@@ -130,15 +127,13 @@ func (r *recorder[T]) waitFor(t *testing.T, what string, match func(T) bool) []T
 		r.mu.Lock()
 		got, ch := append([]T(nil), r.items...), r.changed
 		r.mu.Unlock()
-		for _, v := range got {
-			if match(v) {
-				return got
-			}
+		if done(got) {
+			return got
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("%s: not within %s: %+v", what, waitTimeout, got)
+			t.Fatalf("%s: %s: %+v", what, miss(got), got)
 		}
 	}
 }
