@@ -21,6 +21,9 @@ type heartbeats struct {
 	heap  beatHeap
 	timer *time.Timer // made on first use; fires fire
 	armed int64       // the beatClock time the timer is set for; 0: not armed
+	// spare is fire's list of due sessions, kept between beats so that a
+	// beat allocates nothing; nil while a fire uses it (fires may overlap).
+	spare []*Session
 }
 
 // beatEpoch anchors beatClock, a monotonic clock in int64 nanoseconds.
@@ -84,7 +87,8 @@ func (h *heartbeats) fire() {
 	now := beatClock()
 	h.mu.Lock()
 	h.armed = 0
-	var due []*Session
+	due := h.spare[:0]
+	h.spare = nil
 	for len(h.heap) > 0 && h.heap[0].hbDue <= now {
 		due = append(due, heap.Pop(&h.heap).(*Session))
 	}
@@ -93,7 +97,18 @@ func (h *heartbeats) fire() {
 	for _, s := range due {
 		s.beat()
 	}
+	clear(due) // keep no ended session alive
+	h.mu.Lock()
+	if cap(due) <= maxSpareBeats {
+		h.spare = due
+	}
+	h.mu.Unlock()
 }
+
+// maxSpareBeats caps the due list fire keeps between beats: a burst of
+// connections makes many beats due at once, once; a list that long is
+// not kept for the steady state.
+const maxSpareBeats = 4096
 
 // beatHeap is container/heap's view of the sessions by next beat; each
 // session knows its place (hbSlot, 1-based so that 0 means "not in it").

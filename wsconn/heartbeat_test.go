@@ -1,6 +1,8 @@
 package wsconn
 
 import (
+	"container/heap"
+	"runtime"
 	"testing"
 	"time"
 
@@ -72,5 +74,44 @@ func TestHeartbeatsShareOneTimerAndForgetEndedSessions(t *testing.T) {
 	waitUntil(t, "every session gone", func() bool { return reg.Len() == 0 })
 	if n := heartbeatLen(reg); n != 0 {
 		t.Fatalf("%d ended sessions still on the heartbeat", n)
+	}
+}
+
+// A heartbeat allocates nothing, so that idle connections keep the heap
+// flat: neither the beat (the due session taken off the heap, its ping
+// written, its next beat scheduled and the timer re-armed) nor the
+// client's pong (handled by the poller where there is one).
+func TestHeartbeatAllocatesNothing(t *testing.T) {
+	reg, s, c := idleSession(t)
+	_ = c.c.SetReadDeadline(time.Unix(1, 0)) // the client stops reading: its reader goroutine ends
+	h := &reg.beats
+	beatNow := func() {
+		h.mu.Lock()
+		s.hbDue = 0 // due: fire beats it, as when the timer fires
+		heap.Fix(&h.heap, int(s.hbSlot-1))
+		h.mu.Unlock()
+		h.fire()
+	}
+	beatNow() // warm up the frame buffer pool and the spare list
+	if n := testing.AllocsPerRun(100, beatNow); n != 0 {
+		t.Errorf("a beat allocates %.1f times, want 0", n)
+	}
+	if d := heartbeatLen(reg); d != 1 {
+		t.Fatalf("%d sessions on the heartbeat after the beats, want 1", d)
+	}
+
+	pong := clientFrame(true, opPong, nil)
+	pongNow := func() {
+		seen := s.lastSeen.Load()
+		if _, err := c.c.NetConn().Write(pong); err != nil {
+			t.Fatal(err)
+		}
+		for s.lastSeen.Load() == seen {
+			runtime.Gosched()
+		}
+	}
+	pongNow()
+	if n := testing.AllocsPerRun(100, pongNow); n != 0 {
+		t.Errorf("a pong allocates %.1f times, want 0", n)
 	}
 }

@@ -109,6 +109,28 @@ func (p *frameParser) feed(data []byte, ev frameEvents) *violation {
 	return nil
 }
 
+// onlyPings reports whether data, fed next, holds nothing but whole,
+// well-formed pings and pongs: FIN set, no reserved bit, masked, at most
+// maxControlPayload bytes each, with no incomplete frame carried over.
+// Feeding such bytes only ever calls ping and pong, never message or
+// closeFrame, and never fails, so the poller may feed them itself.
+func (p *frameParser) onlyPings(data []byte) bool {
+	if p.done || len(p.partial) > 0 || len(data) == 0 {
+		return false
+	}
+	for len(data) > 0 {
+		if len(data) < 2 || data[0] != finBit|opPing && data[0] != finBit|opPong || data[1]&0x80 == 0 {
+			return false
+		}
+		n := int(data[1] & 0x7F)
+		if n > maxControlPayload || len(data) < 6+n { // 2 + the mask key + payload
+			return false
+		}
+		data = data[6+n:]
+	}
+	return true
+}
+
 // keep carries an incomplete frame over to the next feed, in a buffer with
 // room for size bytes. reuse says data already starts such a buffer (the
 // one kept last time).

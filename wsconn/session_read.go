@@ -41,7 +41,7 @@ func (s *Session) notify() {
 		switch s.rstate.Load() {
 		case turnIdle:
 			if s.rstate.CompareAndSwap(turnIdle, turnRunning) {
-				go s.readTurn()
+				s.startTurn()
 				return
 			}
 		case turnRunning:
@@ -52,6 +52,12 @@ func (s *Session) notify() {
 			return
 		}
 	}
+}
+
+// startTurn starts a read turn's goroutine; the caller has taken rstate.
+func (s *Session) startTurn() {
+	s.reg.turnsStarted.Add(1)
+	go s.readTurn()
 }
 
 // readTurn is one read turn's goroutine.
@@ -70,17 +76,45 @@ func (s *Session) readTurnFor(linger time.Duration) {
 			return // rstate stays running: nothing is read any more
 		}
 		// Silent for linger: watch the socket again, then let go.
-		// Input that came meanwhile fires the poller at once.
-		if err := s.poll.rearm(s.sock.fd, s.id); err != nil {
-			s.log().Error("session not watched for input", "session", s.id, "err", err)
+		switch s.handBack() {
+		case handedBack:
+			return
+		case notWatched:
 			s.end(true)
 			return
 		}
-		if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
-			return
-		}
-		s.rstate.Store(turnRunning) // notified meanwhile: read again
+		// notified meanwhile: read again
 	}
+}
+
+// readTurnAfter is a read turn that first handles early, what the poller
+// read for it (pollInput); early goes back to its pool.
+func (s *Session) readTurnAfter(early *readOp, n int) {
+	s.consume(early.buf[:n])
+	putReadOp(early)
+	s.readTurn()
+}
+
+// What handBack did.
+const (
+	handedBack = iota // the poller watches the socket; the turn is over
+	readAgain         // notified meanwhile: the turn goes on
+	notWatched        // the poller cannot watch it: the session must end
+)
+
+// handBack ends the current read turn (rstate running): the socket is
+// watched again, so that input that came meanwhile fires the poller at
+// once, and then let go, unless a notification came during the turn.
+func (s *Session) handBack() int {
+	if err := s.poll.rearm(s.sock.fd, s.id); err != nil {
+		s.log().Error("session not watched for input", "session", s.id, "err", err)
+		return notWatched
+	}
+	if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
+		return handedBack
+	}
+	s.rstate.Store(turnRunning)
+	return readAgain
 }
 
 // readActive reads and handles input until the client has been silent for
