@@ -34,7 +34,7 @@ func beatClock() int64 { return int64(time.Since(beatEpoch)) }
 // schedule sets s's next beat d from now, unless s has been removed (its
 // session ended): a beat that raced with the end must not bring it back.
 func (h *heartbeats) schedule(s *Session, d time.Duration) {
-	at := beatClock() + int64(d)
+	at := beatSlot(beatClock(), d)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s.hbGone {
@@ -47,6 +47,24 @@ func (h *heartbeats) schedule(s *Session, d time.Duration) {
 		heap.Fix(&h.heap, int(s.hbSlot-1))
 	}
 	h.arm()
+}
+
+// beatSlack is how much later than due a beat may come: due times are
+// rounded up to a multiple of it, so that the beats of the sessions that
+// connected within it fall on one firing of the timer, and their pongs
+// come back to the poller together. Idle connections then cost a timer
+// firing and a poller wake-up per slot, not per session.
+const beatSlack = 50 * time.Millisecond
+
+// beatSlot is the beatClock time of a beat d after now, rounded up to a
+// multiple of beatSlack, or of d/4 for a shorter interval, so that a
+// beat is never late by more than a quarter of its interval.
+func beatSlot(now int64, d time.Duration) int64 {
+	at := now + int64(d)
+	if q := int64(min(beatSlack, d/4)); q > 0 {
+		at = (at + q - 1) / q * q
+	}
+	return at
 }
 
 // remove takes s out for good.

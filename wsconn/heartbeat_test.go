@@ -115,3 +115,23 @@ func TestHeartbeatAllocatesNothing(t *testing.T) {
 		t.Errorf("a pong allocates %.1f times, want 0", n)
 	}
 }
+
+// Beats are rounded up to slots, never early and late by at most the
+// slack, so that sessions that connected together are pinged together.
+func TestBeatSlotRoundsUpWithinTheSlack(t *testing.T) {
+	const d = 25 * time.Second
+	slack := int64(beatSlack)
+	for _, now := range []int64{0, 1, slack - 1, slack, 7*slack + 3} {
+		at := beatSlot(now, d)
+		if due := now + int64(d); at < due || at-due >= slack || at%slack != 0 {
+			t.Errorf("beatSlot(%d, %v) = %d, want the first multiple of %d at or after %d", now, d, at, slack, due)
+		}
+	}
+	if a, b := beatSlot(1, d), beatSlot(slack-1, d); a != b {
+		t.Errorf("sessions %v apart got different slots: %d and %d", time.Duration(slack-2), a, b)
+	}
+	short := 20 * time.Millisecond // a quarter of it is the most a beat may be late
+	if at := beatSlot(1, short); at-1-int64(short) >= int64(short/4) {
+		t.Errorf("a %v beat is %v late, want under %v", short, time.Duration(at-1-int64(short)), short/4)
+	}
+}
