@@ -55,8 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // listenConfig accepts connections without TCP keep-alive probes, which
 // Go otherwise turns on for each accepted connection, at four setsockopt
-// calls apiece (of the 18 system calls a /realtime connect and subscribe
-// cost the server with them): a WebSocket has its own heartbeat (WS_PING_INTERVAL), an SSE
+// calls apiece (of the 17 or so system calls a /realtime connect and
+// subscribe cost the server with them): a WebSocket has its own heartbeat (WS_PING_INTERVAL), an SSE
 // stream its heartbeat comments, and an idle HTTP connection its idle
 // timeout, each of which finds a dead peer sooner than the probes would.
 var listenConfig = net.ListenConfig{KeepAlive: -1}
