@@ -170,9 +170,6 @@ func (r *Registry) admission(peer string) Admission {
 // and its writer has stopped (with sock nil the caller may then let the
 // connection be reused).
 func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open OpenFunc) {
-	if r.direct && sock != nil {
-		reserveStack(0) // for the first read turn, which runs here
-	}
 	s := newSession(r, r.nextID.Add(1), hijacked, sock, r.direct, lim)
 	if r.maxPeer > 0 {
 		s.peer = peer // only the per-peer count needs it
