@@ -53,6 +53,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return serve(ctx, args, getenv, stdout, stderr)
 }
 
+// listenConfig accepts connections without TCP keep-alive probes, which
+// Go otherwise turns on for each accepted connection, at four setsockopt
+// calls apiece (of the 17 or so system calls a /realtime connect and
+// subscribe cost the server with them): a WebSocket has its own heartbeat (WS_PING_INTERVAL), an SSE
+// stream its heartbeat comments, and an idle HTTP connection its idle
+// timeout, each of which finds a dead peer sooner than the probes would.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
+
 // serve runs the server until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	product := features.Default()
@@ -73,7 +81,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("build app: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr())
+	ln, err := listenConfig.Listen(ctx, "tcp", cfg.Addr())
 	if err != nil {
 		a.Close()
 		return fmt.Errorf("listen: %w", err)

@@ -111,10 +111,11 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 		// No route takes more; see apiKey.HeaderReceived for requests
 		// without the key.
 		BodyLimit: handlers.MaxAPIBodyBytes,
-		// Release request read buffers between requests instead of keeping
-		// them per connection: a hijacked WebSocket would otherwise pin
-		// one for its whole life (about 3.5 KB per idle connection).
-		ReduceMemoryUsage: true,
+		// Not ReduceMemoryUsage: it reads each new connection's first byte
+		// with a system call of its own (so that an idle keep-alive
+		// connection holds no read buffer), one more per WebSocket
+		// connect; and a hijacked WebSocket holds none of fasthttp's
+		// buffers either way once Serve has returned (the poller reads it).
 		// The client's address comes from X-Forwarded-For only when the
 		// request came from a listed proxy; anyone else could forge it.
 		ProxyHeader:             proxyHeader(cfg.TrustedProxies),

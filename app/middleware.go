@@ -31,6 +31,10 @@ func useMiddleware(f *fiber.App, log *slog.Logger) {
 	f.Use(requestid.New())
 	f.Use(accessLog(log))
 	f.Use(helmet.New(helmet.Config{
+		// The headers are for documents; a WebSocket's 101 (or its
+		// refusal) is none, and a dozen headers on it (570 bytes) would
+		// cost every new connection for nothing.
+		Next:                  handlers.IsUpgrade,
 		ContentSecurityPolicy: contentSecurityPolicy,
 		ReferrerPolicy:        "strict-origin-when-cross-origin",
 	}))

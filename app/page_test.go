@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/duplex/duplex/app/features"
@@ -51,6 +54,38 @@ func TestPageKeepsTheTutorialDOM(t *testing.T) {
 	}
 	if status, _, _ := s.get(t, "/static/css/site.css"); status != 200 {
 		t.Fatalf("site.css: %d", status)
+	}
+}
+
+// TestUpgradeAnswerCarriesNoDocumentHeaders: the 101 of a WebSocket
+// upgrade carries the request id and the handshake, but none of the
+// security headers a page gets (they apply to documents, and each new
+// connection would pay for a dozen of them); the socket works, and a
+// page of the same server still has them.
+func TestUpgradeAnswerCarriesNoDocumentHeaders(t *testing.T) {
+	s := startServer(t, nil)
+	c, resp, err := websocket.DefaultDialer.Dial(s.wsURL("/realtime"), nil)
+	if err != nil {
+		t.Fatalf("dial /realtime: %v", err)
+	}
+	defer c.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-Websocket-Accept") == "" || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("upgrade answered %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Cross-Origin-Embedder-Policy", "Referrer-Policy"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("the 101 carries %s: %q", h, v)
+		}
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"id":1,"op":"subscribe","channel":"chat:lobby"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, reply, err := c.ReadMessage(); err != nil || !strings.Contains(string(reply), `"id":1,"result"`) {
+		t.Fatalf("subscribe reply %s, %v", reply, err)
+	}
+	if _, hdr, _ := s.get(t, "/"); hdr.Get("Content-Security-Policy") != wantCSP || hdr.Get("X-Frame-Options") == "" {
+		t.Errorf("the page lost its security headers: %v", hdr)
 	}
 }
 

@@ -15,35 +15,40 @@ import (
 // the fan-out's. Small channels are still fanned out inline, which costs
 // no goroutine switch and keeps a publisher's own push ahead of its reply.
 //
-// Order is kept: publications of one channel reach fanoutQueue.push one at
-// a time, in offset order (the broker's guarantee), and one goroutine
+// Order is kept: publications of one channel reach Hub.fanout one at a
+// time, in offset order (the broker's guarantee), and one goroutine
 // drains them in that order. A publication is inlined only while no
 // drainer runs for the channel, so it cannot overtake a queued one.
+//
+// A publication is handed over, not queued: Hub.fanout returns once the
+// drainer has begun its fan-out, so while one fan-out runs, the next
+// publication waits with its publisher. A publisher is still answered a
+// whole fan-out sooner than if it waited for its own, and the drainer
+// still finds the next publication ready when it finishes; but nothing
+// sits in the server, unseen by the publisher, waiting for a fan-out
+// that has not begun. Such a queued publication aged by a whole fan-out
+// before its own began (at 5,000 x 40/s, a fan-out takes about as long
+// as the interval between publications), and that wait was the larger
+// part of the delivery latency (docs/benchmarks.md, session 6).
 
 // fanoutAsyncMin is the fewest subscribers whose fan-out goes to the
 // channel's goroutine. Below it a fan-out takes about a millisecond or
 // less, not worth a goroutine switch.
 const fanoutAsyncMin = 256
 
-// fanoutBacklog bounds the publications waiting for a channel's drainer:
-// one, so a publication is answered while the one before it is fanned
-// out, and a publisher faster than the fan-out waits for it (as it waited
-// for its own fan-out before) instead of piling up latency. A deeper queue
-// only adds delay: at 5,000 x 40/s on a saturated machine, 64 waiting
-// publications were 1.6 s behind, and the load tool's 3 s drain counted
-// the tail as lost.
-const fanoutBacklog = 1
-
-// fanoutQueue is the publications of one channel waiting for its drainer.
+// fanoutQueue is the hand-over of one channel's publications to its
+// drainer.
 //
-// Concurrency: push is called by one goroutine at a time (the broker's
-// per-channel order); the drainer is the only consumer; wait may be called
-// from any goroutine. mu is never held across a fan-out or a wait.
+// Concurrency: Hub.fanout is called by one goroutine at a time per
+// channel (the broker's order); the drainer is the only consumer; wait
+// may be called from any goroutine. mu is never held across a fan-out
+// (cond waits release it).
 type fanoutQueue struct {
 	mu      sync.Mutex
-	waiting []queuedFanout // at most fanoutBacklog
-	running bool           // a drainer runs (or is starting)
-	changed *sync.Cond     // on mu: broadcast when waiting shrinks or the drainer exits
+	next    queuedFanout // the publication being handed over, when has is set
+	has     bool
+	running bool       // a drainer runs (or is starting)
+	changed *sync.Cond // on mu: broadcast when next is taken or the drainer exits
 }
 
 type queuedFanout struct {
@@ -52,14 +57,15 @@ type queuedFanout struct {
 }
 
 func newFanoutQueue() *fanoutQueue {
-	q := &fanoutQueue{waiting: make([]queuedFanout, 0, fanoutBacklog)}
+	q := &fanoutQueue{}
 	q.changed = sync.NewCond(&q.mu)
 	return q
 }
 
 // fanout delivers one publication's frame to hc's subscribers: inline for
-// a small channel whose queue is idle, else through the channel's queue.
-// Called one publication at a time per channel, in offset order.
+// a small channel whose queue is idle, else handed over to the channel's
+// drainer, returning once that fan-out has begun. Called one publication
+// at a time per channel, in offset order.
 func (h *Hub) fanout(hc *hubChannel, offset uint64, frame []byte) {
 	q := hc.fan.Load()
 	if q == nil {
@@ -80,35 +86,34 @@ func (h *Hub) fanout(hc *hubChannel, offset uint64, frame []byte) {
 		h.fanoutTo(hc, offset, frame)
 		return
 	}
-	for len(q.waiting) >= fanoutBacklog {
-		q.changed.Wait()
-	}
-	q.waiting = append(q.waiting, queuedFanout{offset, frame})
-	start := !q.running
-	q.running = true
-	q.mu.Unlock()
-	if start {
+	// The previous caller returned only once the drainer took its
+	// publication, so the hand-over is free.
+	q.next, q.has = queuedFanout{offset, frame}, true
+	if !q.running {
+		q.running = true
 		go h.drainFanout(hc, q)
 	}
+	for q.has {
+		q.changed.Wait()
+	}
+	q.mu.Unlock()
 }
 
-// drainFanout is a channel's drainer: it fans out what is queued, in
-// order, and exits once the queue is empty, so an idle channel has no
-// goroutine. The hub starts it; it stops by itself (the queue is bounded
-// and nothing is added once the publishers stop).
+// drainFanout is a channel's drainer: it fans out each publication handed
+// over, in order, and exits once none is, so an idle channel has no
+// goroutine. The hub starts it; it stops by itself (nothing is handed over
+// once the publishers stop).
 func (h *Hub) drainFanout(hc *hubChannel, q *fanoutQueue) {
 	for {
 		q.mu.Lock()
-		if len(q.waiting) == 0 {
+		if !q.has {
 			q.running = false
 			q.changed.Broadcast()
 			q.mu.Unlock()
 			return
 		}
-		p := q.waiting[0]
-		n := copy(q.waiting, q.waiting[1:])
-		q.waiting[n] = queuedFanout{} // let the frame be collected
-		q.waiting = q.waiting[:n]
+		p := q.next
+		q.next, q.has = queuedFanout{}, false // let the frame be collected
 		q.changed.Broadcast()
 		q.mu.Unlock()
 		h.fanoutTo(hc, p.offset, p.frame)

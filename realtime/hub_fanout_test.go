@@ -1,7 +1,9 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -52,8 +54,8 @@ func subscribeMany(t *testing.T, h *Hub, channel string, n int, extra ...Subscri
 // A large channel's publish is answered before its fan-out ends: with one
 // subscriber's delivery stuck, Publish still returns, and every
 // subscriber then gets every publication once, in offset order, including
-// those published while the fan-out was stuck (more than the queue holds,
-// so the publisher also waited for room).
+// those published while the fan-out was stuck (the publisher waited for
+// each fan-out before them to end).
 func TestLargeChannelPublishDoesNotWaitForFanout(t *testing.T) {
 	h := newTestHub(t, HubConfig{})
 	ctx := context.Background()
@@ -77,7 +79,7 @@ func TestLargeChannelPublishDoesNotWaitForFanout(t *testing.T) {
 	}
 	<-stuck.entered // the fan-out is under way and stuck
 
-	const more = fanoutBacklog + 4
+	const more = 5
 	rest := make(chan error, 1)
 	go func() {
 		for i := 1; i <= more; i++ {
@@ -149,4 +151,71 @@ func TestSmallChannelFansOutInline(t *testing.T) {
 			t.Fatalf("subscriber %d has %d publications when Publish returned, want 1", i, len(got))
 		}
 	}
+}
+
+// A publication is handed over, not queued behind a fan-out: while the
+// fan-out of publication 1 is stuck, Publish of publication 2 waits (its
+// fan-out has not begun), and once it returns, every subscriber has
+// publication 1. A queued publication would have been answered at once and
+// aged, unseen, by the whole stuck fan-out.
+func TestLargeChannelPublishWaitsForTheFanoutBefore(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	ctx := context.Background()
+	const channel = "push:large"
+	stuck := newGatedSub()
+	// stuck is subscribed last, so it is the last delivery of each fan-out.
+	subs := subscribeMany(t, h, channel, fanoutAsyncMin, stuck)
+	if _, err := h.Publish(ctx, channel, []byte(`1`), nil); err != nil {
+		close(stuck.gate)
+		t.Fatal(err)
+	}
+	<-stuck.entered // publication 1's fan-out is under way and stuck
+
+	second := make(chan error, 1)
+	go func() {
+		_, err := h.Publish(ctx, channel, []byte(`2`), nil)
+		second <- err
+	}()
+	for deadline := time.Now().Add(liveness); !waitingInFanout(); {
+		select {
+		case err := <-second:
+			close(stuck.gate)
+			t.Fatalf("Publish of publication 2 returned (%v) while the fan-out of publication 1 was stuck", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			close(stuck.gate)
+			t.Fatal("Publish of publication 2 neither returned nor waited in Hub.fanout")
+		}
+		runtime.Gosched()
+	}
+	close(stuck.gate)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range append(subs, stuck.testSub) {
+		got := pubs(s.Drain(t), channel)
+		if len(got) == 0 || got[0].Offset != 1 {
+			t.Fatalf("subscriber %d has %d publications (first %+v) when publication 2 was answered, want publication 1 first", i, len(got), got)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, liveness)
+	defer cancel()
+	if err := h.WaitFanouts(wctx); err != nil {
+		t.Fatalf("WaitFanouts: %v", err)
+	}
+}
+
+// waitingInFanout reports whether some goroutine waits in Hub.fanout for
+// the hand-over (a condition variable wait under it), as the goroutines'
+// stacks show.
+func waitingInFanout() bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for g := range bytes.SplitSeq(buf[:n], []byte("\n\n")) {
+		if bytes.Contains(g, []byte("sync.(*Cond).Wait")) && bytes.Contains(g, []byte("realtime.(*Hub).fanout(")) {
+			return true
+		}
+	}
+	return false
 }

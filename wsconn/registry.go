@@ -165,9 +165,10 @@ func (r *Registry) admission(peer string) Admission {
 // sock is the TCP socket under hijacked, when the caller hands the
 // connection over for good: the session then closes it itself, and with
 // fasthttp the server must not (Server.KeepHijackedConns). Where the
-// registry polls (Polling), Serve then returns as soon as the session is
-// set up, and the poller reads it from then on, so an idle connection
-// needs no goroutine; frames are written to sock directly, without
+// registry polls (Polling), Serve then returns once it has handled the
+// client's first input, or waited firstInputWait for it, and the poller
+// reads the connection from then on, so an idle connection needs no
+// goroutine; frames are written to sock directly, without
 // waiting, when the client is idle. Otherwise, or with sock nil, Serve
 // reads on the calling goroutine and returns when the session has ended
 // and its writer has stopped (with sock nil the caller may then let the
@@ -210,15 +211,10 @@ func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open
 	// This goroutine is the session's first read turn; once it has read
 	// what there is, the poller starts the next ones.
 	s.rstate.Store(turnRunning)
-	if err := s.poll.add(s.sock.fd, s.id); err != nil {
-		r.log.Error("session not watched for input", "session", s.id, "err", err)
-		s.end(true)
-		return
-	}
 	if len(early) > 0 {
 		s.consume(early)
 	}
-	s.readTurnFor(0)
+	s.firstTurn(len(early) == 0)
 }
 
 // poller returns the registry's poller, starting it on first use; nil if

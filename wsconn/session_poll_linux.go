@@ -47,7 +47,7 @@ func (s *Session) pollInput(buf []byte) {
 		go s.readTurnAfter(op, n)
 		return
 	}
-	if s.handBack() != handedBack {
+	if again, err := s.letGo(s.poll.rearm); again || err != nil {
 		s.startTurn() // notified meanwhile, or not watched: a turn ends it
 	}
 }

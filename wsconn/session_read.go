@@ -26,6 +26,16 @@ const (
 // message, and an idle one no goroutine after this long.
 const activeLinger = 100 * time.Millisecond
 
+// firstInputWait is how long the first read turn, on the goroutine the
+// HTTP server hands the upgraded connection to, waits for the client's
+// first input before it gives the socket to the registry's poller. A
+// client sends its first commands as soon as it has the handshake's
+// answer, so waiting here, in the runtime's network poller where the
+// socket is registered anyway, handles them without what a turn started
+// by the poller costs: watching the socket, an event, a goroutine whose
+// stack grows again, and a linger that ends on a timer.
+const firstInputWait = activeLinger
+
 // readBufSize is what one read takes from the socket at most. The buffer
 // is pooled (readOp): a session holds one only during a read turn.
 const readBufSize = 4096
@@ -65,26 +75,63 @@ func (s *Session) readTurn() { s.readTurnFor(activeLinger) }
 
 // readTurnFor is a read turn that waits linger for more input after the
 // last it got; with linger 0 it hands the socket back as soon as it has
-// read what is there. The first turn, on the HTTP server's goroutine
-// after the upgrade, does so: a client typically sends its first commands
-// at once and then falls silent, and a burst of new connections should
-// not hold a goroutine each for a second.
+// read what is there.
 func (s *Session) readTurnFor(linger time.Duration) {
 	for {
-		s.readActive(linger)
-		if s.ended {
-			return // rstate stays running: nothing is read any more
-		}
-		// Silent for linger: watch the socket again, then let go.
-		switch s.handBack() {
-		case handedBack:
-			return
-		case notWatched:
-			s.end(true)
+		s.readActive(linger, linger)
+		if !s.handBack(s.poll.rearm) {
 			return
 		}
-		// notified meanwhile: read again
 	}
+}
+
+// firstTurn is the session's first read turn, on the goroutine Serve runs
+// on: it waits up to firstInputWait for the client's first input (unless
+// await is false: the client sent some with its handshake), reads what
+// there is then without waiting for more (a client typically sends its
+// first commands at once and then falls silent, and a burst of new
+// connections should not hold a goroutine each for long), and gives the
+// socket to the registry's poller, which is not watching it yet.
+func (s *Session) firstTurn(await bool) {
+	first := time.Duration(0)
+	if await {
+		first = firstInputWait
+	}
+	s.readActive(first, 0)
+	if s.handBack(s.poll.add) {
+		s.readTurnFor(0)
+	}
+}
+
+// handBack ends a read turn's reading: unless the session has ended, it
+// has the poller watch the socket (watch: add or rearm), then lets go. It
+// reports whether the turn must read again instead, having been notified
+// meanwhile; input that came before watch fires the poller at once.
+func (s *Session) handBack(watch func(fd int, id uint64) error) (again bool) {
+	if s.ended {
+		return false // rstate stays running: nothing is read any more
+	}
+	again, err := s.letGo(watch)
+	if err != nil {
+		s.log().Error("session not watched for input", "session", s.id, "err", err)
+		s.end(true)
+		return false
+	}
+	return again
+}
+
+// letGo has the poller watch the socket (watch: add or rearm), then gives
+// up rstate, unless a notification came meanwhile: then it keeps rstate
+// and reports again. It never ends the session, so the poller can use it.
+func (s *Session) letGo(watch func(fd int, id uint64) error) (again bool, err error) {
+	if err := watch(s.sock.fd, s.id); err != nil {
+		return false, err
+	}
+	if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
+		return false, nil
+	}
+	s.rstate.Store(turnRunning) // notified meanwhile: read again
+	return true, nil
 }
 
 // readTurnAfter is a read turn that first handles early, what the poller
@@ -95,48 +142,33 @@ func (s *Session) readTurnAfter(early *readOp, n int) {
 	s.readTurn()
 }
 
-// What handBack did.
-const (
-	handedBack = iota // the poller watches the socket; the turn is over
-	readAgain         // notified meanwhile: the turn goes on
-	notWatched        // the poller cannot watch it: the session must end
-)
-
-// handBack ends the current read turn (rstate running): the socket is
-// watched again, so that input that came meanwhile fires the poller at
-// once, and then let go, unless a notification came during the turn.
-func (s *Session) handBack() int {
-	if err := s.poll.rearm(s.sock.fd, s.id); err != nil {
-		s.log().Error("session not watched for input", "session", s.id, "err", err)
-		return notWatched
-	}
-	if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
-		return handedBack
-	}
-	s.rstate.Store(turnRunning)
-	return readAgain
-}
-
 // readActive reads and handles input until the client has been silent for
-// linger (0: until the socket has nothing more), or the session ends.
-func (s *Session) readActive(linger time.Duration) {
+// linger after its last input (0: until the socket has nothing more), or
+// for first before any (0: not at all), or the session ends.
+func (s *Session) readActive(first, linger time.Duration) {
 	if s.ended {
 		return
 	}
 	op := getReadOp()
 	defer putReadOp(op)
-	wait := linger > 0
+	wait := first > 0
 	extended := time.Now()
 	if wait {
-		_ = s.sock.out.SetReadDeadline(extended.Add(linger))
+		_ = s.sock.out.SetReadDeadline(extended.Add(first))
 	}
 	// stopReading and forceClose set endReq before their own deadline, so
-	// one that the line above replaced is seen here.
+	// one that a line here replaced is seen in the loop's condition.
 	for !s.ended && !s.endReq.Load() {
 		n, err := s.sock.readWait(op, wait)
 		if n > 0 {
 			s.consume(op.buf[:n])
-			if now := time.Now(); wait && now.Sub(extended) > linger/2 && !s.ended && !s.endReq.Load() {
+			if wait && linger == 0 {
+				// Input came: from now on, read only what is there.
+				// The deadline goes, since it would fail those reads
+				// (and a later turn's) once it passed.
+				wait = false
+				_ = s.sock.out.SetReadDeadline(time.Time{})
+			} else if now := time.Now(); wait && now.Sub(extended) > linger/2 && !s.ended && !s.endReq.Load() {
 				_ = s.sock.out.SetReadDeadline(now.Add(linger))
 				extended = now
 			}
@@ -145,6 +177,14 @@ func (s *Session) readActive(linger time.Duration) {
 		}
 		if err != nil {
 			if isTimeout(err) && !s.endReq.Load() {
+				if wait && linger == 0 {
+					// The first wait passed with no input: the poller
+					// watches the socket from now on, without a deadline.
+					_ = s.sock.out.SetReadDeadline(time.Time{})
+					if s.endReq.Load() {
+						continue // stopReading's deadline was just replaced
+					}
+				}
 				return // idle: back to the poller
 			}
 			s.endAfterReadError()
