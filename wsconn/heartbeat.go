@@ -21,6 +21,9 @@ type heartbeats struct {
 	heap  beatHeap
 	timer *time.Timer // made on first use; fires fire
 	armed int64       // the beatClock time the timer is set for; 0: not armed
+	// spare is fire's list of due sessions, kept between beats so that a
+	// beat allocates nothing; nil while a fire uses it (fires may overlap).
+	spare []*Session
 }
 
 // beatEpoch anchors beatClock, a monotonic clock in int64 nanoseconds.
@@ -31,7 +34,7 @@ func beatClock() int64 { return int64(time.Since(beatEpoch)) }
 // schedule sets s's next beat d from now, unless s has been removed (its
 // session ended): a beat that raced with the end must not bring it back.
 func (h *heartbeats) schedule(s *Session, d time.Duration) {
-	at := beatClock() + int64(d)
+	at := beatSlot(beatClock(), d)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s.hbGone {
@@ -44,6 +47,24 @@ func (h *heartbeats) schedule(s *Session, d time.Duration) {
 		heap.Fix(&h.heap, int(s.hbSlot-1))
 	}
 	h.arm()
+}
+
+// beatSlack is how much later than due a beat may come: due times are
+// rounded up to a multiple of it, so that the beats of the sessions that
+// connected within it fall on one firing of the timer, and their pongs
+// come back to the poller together. Idle connections then cost a timer
+// firing and a poller wake-up per slot, not per session.
+const beatSlack = 50 * time.Millisecond
+
+// beatSlot is the beatClock time of a beat d after now, rounded up to a
+// multiple of beatSlack, or of d/4 for a shorter interval, so that a
+// beat is never late by more than a quarter of its interval.
+func beatSlot(now int64, d time.Duration) int64 {
+	at := now + int64(d)
+	if q := int64(min(beatSlack, d/4)); q > 0 {
+		at = (at + q - 1) / q * q
+	}
+	return at
 }
 
 // remove takes s out for good.
@@ -84,7 +105,8 @@ func (h *heartbeats) fire() {
 	now := beatClock()
 	h.mu.Lock()
 	h.armed = 0
-	var due []*Session
+	due := h.spare[:0]
+	h.spare = nil
 	for len(h.heap) > 0 && h.heap[0].hbDue <= now {
 		due = append(due, heap.Pop(&h.heap).(*Session))
 	}
@@ -93,7 +115,18 @@ func (h *heartbeats) fire() {
 	for _, s := range due {
 		s.beat()
 	}
+	clear(due) // keep no ended session alive
+	h.mu.Lock()
+	if cap(due) <= maxSpareBeats {
+		h.spare = due
+	}
+	h.mu.Unlock()
 }
+
+// maxSpareBeats caps the due list fire keeps between beats: a burst of
+// connections makes many beats due at once, once; a list that long is
+// not kept for the steady state.
+const maxSpareBeats = 4096
 
 // beatHeap is container/heap's view of the sessions by next beat; each
 // session knows its place (hbSlot, 1-based so that 0 means "not in it").

@@ -13,8 +13,10 @@ import (
 // poller waits for input on every idle session at once, on one goroutine
 // and one epoll instance, so that an idle connection has no goroutine of
 // its own (a goroutine blocked in a read costs a stack of several KB).
-// When a session's socket becomes readable the poller starts a read turn
-// for it (Session.notify), which reads what is there, handles it and ends.
+// When a session's socket becomes readable the poller reads what is there
+// (Session.pollInput): pings and pongs it handles itself; for anything
+// else it starts a read turn, which handles that input and what follows,
+// and ends.
 //
 // Sockets are registered one-shot: after an event the poller ignores the
 // socket while its read turn runs (the turn waits for more input in the
@@ -105,6 +107,7 @@ func (p *poller) del(fd int) {
 func (p *poller) run() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
+	input := make([]byte, readBufSize) // pollInput's, one event at a time
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
 		if errors.Is(err, unix.EINTR) {
@@ -119,7 +122,7 @@ func (p *poller) run() {
 				return
 			}
 			if s := p.lookup(id); s != nil {
-				s.notify()
+				s.pollInput(input)
 			}
 		}
 	}

@@ -32,8 +32,8 @@ type sendQueue struct {
 	dropBytes int // of bytes, those of droppable items
 	missed    int // droppable messages dropped since the writer last took
 	maxBytes  int
-	pingDue   bool
 	pong      []byte // payload of the pong due, if pongDue
+	pingDue   bool   // the flags together: padding after each costs 8 bytes
 	pongDue   bool
 	writing   bool // a writer goroutine runs
 	stopped   bool // the session is ending: no writer may start

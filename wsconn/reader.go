@@ -52,14 +52,14 @@ type frameParser struct {
 
 	partial []byte     // an incomplete frame carried over to the next feed
 	checked int        // payload bytes of that frame already unmasked and checked
-	msgOp   int        // opcode of the fragmented message in progress, 0 if none
 	msg     []byte     // payload of that message so far
 	text    utf8Stream // the text message in progress, checked as it arrives
-	// The flags last, together: padding after each would cost every
-	// session 16 bytes (TestSessionFitsItsSizeClass).
-	deflate bool // permessage-deflate was negotiated: RSV1 marks a compressed message
-	msgRSV1 bool // the fragmented message in progress is compressed
-	done    bool // a close frame or a violation ended the stream
+	// The opcode and the flags last, together: padding after each would
+	// cost every session 8 bytes (TestSessionFitsItsSizeClass).
+	msgOp   uint8 // opcode of the fragmented message in progress, 0 if none
+	deflate bool  // permessage-deflate was negotiated: RSV1 marks a compressed message
+	msgRSV1 bool  // the fragmented message in progress is compressed
+	done    bool  // a close frame or a violation ended the stream
 }
 
 // feed parses data, which it may modify (payloads are unmasked in place),
@@ -107,6 +107,28 @@ func (p *frameParser) feed(data []byte, ev frameEvents) *violation {
 		data = data[need:]
 	}
 	return nil
+}
+
+// onlyPings reports whether data, fed next, holds nothing but whole,
+// well-formed pings and pongs: FIN set, no reserved bit, masked, at most
+// maxControlPayload bytes each, with no incomplete frame carried over.
+// Feeding such bytes only ever calls ping and pong, never message or
+// closeFrame, and never fails, so the poller may feed them itself.
+func (p *frameParser) onlyPings(data []byte) bool {
+	if p.done || len(p.partial) > 0 || len(data) == 0 {
+		return false
+	}
+	for len(data) > 0 {
+		if len(data) < 2 || data[0] != finBit|opPing && data[0] != finBit|opPong || data[1]&0x80 == 0 {
+			return false
+		}
+		n := int(data[1] & 0x7F)
+		if n > maxControlPayload || len(data) < 6+n { // 2 + the mask key + payload
+			return false
+		}
+		data = data[6+n:]
+	}
+	return true
 }
 
 // keep carries an incomplete frame over to the next feed, in a buffer with
@@ -279,7 +301,7 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 			ev.message(op, payload)
 			return nil
 		}
-		p.msgOp = op
+		p.msgOp = uint8(op)
 		p.msg = append(p.msg[:0], payload...)
 	case opText:
 		if fin && checked == 0 {
@@ -299,7 +321,7 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 		if fin {
 			return p.deliverText(payload, ev)
 		}
-		p.msgOp = op
+		p.msgOp = uint8(op)
 		p.msg = append(p.msg[:0], payload...)
 	case opContinuation:
 		if p.msgOp == opText && !p.text.write(payload[checked:]) {
@@ -307,7 +329,7 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 		}
 		p.msg = append(p.msg, payload...)
 		if fin {
-			op, msg := p.msgOp, p.msg
+			op, msg := int(p.msgOp), p.msg
 			p.msgOp, p.msg = 0, nil
 			if op == opText {
 				return p.deliverText(msg, ev)
@@ -324,7 +346,7 @@ func (p *frameParser) handle(frame []byte, hdr int, ev frameEvents) *violation {
 func (p *frameParser) handleDeflated(op int, fin bool, payload []byte, ev frameEvents) *violation {
 	if op != opContinuation {
 		if !fin {
-			p.msgOp, p.msgRSV1 = op, true
+			p.msgOp, p.msgRSV1 = uint8(op), true
 			p.msg = append(p.msg[:0], payload...)
 			return nil
 		}
@@ -334,7 +356,7 @@ func (p *frameParser) handleDeflated(op int, fin bool, payload []byte, ev frameE
 	if !fin {
 		return nil
 	}
-	op, msg := p.msgOp, p.msg
+	op, msg := int(p.msgOp), p.msg
 	p.msgOp, p.msgRSV1, p.msg = 0, false, nil
 	return p.deliverInflated(op, msg, ev)
 }

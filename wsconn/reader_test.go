@@ -232,3 +232,41 @@ func TestParserJoinsValidTextCheckedInPieces(t *testing.T) {
 		}
 	}
 }
+
+// onlyPings lets the poller feed only whole, valid pings and pongs: any
+// other frame, a piece of one, or a parser holding a piece is refused.
+func TestParserOnlyPingsAcceptsWholePingsAndPongsAlone(t *testing.T) {
+	ping, pong := clientFrame(true, opPing, []byte("p")), clientFrame(true, opPong, nil)
+	rsv := clientFrame(true, opPong, nil)
+	rsv[0] |= 0x40
+	unmasked := clientFrame(true, opPing, nil)
+	unmasked[1] &^= 0x80
+	join := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
+	cases := []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"ping", ping, true},
+		{"pongs and pings", join(pong, ping, pong, clientFrame(true, opPing, bytes.Repeat([]byte{1}, 125))), true},
+		{"nothing", nil, false},
+		{"cut short", ping[:len(ping)-1], false},
+		{"header only", pong[:1], false},
+		{"then text", join(pong, clientFrame(true, opText, []byte("hi"))), false},
+		{"close", clientFrame(true, opClose, nil), false},
+		{"over 125 bytes", clientFrame(true, opPing, make([]byte, 126)), false},
+		{"not final", clientFrame(false, opPing, nil), false},
+		{"reserved bit", rsv, false},
+		{"unmasked", unmasked, false},
+	}
+	for _, c := range cases {
+		var p frameParser
+		if got := p.onlyPings(c.data); got != c.want {
+			t.Errorf("%s: onlyPings %v, want %v", c.name, got, c.want)
+		}
+	}
+	var p frameParser
+	if p.feed(bytes.Clone(ping[:3]), &recorder{}) != nil || p.onlyPings(ping[3:]) {
+		t.Error("onlyPings with a piece of a frame held: true, want false")
+	}
+}

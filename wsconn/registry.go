@@ -48,6 +48,10 @@ type Registry struct {
 
 	beats heartbeats // every session's heartbeat, on one timer
 
+	// turnsStarted counts the read turns started on goroutines of their
+	// own (not the first, on Serve's): what input on idle sessions costs.
+	turnsStarted atomic.Uint64
+
 	burst *burstRelease // returns a connection burst's garbage (burst_release.go)
 }
 

@@ -51,7 +51,7 @@ func (s *Session) notify() {
 		switch s.rstate.Load() {
 		case turnIdle:
 			if s.rstate.CompareAndSwap(turnIdle, turnRunning) {
-				go s.readTurn()
+				s.startTurn()
 				return
 			}
 		case turnRunning:
@@ -62,6 +62,12 @@ func (s *Session) notify() {
 			return
 		}
 	}
+}
+
+// startTurn starts a read turn's goroutine; the caller has taken rstate.
+func (s *Session) startTurn() {
+	s.reg.turnsStarted.Add(1)
+	go s.readTurn()
 }
 
 // readTurn is one read turn's goroutine.
@@ -105,16 +111,35 @@ func (s *Session) handBack(watch func(fd int, id uint64) error) (again bool) {
 	if s.ended {
 		return false // rstate stays running: nothing is read any more
 	}
-	if err := watch(s.sock.fd, s.id); err != nil {
+	again, err := s.letGo(watch)
+	if err != nil {
 		s.log().Error("session not watched for input", "session", s.id, "err", err)
 		s.end(true)
 		return false
 	}
+	return again
+}
+
+// letGo has the poller watch the socket (watch: add or rearm), then gives
+// up rstate, unless a notification came meanwhile: then it keeps rstate
+// and reports again. It never ends the session, so the poller can use it.
+func (s *Session) letGo(watch func(fd int, id uint64) error) (again bool, err error) {
+	if err := watch(s.sock.fd, s.id); err != nil {
+		return false, err
+	}
 	if s.rstate.CompareAndSwap(turnRunning, turnIdle) {
-		return false
+		return false, nil
 	}
 	s.rstate.Store(turnRunning) // notified meanwhile: read again
-	return true
+	return true, nil
+}
+
+// readTurnAfter is a read turn that first handles early, what the poller
+// read for it (pollInput); early goes back to its pool.
+func (s *Session) readTurnAfter(early *readOp, n int) {
+	s.consume(early.buf[:n])
+	putReadOp(early)
+	s.readTurn()
 }
 
 // readActive reads and handles input until the client has been silent for
