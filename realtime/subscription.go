@@ -22,6 +22,7 @@ type Subscription struct {
 	floor uint64
 	hub   *Hub
 	sub   Subscriber
+	ahead Prefetcher // sub's, if it is one; else nil
 
 	hc    *hubChannel
 	ended atomic.Bool // Unsubscribe ran (idempotency)
