@@ -107,7 +107,12 @@ var (
 	_ realtime.Subscriber = subscriber{}
 	_ realtime.ConnCloser = subscriber{}
 	_ realtime.Backlogger = subscriber{}
+	_ realtime.Prefetcher = subscriber{}
 )
+
+// Prefetch implements realtime.Prefetcher: a fan-out reads the sessions
+// of the next few subscribers ahead of sending to them.
+func (a subscriber) Prefetch() { a.s.Prefetch() }
 
 // Backlogged lets flow-controlled channels skip a tick for a client whose
 // queue still holds something, instead of queueing behind it.

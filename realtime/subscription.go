@@ -16,15 +16,16 @@ type Subscription struct {
 	active    atomic.Bool // cleared on Unsubscribe: deliveries stop
 	buffering atomic.Bool // see buf
 	policy    SlowPolicy  // opts.SlowPolicy
+	ended     atomic.Bool // Unsubscribe ran (idempotency); here, it fills policy's padding
 	// floor is the position the subscribe reply covered: a publication at
 	// or below it (numbered before the reply, delivered after) is skipped.
 	// Written once in start, before buffering is cleared.
 	floor uint64
 	hub   *Hub
 	sub   Subscriber
+	ahead Prefetcher // sub's, if it is one; else nil
 
-	hc    *hubChannel
-	ended atomic.Bool // Unsubscribe ran (idempotency)
+	hc *hubChannel
 	// name is the channel's (the hub channel's own string), opts its
 	// namespace's options and info the subscriber's identity, all shared
 	// rather than copied: a subscription is made per connection and
