@@ -116,6 +116,8 @@ func New(ctx context.Context, cfg config.Config, fs []*features.Feature, log *sl
 		// connection holds no read buffer), one more per WebSocket
 		// connect; and a hijacked WebSocket holds none of fasthttp's
 		// buffers either way once Serve has returned (the poller reads it).
+		// The price: an idle plain-HTTP keep-alive connection keeps its
+		// read and write buffers (about 8 KB) until IdleTimeout.
 		// The client's address comes from X-Forwarded-For only when the
 		// request came from a listed proxy; anyone else could forge it.
 		ProxyHeader:             proxyHeader(cfg.TrustedProxies),

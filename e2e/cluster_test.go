@@ -531,14 +531,20 @@ func TestClusterScript(t *testing.T) {
 	natsBin := testbin.Tool(t, "nats-server")
 	testbin.Tool(t, "nginx")
 	work := t.TempDir()
+	// Ten different ports: the proxy's, then three each for the nodes,
+	// the NATS clients and the NATS routes. Picked at once, so no two of
+	// them are the same port (a CI run saw NATS's route port equal its
+	// client port when each was picked on its own).
+	free := testbin.FreePorts(t, 10)
 	ports := func(n int) string {
 		var p []string
-		for range n {
-			p = append(p, strconv.Itoa(testbin.FreePort(t)))
+		for _, port := range free[:n] {
+			p = append(p, strconv.Itoa(port))
 		}
+		free = free[n:]
 		return strings.Join(p, " ")
 	}
-	proxy := testbin.FreePort(t)
+	proxy, free := free[0], free[1:]
 	nodePorts := strings.Fields(ports(3))
 	env := append(os.Environ(), "WORKDIR="+work, "PORT="+strconv.Itoa(proxy),
 		"NODE_PORTS="+strings.Join(nodePorts, " "), "NATS_PORTS="+ports(3), "NATS_CLUSTER_PORTS="+ports(3),

@@ -192,7 +192,8 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 // set (WS_COMPRESSION), a client's permessage-deflate offer is accepted if
 // it can be honoured (negotiateDeflate), and only the sessions that
 // negotiated it get Limits.Deflate. Where the registry
-// polls, the handler returns as soon as the session is set up and the
+// polls, the handler returns once the session is set up and has handled
+// the client's first input (or waited firstInputWait for it), and the
 // maps contrib copied for the connection (headers, query, cookies,
 // Locals) are dropped with its Conn; nothing of contrib's is kept per idle
 // connection.

@@ -23,8 +23,11 @@ const IdempotencyWindow = 2 * time.Minute
 // Concurrency: the broker calls it from its own goroutines. For any one
 // channel the calls are sequential and publications arrive in offset
 // order; calls for different channels may run in parallel. The handler
-// must not block (the Hub's only enqueues) and must not call back into the
-// broker for the same channel.
+// must not block on anything but the channel's own delivery: the Hub
+// enqueues, except that a publication to a large channel (fanoutAsyncMin
+// subscribers) waits while the channel's previous fan-out runs, up to one
+// fan-out, so that publications do not age in the server unseen by their
+// publisher. It must not call back into the broker for the same channel.
 type BrokerHandler interface {
 	HandlePublication(channel string, pub Publication)
 	HandleJoin(channel string, info ClientInfo)

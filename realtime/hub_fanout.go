@@ -87,7 +87,11 @@ func (h *Hub) fanout(hc *hubChannel, offset uint64, frame []byte) {
 		return
 	}
 	// The previous caller returned only once the drainer took its
-	// publication, so the hand-over is free.
+	// publication, so the hand-over is free; the wait is a guard that
+	// costs nothing, should two callers ever come for one channel at once.
+	for q.has {
+		q.changed.Wait()
+	}
 	q.next, q.has = queuedFanout{offset, frame}, true
 	if !q.running {
 		q.running = true

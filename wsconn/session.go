@@ -81,7 +81,8 @@ type Session struct {
 	lim      *Limits  // shared by the sessions Serve was given the same for
 	reg      *Registry
 
-	// Reader side, owned by the current read turn.
+	// Reader side, owned by whoever holds rstate: the current read turn,
+	// or the poller while it handles pings and pongs (pollInput).
 	handler Handler
 	parser  frameParser
 	rstate  atomic.Int32 // turnIdle, turnRunning or turnAgain

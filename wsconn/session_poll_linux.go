@@ -4,6 +4,14 @@ package wsconn
 
 import "syscall"
 
+// pollInlineMaxBytes is the most input the poller handles itself: a
+// heartbeat's pong, or a few pings and pongs (a control frame from a
+// client is at most 131 bytes). More, even if it is only pings, goes to a
+// read turn, so that a client flooding pings is answered on a goroutine of
+// its own and every other idle session's input never waits behind
+// hundreds of its pongs on the one poller goroutine.
+const pollInlineMaxBytes = 2 * (maxControlPayload + 6) // 6: a masked control frame's header
+
 // pollInput is the poller's answer to input on an idle session's socket.
 // A heartbeat's pong (or a client's ping) is the only input most idle
 // connections ever send, and it needs no read turn: the poller reads what
@@ -38,7 +46,7 @@ func (s *Session) pollInput(buf []byte) {
 	case errno != 0 || n <= 0:
 		s.startTurn() // the turn reads the error or the end of the stream itself
 		return
-	case s.parser.onlyPings(buf[:n]):
+	case n <= pollInlineMaxBytes && s.parser.onlyPings(buf[:n]):
 		s.consume(buf[:n])
 	default:
 		op := getReadOp()

@@ -199,3 +199,37 @@ func TestBadControlFrameOnAnIdleSessionFailsIt(t *testing.T) {
 	c.expect(t, "close 1002")
 	waitUntil(t, "the session gone", func() bool { return reg.Len() == 0 })
 }
+
+// A flood of pings, more than the poller handles itself, goes to a read
+// turn (on the client's own goroutine, not the one poller goroutine every
+// idle session shares). The pings are answered in order; pongs may be
+// coalesced (RFC 6455 5.5.3: a pong for the latest ping is enough), so
+// the last ping's pong must come, after any earlier ones.
+func TestPingFloodGoesToAReadTurn(t *testing.T) {
+	reg, _, c := idleSession(t)
+	turns := reg.turnsStarted.Load()
+	const pings = 40 // 40 × 9 bytes: past pollInlineMaxBytes in one write
+	var frames [][]byte
+	for i := range pings {
+		frames = append(frames, clientFrame(true, opPing, []byte(fmt.Sprintf("%03d", i))))
+	}
+	c.write(t, frames...)
+	last := -1
+	for last != pings-1 {
+		select {
+		case got := <-c.events:
+			var n int
+			if _, err := fmt.Sscanf(got, "pong %d", &n); err != nil || n <= last {
+				t.Fatalf("got %q after pong %03d, want a later pong", got, last)
+			}
+			last = n
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no pong after pong %03d, want up to %03d", last, pings-1)
+		}
+	}
+	if reg.Polling() && reg.turnsStarted.Load() == turns {
+		t.Fatalf("%d pings in one read were answered on the poller, want a read turn", pings)
+	}
+	c.write(t, clientFrame(true, opText, []byte("after")))
+	c.expect(t, "text after")
+}

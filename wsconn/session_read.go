@@ -9,7 +9,9 @@ import (
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // Read turns: a session read by the poller has no goroutine while idle.
-// When input arrives (or the session must end), notify starts a turn. A
+// When input arrives, the poller handles a heartbeat's pings and pongs
+// itself (pollInput) and starts a turn for anything else; when the
+// session must end, notify starts one. A
 // turn reads and handles input, waiting for more in the runtime's own
 // network poller while the client keeps talking, and after activeLinger
 // of silence hands the socket back to the registry's poller and exits.

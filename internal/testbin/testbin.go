@@ -138,6 +138,24 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// FreePorts returns n different free TCP ports on 127.0.0.1. It holds
+// every listener open until it has all n, so the kernel cannot hand the
+// same port out twice, as n calls of FreePort may (a closed listener's
+// port is free again at once). Safe from any goroutine.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testbin: free port: %v", err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
 // Options says how to run the binary. The zero value runs Binary(t) with
 // an empty environment in the current directory as the current user.
 type Options struct {
