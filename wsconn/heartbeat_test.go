@@ -103,6 +103,10 @@ func TestHeartbeatAllocatesNothing(t *testing.T) {
 	pong := clientFrame(true, opPong, nil)
 	pongNow := func() {
 		seen := s.lastSeen.Load()
+		// The client answered pings before its reader ended, and its
+		// library's pong set a write deadline 1 s on, which a slow run
+		// (-race on a busy machine) outlives: this test writes without one.
+		_ = c.c.NetConn().SetWriteDeadline(time.Time{})
 		if _, err := c.c.NetConn().Write(pong); err != nil {
 			t.Fatal(err)
 		}
