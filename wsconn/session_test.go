@@ -712,10 +712,12 @@ func testSlowReaderStays(t *testing.T, direct bool, sndBuf, published int) {
 		sentinel   = "end"
 	)
 	lim := testLimits
-	// The client needs over a second to read a full queue (1 MiB), four
-	// times the write timeout: one flush of it cannot finish under one
-	// deadline, while a writeChunk takes it a fraction of one.
-	lim.WriteTimeout = 300 * time.Millisecond
+	// The client needs over a second to read a full queue (1 MiB), more
+	// than twice the write timeout: one flush of it cannot finish under
+	// one deadline, while a writeChunk takes it a fraction of one (80 ms).
+	// 500 ms, not less: a CI run (-race, the whole suite on 2 cores) once
+	// stalled the client's reads past 300 ms and the reader was dropped.
+	lim.WriteTimeout = 500 * time.Millisecond
 	lim.MissedNotice = missedNotice
 	reg := newTestRegistry(t, 10)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
