@@ -33,7 +33,7 @@ func (s *Session) pollInput(buf []byte) {
 		return
 	}
 	if s.endReq.Load() {
-		s.startTurn()
+		s.startTurn(nil, 0)
 		return
 	}
 	n, errno := recvNoWait(s.sock.fd, buf)
@@ -44,18 +44,17 @@ func (s *Session) pollInput(buf []byte) {
 	case errno == syscall.EAGAIN:
 		// Nothing after all: watch again.
 	case errno != 0 || n <= 0:
-		s.startTurn() // the turn reads the error or the end of the stream itself
+		s.startTurn(nil, 0) // the turn reads the error or the end of the stream itself
 		return
 	case n <= pollInlineMaxBytes && s.parser.onlyPings(buf[:n]):
 		s.consume(buf[:n])
 	default:
 		op := getReadOp()
 		copy(op.buf, buf[:n])
-		s.reg.turnsStarted.Add(1)
-		go s.readTurnAfter(op, n)
+		s.startTurn(op, n)
 		return
 	}
 	if again, err := s.letGo(s.poll.rearm); again || err != nil {
-		s.startTurn() // notified meanwhile, or not watched: a turn ends it
+		s.startTurn(nil, 0) // notified meanwhile, or not watched: a turn ends it
 	}
 }

@@ -53,7 +53,7 @@ func (s *Session) notify() {
 		switch s.rstate.Load() {
 		case turnIdle:
 			if s.rstate.CompareAndSwap(turnIdle, turnRunning) {
-				s.startTurn()
+				s.startTurn(nil, 0)
 				return
 			}
 		case turnRunning:
@@ -67,8 +67,14 @@ func (s *Session) notify() {
 }
 
 // startTurn starts a read turn's goroutine; the caller has taken rstate.
-func (s *Session) startTurn() {
+// early, if not nil, holds n bytes the poller already read (pollInput):
+// the turn handles them first.
+func (s *Session) startTurn(early *readOp, n int) {
 	s.reg.turnsStarted.Add(1)
+	if early != nil {
+		go s.readTurnAfter(early, n)
+		return
+	}
 	go s.readTurn()
 }
 
@@ -136,8 +142,8 @@ func (s *Session) letGo(watch func(fd int, id uint64) error) (again bool, err er
 	return true, nil
 }
 
-// readTurnAfter is a read turn that first handles early, what the poller
-// read for it (pollInput); early goes back to its pool.
+// readTurnAfter is a read turn that first handles early[:n], what the
+// poller read for it (pollInput); early goes back to its pool.
 func (s *Session) readTurnAfter(early *readOp, n int) {
 	s.consume(early.buf[:n])
 	putReadOp(early)
