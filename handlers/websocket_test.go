@@ -1,15 +1,12 @@
 package handlers
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -22,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
 	"github.com/duplex/duplex/internal/testbin"
+	"github.com/duplex/duplex/internal/wstest"
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/wsconn"
 )
@@ -186,32 +184,8 @@ func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
 	addr, _ := serveRoute(t, func(*websocket.Conn) wsconn.OpenFunc {
 		return func(s *wsconn.Session) wsconn.Handler { return replier{s, "got it"} }
 	})
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	frame := []byte{0x81, 0x80 | 2, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2} // masked "hi"
-	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
-	}
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		t.Fatal(err)
-	}
-	payload := make([]byte, hdr[1]&0x7F)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		t.Fatal(err)
-	}
-	if hdr[0] != 0x81 || string(payload) != "got it" {
-		t.Fatalf("got frame %x %q, want text \"got it\"", hdr, payload)
+	r := wstest.UpgradeSendingFrame(t, addr, "/ws", wstest.ClientFrame(true, false, 0x1, []byte("hi")), 5*time.Second)
+	if got := wstest.ReadShortTextFrame(t, r); got != "got it" {
+		t.Fatalf("got text %q, want \"got it\"", got)
 	}
 }

@@ -547,6 +547,19 @@ func testReplyKeepsOrder(t *testing.T, direct bool) {
 	}
 }
 
+// expectEcho sends msg on c and fails t unless the next message back is
+// msg, within 3 s: a round trip through an echoing session.
+func expectEcho(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, data, err := c.ReadMessage(); err != nil || string(data) != msg {
+		t.Fatalf("echo %q: %q %v", msg, data, err)
+	}
+}
+
 // An idle session costs no goroutine where the registry polls: its read
 // turn hands the socket to the registry's poller after activeLinger of
 // silence, and the writer runs only while something is queued. Without
@@ -555,18 +568,8 @@ func testReplyKeepsOrder(t *testing.T, direct bool) {
 func TestIdleSessionGoroutines(t *testing.T) {
 	reg := newTestRegistry(t, 100)
 	url := serve(t, reg, testLimits, func(s *Session, kind MessageType, data []byte) { _ = s.Reply(kind, data) })
-	echo := func(c *websocket.Conn, msg string) {
-		t.Helper()
-		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		if _, data, err := c.ReadMessage(); err != nil || string(data) != msg {
-			t.Fatalf("echo %q: %q %v", msg, data, err)
-		}
-	}
 	c := dial(t, url) // warm up the server's pools and the poller
-	echo(c, "warm-up")
+	expectEcho(t, c, "warm-up")
 	c.Close()
 	waitUntil(t, "warm-up session to end", func() bool { return reg.Len() == 0 })
 	time.Sleep(activeLinger + 100*time.Millisecond)
@@ -575,7 +578,7 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	clients := make([]*websocket.Conn, conns)
 	for i := range clients {
 		clients[i] = dial(t, url)
-		echo(clients[i], "hi")
+		expectEcho(t, clients[i], "hi")
 	}
 	if reg.Len() != conns {
 		t.Fatalf("%d sessions, want %d", reg.Len(), conns)
@@ -594,7 +597,7 @@ func TestIdleSessionGoroutines(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for i, c := range clients {
-		echo(c, "again "+strconv.Itoa(i))
+		expectEcho(t, c, "again "+strconv.Itoa(i))
 	}
 }
 
