@@ -254,6 +254,7 @@ target_port() {
 	duplex | duplex-deflate) echo "$DUPLEX_PORT" ;;
 	centrifugo) echo "$CF_PORT" ;;
 	uws) echo "$UWS_PORT" ;;
+	floor) echo "$FLOOR_PORT" ;;
 	esac
 }
 target_url() {
@@ -261,11 +262,12 @@ target_url() {
 	duplex | duplex-deflate) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
 	centrifugo) echo "ws://127.0.0.1:$CF_PORT/connection/websocket" ;;
 	uws) echo "ws://127.0.0.1:$UWS_PORT/realtime" ;;
+	floor) echo "ws://127.0.0.1:$FLOOR_PORT/ws" ;;
 	esac
 }
 target_protocol() {
 	case $1 in
-	uws | duplex-deflate) echo duplex ;;
+	uws | duplex-deflate | floor) echo duplex ;;
 	*) echo "$1" ;;
 	esac
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Connection-rate benchmark: duplex against Centrifugo v6 and a
-# uWebSockets.js server (bench/uws), all driven by `duplexload connect` over
+# Connection-rate benchmark: duplex against Centrifugo v6, a
+# uWebSockets.js server (bench/uws) and the floor of duplex's stack (bare
+# fasthttp/websocket, bench/floor), all driven by `duplexload connect` over
 # loopback, interleaved so machine noise hits them alike (round 1: duplex,
 # centrifugo, uws; round 2: uws, centrifugo, duplex; ...).
 #
@@ -30,8 +31,12 @@
 # uws: bench/uws/server.js (duplex's subscribe on uWS; npm ci in bench/uws
 # if needed; -target duplex); channel push:bench. Skipped, saying why,
 # without node or uWS's native addon.
+# floor: bench/floor -reply subscribe (not in the default targets): fasthttp
+# and fasthttp/websocket, one goroutine per connection, answering the
+# subscribe with duplex's reply without parsing it; what duplex's stack
+# costs before duplex does anything (-target duplex, path /ws).
 #
-# Environment: DUPLEX_PORT (9041), CF_PORT (9042), UWS_PORT (9043),
+# Environment: DUPLEX_PORT (9041), CF_PORT (9042), UWS_PORT (9043), FLOOR_PORT (9044),
 # DUPLEX_BIN (built into the temporary directory), CF_BIN
 # (/tmp/cfbin/centrifugo), API_KEY (bench-key).
 # Everything it starts is stopped on exit, including on Ctrl-C.
@@ -52,7 +57,7 @@ while getopts "r:n:k:H:T:o:h" opt; do
 	H) HOLD=$OPTARG ;;
 	T) TARGETS=$OPTARG ;;
 	o) OUT=$OPTARG ;;
-	h) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) exit 2 ;;
 	esac
 done
@@ -63,6 +68,7 @@ int_in -k "$INFLIGHT" 1 1024
 DUPLEX_PORT=${DUPLEX_PORT:-9041}
 CF_PORT=${CF_PORT:-9042}
 UWS_PORT=${UWS_PORT:-9043}
+FLOOR_PORT=${FLOOR_PORT:-9044}
 CF_BIN=${CF_BIN:-/tmp/cfbin/centrifugo}
 CF_VERSION=v6.9.1
 KEY=${API_KEY:-bench-key}
@@ -85,6 +91,9 @@ build_go "$BIN/duplexload" ./cmd/duplexload
 if has_word "$TARGETS" duplex; then
 	build_go "$DUPLEX_BIN" .
 fi
+if has_word "$TARGETS" floor; then
+	build_go "$BIN/floor" ./bench/floor
+fi
 ensure_centrifugo
 ensure_uws TARGETS
 
@@ -99,6 +108,7 @@ start_server() { # name log
 	duplex) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 LOG_LEVEL=warn "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	centrifugo) "$CF_BIN" --config "$CF_CONF" >"$log" 2>&1 & ;;
 	uws) start_uws server.js "$port" >"$log" 2>&1 & ;;
+	floor) "$BIN/floor" -addr "127.0.0.1:$port" -reply subscribe >"$log" 2>&1 & ;;
 	esac
 	SERVER_PID=$!
 	wait_server "$name" "$port" "$log" 1 # 1 s: let the runtime settle
@@ -151,7 +161,7 @@ for name in $TARGETS; do
 		"$(median "$TSV" 3 "$cond")" "$(median "$TSV" 4 "$cond")" "$(median "$TSV" 5 "$cond")" "$(median "$TSV" 6 "$cond")" \
 		"$(sum_col "$TSV" 8 "$cond")" "$(sum_col "$TSV" 9 "$cond")" "$(median "$TSV" 10 "$cond")" "$(median "$TSV" 14 "$cond")" "$(median "$TSV" 15 "$cond")"
 done
-print_ratios "$TSV" 1 2 "" 1 "centrifugo uws" 3:conns_per_s 4:p50_us 5:p99_us 10:cpu_s_per_1000
+print_ratios "$TSV" 1 2 "" 1 "centrifugo uws floor" 3:conns_per_s 4:p50_us 5:p99_us 10:cpu_s_per_1000
 if has_word "$TARGETS" duplex && has_word "$TARGETS" centrifugo; then
 	echo "  goal: duplex/centrifugo conns_per_s ratio >= 1.0"
 fi

@@ -1,9 +1,10 @@
 // Command floor is the lower bound of duplex's stack for benchmarks: a bare
 // fasthttp server with fasthttp/websocket and no framework, answering every
 // text message on /ws with the tutorial's reply (or the message itself with
-// -reply verbatim).
+// -reply verbatim, or with -reply subscribe the reply duplex gives to the
+// load tool's first subscribe command, for the connect benchmark).
 //
-//	go run ./bench/floor -addr 127.0.0.1:9001 [-reply tutorial|verbatim]
+//	go run ./bench/floor -addr 127.0.0.1:9001 [-reply tutorial|verbatim|subscribe]
 //
 // One goroutine per connection reads a message and writes the reply in the
 // same loop: the least work a correct echo server can do.
@@ -29,19 +30,31 @@ import (
 const (
 	tutorialPrefix = "服务端已收到消息:"
 	tutorialMiddle = "服务端发来消息: Hello,"
+	// subscribeReply is what duplex answers to the load tool's
+	// `{"id":1,"op":"subscribe",...}`: the floor does not parse the
+	// command, so the connect benchmark measures the stack alone.
+	subscribeReply = `{"id":1,"result":{"offset":0,"epoch":"f100r0000000"}}`
+)
+
+// The -reply formats.
+const (
+	replyTutorial  = "tutorial"
+	replyVerbatim  = "verbatim"
+	replySubscribe = "subscribe"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address")
-	reply := flag.String("reply", "tutorial", `reply format: "tutorial" or "verbatim"`)
+	reply := flag.String("reply", "tutorial", `reply format: "tutorial", "verbatim" or "subscribe"`)
 	readLimit := flag.Int64("read-limit", 64<<10, "largest accepted message in bytes")
 	idle := flag.Duration("idle-timeout", 60*time.Second, "close a connection that sends nothing for this long")
 	writeTimeout := flag.Duration("write-timeout", 10*time.Second, "deadline for each reply")
 	flag.Parse()
-	if *reply != "tutorial" && *reply != "verbatim" {
-		log.Fatalf("floor: -reply must be tutorial or verbatim, got %q", *reply)
+	switch *reply {
+	case replyTutorial, replyVerbatim, replySubscribe:
+	default:
+		log.Fatalf("floor: -reply must be tutorial, verbatim or subscribe, got %q", *reply)
 	}
-	tutorial := *reply == "tutorial"
 
 	upgrader := websocket.FastHTTPUpgrader{
 		ReadBufferSize:  4096,
@@ -69,7 +82,7 @@ func main() {
 			if err := c.SetWriteDeadline(time.Now().Add(*writeTimeout)); err != nil {
 				return
 			}
-			if err := writeReply(c, buf, tutorial); err != nil {
+			if err := writeReply(c, buf, *reply); err != nil {
 				return
 			}
 		}
@@ -107,11 +120,14 @@ func main() {
 	}
 }
 
-// writeReply writes the reply to msg as one text frame without building it
-// in a separate buffer.
-func writeReply(c *websocket.Conn, msg []byte, tutorial bool) error {
-	if !tutorial {
+// writeReply writes the reply to msg in the given -reply format as one
+// text frame without building it in a separate buffer.
+func writeReply(c *websocket.Conn, msg []byte, format string) error {
+	switch format {
+	case replyVerbatim:
 		return c.WriteMessage(websocket.TextMessage, msg)
+	case replySubscribe:
+		return c.WriteMessage(websocket.TextMessage, []byte(subscribeReply))
 	}
 	w, err := c.NextWriter(websocket.TextMessage)
 	if err != nil {
