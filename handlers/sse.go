@@ -144,6 +144,7 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 	c.Context().SetConnectionClose()
 	conn := c.Context().Conn()
 	ping := strconv.FormatFloat(t.lim.PingInterval.Seconds(), 'f', -1, 64)
+	maxEmit := strconv.FormatInt(t.lim.MaxMessageBytes, 10)
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer t.obs.StreamClosed()
 		// Withdrawn from every channel once the stream is gone ...
@@ -162,7 +163,9 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 			go watchHangup(conn, stream)
 		}
 		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
-		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
+		// max_emit tells the client how many bytes of commands one emit
+		// may carry, so that it batches under this node's limit.
+		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`,"max_emit":`+maxEmit+`}`)
 		if w.Flush() != nil {
 			stream.Close(wsconn.CloseGoingAway, "")
 		}
