@@ -186,6 +186,20 @@ const hangupReadBytes = 64
 // last response), so a read returns only when the client goes, or when
 // the server closes the connection after the stream ended; this
 // goroutine ends then too. Bytes a client sends meanwhile are dropped.
+//
+// It costs a goroutine per stream, and stays because nothing else can
+// tell in time that the client went:
+//   - the writer notices only when a write fails, and the first write
+//     after the client closed succeeds (the client's side answers it with
+//     a reset); on an idle stream the writes are the heartbeats, so a
+//     departed client would stay up to two WS_PING_INTERVALs (50 s by
+//     default) a member and a connection, where a socket's leave is at
+//     once (TestSSEClientThatLeavesIsGoneAtOnce);
+//   - fasthttp's goroutine of the connection is busy copying the body
+//     stream to it and reads nothing until the response is over;
+//   - the registry's epoll poller, which reads sockets without a goroutine
+//     each, owns only hijacked connections and runs on Linux alone, while
+//     this connection stays fasthttp's (it writes the chunked body).
 func watchHangup(conn net.Conn, stream *wsconn.Stream) {
 	var buf [hangupReadBytes]byte
 	for {
