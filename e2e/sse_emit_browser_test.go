@@ -55,4 +55,23 @@ func TestSSEEmitsStayUnderTheServersLimit(t *testing.T) {
 	}
 	waitFor(t, page, "the ten publications, in order", 5*time.Second, `JSON.stringify(window.limGot)`,
 		`() => JSON.stringify(window.limGot) === '[0,1,2,3,4,5,6,7,8,9]'`)
+
+	// Bytes, not UTF-16 units: an emoji is 4 bytes (2 units), é is 2.
+	// About 1006 bytes fit; 1036 do not (though only 556 units).
+	runJS(t, page, `(() => {
+		window.limResults = null;
+		Promise.all([
+			window.lim.publish('chat:e2e-limit', {n: 11, text: '😀'.repeat(230) + 'é'.repeat(5)}).then(() => 'ok', e => e.code),
+			window.lim.publish('chat:e2e-limit', {n: 12, text: '😀'.repeat(240)}).then(() => 'ok', e => e.code),
+		]).then(v => { window.limResults = v; });
+		return true;
+	})()`)
+	waitFor(t, page, "the two settled", 10*time.Second, `JSON.stringify([window.limResults, window.limEvents])`,
+		`() => Array.isArray(window.limResults)`)
+	want = `[["ok","too_large"],["connecting:sse","transport:sse/null","connected"]]`
+	if got := evalString(t, page, `JSON.stringify([window.limResults, window.limEvents])`); got != want {
+		t.Fatalf("near the limit: results and client events = %s, want %s", got, want)
+	}
+	waitFor(t, page, "the one that fits, published", 5*time.Second, `JSON.stringify(window.limGot)`,
+		`() => JSON.stringify(window.limGot) === '[0,1,2,3,4,5,6,7,8,9,11]'`)
 }
