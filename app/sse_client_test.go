@@ -34,6 +34,7 @@ type sseClient struct {
 
 	session string  // from the session event
 	ping    float64 // seconds, from the session event
+	maxEmit int     // bytes, from the session event
 
 	mu         sync.Mutex
 	changed    chan struct{} // closed and replaced whenever something arrives
@@ -121,11 +122,12 @@ func tryOpenSSEAt(t *testing.T, base, query string, o sseOptions) (c *sseClient,
 	var sess struct {
 		Session string  `json:"session"`
 		Ping    float64 `json:"ping"`
+		MaxEmit int     `json:"max_emit"`
 	}
 	if err := json.Unmarshal([]byte(data), &sess); err != nil || sess.Session == "" || sess.Ping <= 0 {
 		t.Fatalf("%s: session event %q: %v", c.name, data, err)
 	}
-	c.session, c.ping = sess.Session, sess.Ping
+	c.session, c.ping, c.maxEmit = sess.Session, sess.Ping, sess.MaxEmit
 	go c.read(br)
 	return c, resp.StatusCode, ""
 }
@@ -309,7 +311,13 @@ func tryPostEmit(base, sid, body string) (int, string, error) {
 }
 
 func tryPostEmitAs(base, sid, body, token string, header http.Header) (int, string, error) {
-	req, err := http.NewRequest("POST", base+"/realtime/emit?session="+sid, strings.NewReader(body))
+	return tryPostEmitTo(base, "/realtime/emit", sid, body, token, header)
+}
+
+// tryPostEmitTo is tryPostEmitAs to the path given (a spelling of the
+// emit's route).
+func tryPostEmitTo(base, path, sid, body, token string, header http.Header) (int, string, error) {
+	req, err := http.NewRequest("POST", base+path+"?session="+sid, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}

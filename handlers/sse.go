@@ -144,6 +144,7 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 	c.Context().SetConnectionClose()
 	conn := c.Context().Conn()
 	ping := strconv.FormatFloat(t.lim.PingInterval.Seconds(), 'f', -1, 64)
+	maxEmit := strconv.FormatInt(t.lim.MaxMessageBytes, 10)
 	c.Context().SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer t.obs.StreamClosed()
 		// Withdrawn from every channel once the stream is gone ...
@@ -162,7 +163,9 @@ func (t *SSE) Stream(c *fiber.Ctx) error {
 			go watchHangup(conn, stream)
 		}
 		w := &sseWriter{w: bw, conn: conn, timeout: t.lim.WriteTimeout, obs: t.obs}
-		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`}`)
+		// max_emit tells the client how many bytes of commands one emit
+		// may carry, so that it batches under this node's limit.
+		w.event("session", `{"session":"`+s.id+`","ping":`+ping+`,"max_emit":`+maxEmit+`}`)
 		if w.Flush() != nil {
 			stream.Close(wsconn.CloseGoingAway, "")
 		}
@@ -183,6 +186,20 @@ const hangupReadBytes = 64
 // last response), so a read returns only when the client goes, or when
 // the server closes the connection after the stream ended; this
 // goroutine ends then too. Bytes a client sends meanwhile are dropped.
+//
+// It costs a goroutine per stream, and stays because nothing else can
+// tell in time that the client went:
+//   - the writer notices only when a write fails, and the first write
+//     after the client closed succeeds (the client's side answers it with
+//     a reset); on an idle stream the writes are the heartbeats, so a
+//     departed client would stay up to two WS_PING_INTERVALs (50 s by
+//     default) a member and a connection, where a socket's leave is at
+//     once (TestSSEClientThatLeavesIsGoneAtOnce);
+//   - fasthttp's goroutine of the connection is busy copying the body
+//     stream to it and reads nothing until the response is over;
+//   - the registry's epoll poller, which reads sockets without a goroutine
+//     each, owns only hijacked connections and runs on Linux alone, while
+//     this connection stays fasthttp's (it writes the chunked body).
 func watchHangup(conn net.Conn, stream *wsconn.Stream) {
 	var buf [hangupReadBytes]byte
 	for {

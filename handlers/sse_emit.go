@@ -96,6 +96,27 @@ func bearerToken(c *fiber.Ctx) string {
 // emitPath is the route of POST /realtime/emit.
 const emitPath = "/realtime/emit"
 
+// isEmitPath reports whether the router takes a POST to path (as sent,
+// without the query) for the emit: as Fiber routes by default (neither
+// CaseSensitive nor StrictRouting), whatever the case of its letters and
+// with any trailing slashes, so /realtime/emit/ is the emit too and gets
+// its body limit and its 413.
+func isEmitPath(path []byte) bool {
+	return bytes.EqualFold(bytes.TrimRight(path, "/"), []byte(emitPath))
+}
+
+// isEmitRequest reports whether the router will take h's request for the
+// emit: a POST whose target (origin or absolute form, parsed as the
+// router's fasthttp.URI does) has the emit's path.
+func isEmitRequest(h *fasthttp.RequestHeader) bool {
+	if !h.IsPost() {
+		return false
+	}
+	u := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(u)
+	return u.Parse(h.Host(), h.RequestURI()) == nil && isEmitPath(u.PathOriginal())
+}
+
 // emitBodySlack is how many times WS_MAX_MESSAGE_BYTES the server reads
 // of an emit's body: up to that an oversized emit is answered 413 once
 // read; beyond it the server answers from the headers and closes the
@@ -106,10 +127,10 @@ const emitBodySlack = 2
 // EmitBodyLimit wraps a fasthttp.Server.HeaderReceived hook: an emit may
 // carry as much as one socket message (WS_MAX_MESSAGE_BYTES), however
 // small the API's limit without its key; every other request is next's.
+// Only a POST's target is parsed, so an upgrade costs nothing more.
 func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp.RequestConfig) func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		path, _, _ := bytes.Cut(h.RequestURI(), []byte("?"))
-		if string(path) == emitPath {
+		if isEmitRequest(h) {
 			return fasthttp.RequestConfig{MaxRequestBodySize: emitBodySlack * int(maxMessage)}
 		}
 		return next(h)
@@ -117,14 +138,21 @@ func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp
 }
 
 // EmitErrors wraps the app's error handler: an emit whose body the server
-// refused from its headers (over EmitBodyLimit) gets the emit's own 413
-// answer, like one the handler measured.
+// refused from its headers (over EmitBodyLimit) gets the answer the
+// emit's route would have given had it read the body: 403 for a foreign
+// Origin, else the emit's own 413 with the CORS headers an allowed origin
+// needs to read it (the route's middlewares never ran: without them a
+// page of another allowed origin would see an opaque network error).
 func (t *SSE) EmitErrors(next fiber.ErrorHandler) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		if errors.Is(err, fiber.ErrRequestEntityTooLarge) && c.Path() == emitPath {
-			t.obs.EmitAnswered(http.StatusRequestEntityTooLarge)
-			return c.Status(http.StatusRequestEntityTooLarge).JSON(fiber.Map{"error": emitErrors[http.StatusRequestEntityTooLarge]})
+		if !errors.Is(err, fiber.ErrRequestEntityTooLarge) || c.Method() != fiber.MethodPost || !isEmitPath([]byte(c.Path())) {
+			return next(c, err)
 		}
-		return next(c, err)
+		if !allowCrossOrigin(c, t.origins) {
+			t.obs.EmitAnswered(http.StatusForbidden)
+			return refuseOrigin(c, c.Get(fiber.HeaderOrigin))
+		}
+		t.obs.EmitAnswered(http.StatusRequestEntityTooLarge)
+		return c.Status(http.StatusRequestEntityTooLarge).JSON(fiber.Map{"error": emitErrors[http.StatusRequestEntityTooLarge]})
 	}
 }

@@ -15,7 +15,8 @@
  *  - every command returns a Promise, settled by the reply with the same id
  *    or rejected after a timeout (default 5 s) with an Error whose .code is
  *    the server's error code ("forbidden", "rate_limited", ...) or one of
- *    the client's own: "timeout", "disconnected", "outbox_full", "closed";
+ *    the client's own: "timeout", "disconnected", "outbox_full", "closed",
+ *    "too_large" (over SSE: a command over the server's message limit);
  *  - it reconnects by itself with exponential backoff and full jitter
  *    (a random delay up to 0.5 s, 1 s, 2 s ... capped at 20 s);
  *  - after a reconnect it subscribes again to every channel, asking to
@@ -86,7 +87,7 @@
   /**
    * DuplexError is the Error every rejected command carries: .code is a
    * stable string (server codes from docs/protocol.md, or the client's
-   * timeout/disconnected/outbox_full/closed), .message is for people.
+   * timeout/disconnected/outbox_full/closed/too_large), .message is for people.
    */
   function DuplexError(code, message) {
     var err = new Error(message || code);
@@ -762,7 +763,8 @@
       this._ws.send(frame);
       entry.sent = true;
     } catch (e) {
-      this._settle(id, DuplexError('disconnected', 'send failed: ' + (e && e.message)));
+      if (e && e.code === 'too_large') this._settle(id, DuplexError('too_large', entry.op + ': ' + e.message));
+      else this._settle(id, DuplexError('disconnected', 'send failed: ' + (e && e.message)));
     }
   };
 
@@ -1165,10 +1167,10 @@
   // HEARTBEAT_SLACK_MS is added to twice the server's ping interval: a
   // stream silent for that long (no event, no ": ping") is dead.
   var HEARTBEAT_SLACK_MS = 5000;
-  // EMIT_BATCH_CHARS bounds the commands one emit joins (each one goes,
-  // alone if need be): 16 Ki characters are at most 48 KiB of UTF-8,
-  // under the server's 64 KiB WS_MAX_MESSAGE_BYTES.
-  var EMIT_BATCH_CHARS = 16384;
+  // EMIT_BYTES_UNNAMED is the most UTF-8 bytes one emit carries when the
+  // session event does not name the server's limit (max_emit, its
+  // WS_MAX_MESSAGE_BYTES): a server older than that field.
+  var EMIT_BYTES_UNNAMED = 16384;
   // EMIT_RETRY_MS is how long a rate-limited emit (429 without
   // Retry-After) waits before it is sent again.
   var EMIT_RETRY_MS = 1000;
@@ -1184,10 +1186,13 @@
    *  - send queues a command line; the queue goes out as POST
    *    emitURL?session=<sid>, one request in flight at a time (the server
    *    handles them in order), the lines waiting meanwhile joined by
-   *    newlines. Replies come on the stream. An emit refused because the
-   *    session is gone (404, 410) ends the stream so the client
-   *    reconnects; 403 (another identity) ends it for good (1008); 413
-   *    as a socket ends a too-big message (1009).
+   *    newlines, as many as fit in the server's limit (max_emit of the
+   *    session event, in UTF-8 bytes). A line over the limit alone is not
+   *    sent: send throws an Error whose code is 'too_large'. Replies come
+   *    on the stream. An emit refused because the session is gone (404,
+   *    410) ends the stream so the client reconnects; 403 (another
+   *    identity) ends it for good (1008); 413 as a socket ends a too-big
+   *    message (1009).
    * onclose gets {code, reason, status}: status is the HTTP status of a
    * stream refused before it started (400, 401, 403, 429, 503), else 0.
    * It is driven by the browser's event loop only (single-threaded).
@@ -1199,7 +1204,8 @@
     this.token = token || null;
     this.onopen = this.onmessage = this.onclose = this.onerror = this.onheartbeat = null;
     this._emitURL = emitURL;
-    this._queue = [];         // command lines not yet posted
+    this._queue = [];         // {line, bytes}: command lines not yet posted
+    this._maxEmit = EMIT_BYTES_UNNAMED; // the most UTF-8 bytes of an emit
     this._posting = false;    // an emit is in flight
     this._retryTimer = null;
     this._silenceMs = 0;      // 0 until the session event names the ping interval
@@ -1309,6 +1315,7 @@
         return;
       }
       this.session = m.session;
+      if (m.max_emit > 0) this._maxEmit = m.max_emit;
       this._silenceMs = m.ping > 0 ? 2 * m.ping * 1000 + HEARTBEAT_SLACK_MS : 0;
       this._alive();
       this.readyState = 1;
@@ -1321,20 +1328,48 @@
     }
   };
 
-  /** send queues one command line (or several joined by newlines). */
+  /**
+   * send queues one command line (or several joined by newlines). It
+   * throws if the stream is not open, or (with code 'too_large') if the
+   * line is more than one emit may carry: the server would refuse it, and
+   * the lines batched with it, with 413.
+   */
   sseProto.send = function (line) {
     if (this.readyState !== 1) throw new Error('the stream is not open');
-    this._queue.push(line);
+    var bytes = utf8Bytes(line);
+    if (bytes > this._maxEmit) {
+      var err = new Error(bytes + ' bytes, over the ' + this._maxEmit + ' one message may have (WS_MAX_MESSAGE_BYTES)');
+      err.code = 'too_large';
+      throw err;
+    }
+    this._queue.push({line: line, bytes: bytes});
     this._post();
   };
+
+  // utf8Bytes is the length of s in UTF-8, as fetch sends it (a lone
+  // surrogate becomes U+FFFD, 3 bytes), counted without encoding it.
+  function utf8Bytes(s) {
+    var n = 0;
+    for (var i = 0; i < s.length; i++) {
+      var c = s.charCodeAt(i);
+      if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c < 0xdc00 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
+      else n += 3;
+    }
+    return n;
+  }
 
   // _post sends the waiting lines, unless an emit is in flight.
   sseProto._post = function () {
     var self = this;
     if (this._posting || this._retryTimer || !this._queue.length || this.readyState !== 1) return;
-    var body = this._queue.shift();
-    while (this._queue.length && body.length + 1 + this._queue[0].length <= EMIT_BATCH_CHARS) {
-      body += '\n' + this._queue.shift();
+    var first = this._queue.shift();
+    var body = first.line, bytes = first.bytes;
+    while (this._queue.length && bytes + 1 + this._queue[0].bytes <= this._maxEmit) {
+      var next = this._queue.shift();
+      body += '\n' + next.line;
+      bytes += 1 + next.bytes;
     }
     this._posting = true;
     var headers = {};
@@ -1347,7 +1382,7 @@
         self._post();
       } else if (res.status === 429) {
         // Not taken: the same lines go again, first, after the wait.
-        self._queue.unshift(body);
+        self._queue.unshift({line: body, bytes: bytes});
         var wait = parseInt(res.headers.get('Retry-After'), 10);
         self._retryTimer = setTimeout(function () {
           self._retryTimer = null;
