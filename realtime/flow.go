@@ -45,11 +45,10 @@ const (
 	// that skips ticks; more count as missed.
 	flowMaxCarried = 64
 	// flowFanoutChunk is the fewest viewers worth a goroutine of their
-	// own in a tick's fan-out. Lower than a publication's fanoutChunk: a
-	// tick is one write per viewer 10 times a second, so the split costs
-	// little CPU, and the last viewer of a 5,000-viewer room waits for
-	// every write before it (measured: 100 ms on one core of the
-	// benchmark machine, which pushed p99 past 300 ms).
+	// own in a tick's fan-out. A tick is one write per viewer 10 times a
+	// second, so the split costs little CPU, and the last viewer of a
+	// 5,000-viewer room waits for every write before it (measured: 100 ms
+	// on one core of the benchmark machine, which pushed p99 past 300 ms).
 	flowFanoutChunk = 1024
 )
 

@@ -339,10 +339,15 @@ func (h *Hub) fanoutTo(hc *hubChannel, offset uint64, encoded []byte) {
 }
 
 // fanoutChunk is the fewest subscribers worth a goroutine of their own in
-// a fan-out. Waking a second thread costs more CPU than it saves below a
-// few thousand writes (about 10 ms of them); measured at 1,000
-// subscribers, a split fan-out cost about 7% more CPU per delivery.
-const fanoutChunk = 4096
+// a fan-out: from twice as many, a fan-out is split among the cores. A
+// channel of 1,000 is then split in two, and its last subscriber no longer
+// waits for all of its ~7 ms of writes, nor for all of the previous
+// publication's before its own began. One goroutine woken per
+// publication is little beside hundreds of writes: interleaved at
+// 1,000 x 100/s against no split below 8,192, CPU per delivery did not
+// rise while p99 fell (docs/benchmarks.md, session 7; session 5 had
+// measured 7% more CPU for this split, before hub_fanout.go's hand-over).
+const fanoutChunk = 256
 
 // deliverAll delivers frame to every subscription in subs, in order, and
 // counts the deliveries. It goes prefetchGroup subscriptions at a time,

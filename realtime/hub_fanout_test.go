@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/duplex/duplex/realtime/protocol"
 )
 
 // gatedSub is a subscriber whose Enqueue waits until the test opens its
@@ -218,4 +220,33 @@ func waitingInFanout() bool {
 		}
 	}
 	return false
+}
+
+// A split fan-out's parts never overtake one another across publications:
+// every subscriber of a channel large enough to be split among the cores
+// gets many publications, published back to back, in offset order. Only
+// the order is asserted (each subscriber is waited for until it has them
+// all), so a part still running when the next publication's parts start
+// shows here as a subscriber that got two publications the wrong way round.
+func TestSplitFanoutPartsKeepOrderAcrossPublications(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one core: a fan-out is not split")
+	}
+	ctx := context.Background()
+	h := newTestHub(t, HubConfig{})
+	subs := subscribeMany(t, h, "push:big", 2*fanoutChunk)
+	const n = 100
+	for i := range n {
+		if _, err := h.Publish(ctx, "push:big", []byte(strconv.Itoa(i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range subs {
+		got := pubs(s.WaitFor(t, func(m []protocol.ServerMessage) bool { return len(pubs(m, "push:big")) >= n }), "push:big")
+		for i, m := range got {
+			if dataOf(m) != strconv.Itoa(i) {
+				t.Fatalf("sub %d: publication %d is %s", s.id, i, dataOf(m))
+			}
+		}
+	}
 }
