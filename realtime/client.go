@@ -164,17 +164,29 @@ func NewClient(hub *Hub, sub Subscriber, identity Identity, limits ClientLimits)
 }
 
 func (c *Client) setIdentity(id Identity) {
+	clientID := c.info.Client // the connection's for good, once made
 	if id.Name == "" {
 		prefix := c.hub.guestNamePrefix
 		if !id.Guest() {
 			prefix = c.hub.userNamePrefix
 		}
-		id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
+		if clientID == "" {
+			clientID, id.Name = c.hub.clientIDAndName(c.sub, prefix)
+		} else {
+			id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
+		}
+	}
+	if clientID == "" {
+		clientID = c.hub.clientID(c.sub)
 	}
 	c.hub.users.move(c, c.info.User, id.User)
-	c.info = ClientInfo{Client: c.hub.clientID(c.sub), User: id.User, Name: id.Name, ConnInfo: id.Info}
+	c.info = ClientInfo{Client: clientID, User: id.User, Name: id.Name, ConnInfo: id.Info}
 	c.setTokenExpiry(id.Expires)
 }
+
+// Subscriber is the connection the client was made over (NewClient's
+// sub). It never changes: safe from any goroutine.
+func (c *Client) Subscriber() Subscriber { return c.sub }
 
 // Info is how this client appears to others (presence, publications).
 func (c *Client) Info() ClientInfo {

@@ -375,3 +375,33 @@ func TestClientLiveDropOldestReplies(t *testing.T) {
 		t.Errorf("ping reply missing at the end: %+v", msgs[len(msgs)-2:])
 	}
 }
+
+// A guest without a name is called the guest prefix and its connection
+// id, and its client id is the node id and the connection id; both are
+// cut from one string (clientIDAndName), and naming the guest later
+// keeps the client id.
+func TestGuestClientIDAndDefaultName(t *testing.T) {
+	h := newTestHub(t, HubConfig{NodeID: "n1"})
+	c, s := newClient(t, h, Identity{})
+	n := strconv.FormatUint(s.ID(), 10)
+	if info := c.Info(); info.Client != "n1-"+n || info.Name != DefaultGuestNamePrefix+n {
+		t.Fatalf("client %q name %q, want %q %q", info.Client, info.Name, "n1-"+n, DefaultGuestNamePrefix+n)
+	}
+	if msgs, _ := send(t, c, s, `{"id":1,"op":"connect","name":"ann"}`); msgs[0].Error != nil {
+		t.Fatalf("connect: %+v", msgs[0].Error)
+	}
+	if info := c.Info(); info.Client != "n1-"+n || info.Name != "ann" {
+		t.Fatalf("after connect: client %q name %q", info.Client, info.Name)
+	}
+}
+
+// The client id and the default name of a connection cost one
+// allocation between them: an idle connection keeps each object it
+// allocated alive (docs/benchmarks.md, idle memory).
+func TestClientIDAndNameIsOneAllocation(t *testing.T) {
+	h := newTestHub(t, HubConfig{NodeID: "0123abcd"})
+	_, s := newClient(t, h, Identity{})
+	if n := testing.AllocsPerRun(100, func() { h.clientIDAndName(s, DefaultGuestNamePrefix) }); n != 1 {
+		t.Fatalf("%v allocations, want 1", n)
+	}
+}

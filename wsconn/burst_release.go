@@ -15,9 +15,10 @@ import (
 // two minutes later, and even then the runtime keeps the freed pages as
 // headroom for a heap twice the live one. With 15,000 connections that
 // is 60 MB the connections do not hold. So once a burst is over, the
-// registry collects once and gives the freed memory back to the system.
+// registry collects and gives the freed memory back to the system.
 const (
-	// burstSessions opened since the last release make a burst.
+	// burstSessions opened since the last release, none more than
+	// burstQuiet after the one before, make a burst.
 	burstSessions = 1000
 	// burstQuiet without a new session ends the burst.
 	burstQuiet = 3 * time.Second
@@ -32,16 +33,18 @@ type burstRelease struct {
 	min     int           // sessions that make a burst (burstSessions)
 	quiet   time.Duration // burstQuiet
 	release func()        // debug.FreeOSMemory; a test counts instead
+	now     func() time.Time
 
 	mu      sync.Mutex
-	count   int // sessions opened since the last release
+	count   int       // sessions opened since the last release or quiet gap
+	last    time.Time // when the last of them opened
 	timer   *time.Timer
 	stopped bool
 	running sync.WaitGroup // a release under way, which stop waits for
 }
 
 func newBurstRelease() *burstRelease {
-	return &burstRelease{min: burstSessions, quiet: burstQuiet, release: releaseGarbage}
+	return &burstRelease{min: burstSessions, quiet: burstQuiet, release: releaseGarbage, now: time.Now}
 }
 
 // releaseGarbage collects twice and returns the freed memory to the
@@ -55,13 +58,21 @@ func releaseGarbage() {
 }
 
 // opened counts a new session; from the burst's min-th on, each one
-// pushes the release back by quiet.
+// pushes the release back by quiet. A session that opens more than quiet
+// after the one before starts the count again: sessions trickling in are
+// no burst, and collecting for them would cost two full collections for
+// garbage the runtime's own collections take care of.
 func (b *burstRelease) opened() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.stopped {
 		return
 	}
+	now := b.now()
+	if b.count > 0 && now.Sub(b.last) > b.quiet {
+		b.count = 0
+	}
+	b.last = now
 	if b.count++; b.count < b.min {
 		return
 	}

@@ -7,7 +7,7 @@ import (
 
 func testBurstRelease(min int) (*burstRelease, chan struct{}) {
 	released := make(chan struct{}, 4)
-	b := &burstRelease{min: min, quiet: 20 * time.Millisecond, release: func() { released <- struct{}{} }}
+	b := &burstRelease{min: min, quiet: 20 * time.Millisecond, release: func() { released <- struct{}{} }, now: time.Now}
 	return b, released
 }
 
@@ -80,5 +80,33 @@ func TestBurstReleaseStopCancels(t *testing.T) {
 	b.mu.Unlock()
 	if count != 1 || len(released) != 0 {
 		t.Fatalf("after stop: count %d, releases %d", count, len(released))
+	}
+}
+
+// Sessions that open more than quiet apart are no burst, however many
+// there are over time: the count starts again after each quiet gap, so
+// a server that gains a connection every few seconds never collects for
+// it. Only min sessions with no gap above quiet make a burst.
+func TestBurstCountStartsAgainAfterAQuietGap(t *testing.T) {
+	b, released := testBurstRelease(3)
+	defer b.stop()
+	now := time.Unix(1000, 0)
+	b.now = func() time.Time { return now }
+	b.opened()
+	b.opened()
+	now = now.Add(b.quiet + time.Millisecond)
+	b.opened() // the third session, but after a gap: a new count of one
+	b.mu.Lock()
+	count, armed := b.count, b.timer != nil
+	b.mu.Unlock()
+	if count != 1 || armed {
+		t.Fatalf("after a quiet gap: count %d, release armed %v; want 1, false", count, armed)
+	}
+	// Two more without a gap make the burst, released once.
+	b.opened()
+	b.opened()
+	waitRelease(t, released)
+	if n := len(released); n != 0 {
+		t.Fatalf("%d releases more than bursts", n)
 	}
 }
