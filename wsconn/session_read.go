@@ -180,6 +180,14 @@ func (s *Session) readActive(first, linger time.Duration) {
 				_ = s.sock.out.SetReadDeadline(now.Add(linger))
 				extended = now
 			}
+			if !wait && n < len(op.buf) && !s.ended && !s.endReq.Load() {
+				// A short read took all the socket had: back to the
+				// poller now rather than after a read that finds
+				// nothing (one system call fewer per connect). The
+				// poller's watch fires at once for input that came
+				// meanwhile.
+				return
+			}
 		} else if err == nil {
 			return // nothing more (wait false): back to the poller
 		}
