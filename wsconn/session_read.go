@@ -113,13 +113,13 @@ func (s *Session) firstTurn(await bool) {
 
 // firstTurnStack is the goroutine stack that Serve's goroutine, the one
 // the HTTP server starts per connection, is grown to in one step before
-// the session opens and runs its first read turn on it: opening the
+// the session opens and runs its first read turn on it. Opening the
 // application's session and handling the client's first commands (a
-// subscribe: JSON decoding, the hub, the reply) need about this much, and
-// a new goroutine's stack starts at a few KB, so without it the stack grows
-// by doubling, up to three copies per connect, each moving every frame
-// that deep path has pushed (10 us of the 119 per connect in a perf
-// profile). The goroutine exits once the poller has the socket, so its
+// subscribe: JSON decoding, the hub, the reply) go deep, and a new
+// goroutine's stack starts at a few KB, so without it the stack grows by
+// doubling, several copies per connect, each moving every frame that deep
+// path has pushed (15 of the 176 us per connect in a perf profile; 10
+// with this). The goroutine exits once the poller has the socket, so its
 // stack goes back to the runtime's cache; only a connection that takes
 // the poller's place (WS_POLLER=off) keeps its goroutine, and it does not
 // reserve.
