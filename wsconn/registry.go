@@ -192,6 +192,7 @@ func (r *Registry) Serve(hijacked, sock net.Conn, peer string, lim *Limits, open
 	r.burst.opened()
 	var early []byte
 	if s.poll != nil {
+		reserveFirstTurnStack(0)
 		early = s.takeBuffered()
 		// Nothing reads hijacked any more, and closing it closes sock
 		// (KeepHijackedConns): hold sock alone, so that the HTTP server's

@@ -31,3 +31,33 @@ func TestFirstMessageEarlyLateOrWithTheHandshake(t *testing.T) {
 		t.Fatalf("the frame sent with the handshake was answered %q", got)
 	}
 }
+
+// A read that takes less than a full buffer hands the socket back to the
+// poller at once, even in the middle of a frame: what the client sends
+// next, the rest of the frame or a frame right behind the first, is read
+// by the poller's turn and answered.
+func TestInputAfterAShortReadIsReadByThePoller(t *testing.T) {
+	reg := newTestRegistry(t, 10)
+	url := serve(t, reg, testLimits, func(s *Session, kind MessageType, data []byte) { _ = s.Reply(kind, data) })
+	c := dial(t, url)
+	frame := wstest.ClientFrame(true, false, byte(TextMessage), []byte("sent in two halves"))
+	half := len(frame) / 2
+	if _, err := c.NetConn().Write(frame[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough for the first turn to read the first half alone; the
+	// echo below is what the test waits for either way.
+	time.Sleep(20 * time.Millisecond)
+	if _, err := c.NetConn().Write(frame[half:]); err != nil {
+		t.Fatal(err)
+	}
+	expectReply(t, c, "sent in two halves")
+
+	for _, msg := range []string{"one", "right behind it"} {
+		if _, err := c.NetConn().Write(wstest.ClientFrame(true, false, byte(TextMessage), []byte(msg))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectReply(t, c, "one")
+	expectReply(t, c, "right behind it")
+}

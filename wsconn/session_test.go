@@ -554,6 +554,12 @@ func expectEcho(t *testing.T, c *websocket.Conn, msg string) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
+	expectReply(t, c, msg)
+}
+
+// expectReply reads the next message and fails unless it is msg.
+func expectReply(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if _, data, err := c.ReadMessage(); err != nil || string(data) != msg {
 		t.Fatalf("echo %q: %q %v", msg, data, err)
