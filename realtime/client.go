@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/duplex/duplex/realtime/protocol"
@@ -172,12 +173,19 @@ func (c *Client) setIdentity(id Identity) {
 		}
 		if clientID == "" {
 			clientID, id.Name = c.hub.clientIDAndName(c.sub, prefix)
+		} else if name := prefix + strconv.FormatUint(c.sub.ID(), 10); name == c.info.Name {
+			id.Name = c.info.Name // the same default: keep the string it shares with the id
 		} else {
-			id.Name = prefix + strconv.FormatUint(c.sub.ID(), 10)
+			id.Name = name
 		}
 	}
 	if clientID == "" {
 		clientID = c.hub.clientID(c.sub)
+	} else if id.Name != c.info.Name {
+		// The id may be cut from one string with the default name
+		// (clientIDAndName); a copy of its own lets the replaced name go
+		// instead of keeping it alive for the connection's life.
+		clientID = strings.Clone(clientID)
 	}
 	c.hub.users.move(c, c.info.User, id.User)
 	c.info = ClientInfo{Client: clientID, User: id.User, Name: id.Name, ConnInfo: id.Info}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/duplex/duplex/realtime/protocol"
 )
@@ -392,6 +393,25 @@ func TestGuestClientIDAndDefaultName(t *testing.T) {
 	}
 	if info := c.Info(); info.Client != "n1-"+n || info.Name != "ann" {
 		t.Fatalf("after connect: client %q name %q", info.Client, info.Name)
+	}
+}
+
+// A name of the client's own lets the default name it replaced go: the
+// id, cut from one string with the default name (clientIDAndName), must
+// not keep that string alive for the connection's life.
+func TestClientIDLetsTheReplacedDefaultNameGo(t *testing.T) {
+	h := newTestHub(t, HubConfig{NodeID: "n1"})
+	c, s := newClient(t, h, Identity{})
+	first := c.Info()
+	if msgs, _ := send(t, c, s, `{"id":1,"op":"connect","name":"ann"}`); msgs[0].Error != nil {
+		t.Fatalf("connect: %+v", msgs[0].Error)
+	}
+	info := c.Info()
+	if info.Client != first.Client {
+		t.Fatalf("client id %q changed to %q", first.Client, info.Client)
+	}
+	if unsafe.StringData(info.Client) == unsafe.StringData(first.Client) {
+		t.Fatal("the client id still points into the string it shares with the replaced default name")
 	}
 }
 
