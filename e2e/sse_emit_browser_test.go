@@ -57,11 +57,13 @@ func TestSSEEmitsStayUnderTheServersLimit(t *testing.T) {
 		`() => JSON.stringify(window.limGot) === '[0,1,2,3,4,5,6,7,8,9]'`)
 
 	// Bytes, not UTF-16 units: an emoji is 4 bytes (2 units), é is 2.
-	// About 1006 bytes fit; 1036 do not (though only 556 units).
+	// The first command is 1004 bytes and fits (counting é as 3 bytes, as
+	// for Chinese, would make it 1044); the second, 1036, does not (though
+	// only 556 units).
 	runJS(t, page, `(() => {
 		window.limResults = null;
 		Promise.all([
-			window.lim.publish('chat:e2e-limit', {n: 11, text: '😀'.repeat(230) + 'é'.repeat(5)}).then(() => 'ok', e => e.code),
+			window.lim.publish('chat:e2e-limit', {n: 11, text: '😀'.repeat(212) + 'é'.repeat(40)}).then(() => 'ok', e => e.code),
 			window.lim.publish('chat:e2e-limit', {n: 12, text: '😀'.repeat(240)}).then(() => 'ok', e => e.code),
 		]).then(v => { window.limResults = v; });
 		return true;

@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,20 +39,31 @@ func TestFirstMessageEarlyLateOrWithTheHandshake(t *testing.T) {
 // by the poller's turn and answered.
 func TestInputAfterAShortReadIsReadByThePoller(t *testing.T) {
 	reg := newTestRegistry(t, 10)
-	url := serve(t, reg, testLimits, func(s *Session, kind MessageType, data []byte) { _ = s.Reply(kind, data) })
+	var opened atomic.Pointer[Session]
+	url := openWith(t, reg, testLimits, func(s *Session) Handler {
+		opened.Store(s)
+		return funcHandler{s, func(s *Session, kind MessageType, data []byte) { _ = s.Reply(kind, data) }}
+	})
 	c := dial(t, url)
 	frame := wstest.ClientFrame(true, false, byte(TextMessage), []byte("sent in two halves"))
 	half := len(frame) / 2
 	if _, err := c.NetConn().Write(frame[:half]); err != nil {
 		t.Fatal(err)
 	}
-	// Long enough for the first turn to read the first half alone; the
-	// echo below is what the test waits for either way.
-	time.Sleep(20 * time.Millisecond)
+	// The first half read and the socket handed back: the rest is the
+	// poller's to read, in a turn of its own.
+	waitUntil(t, "the first half read and the turn over", func() bool {
+		s := opened.Load()
+		return s != nil && s.lastSeen.Load() != 0 && s.rstate.Load() == turnIdle
+	})
+	turns := reg.turnsStarted.Load()
 	if _, err := c.NetConn().Write(frame[half:]); err != nil {
 		t.Fatal(err)
 	}
 	expectReply(t, c, "sent in two halves")
+	if reg.Polling() && reg.turnsStarted.Load() == turns {
+		t.Fatal("the second half was answered without a read turn of the poller's")
+	}
 
 	for _, msg := range []string{"one", "right behind it"} {
 		if _, err := c.NetConn().Write(wstest.ClientFrame(true, false, byte(TextMessage), []byte(msg))); err != nil {
