@@ -46,10 +46,21 @@ func checkEmitBody(body []byte, maxBody int) int {
 // be reached.
 func (t *SSE) Emit(c *fiber.Ctx) error {
 	if origin := c.Get(fiber.HeaderOrigin); !t.origins.Allows(origin, t.origins.requestHost(c)) {
-		t.obs.EmitAnswered(http.StatusForbidden)
-		return refuseOrigin(c, origin)
+		return t.refuseEmitOrigin(c)
 	}
-	status := t.emit(c)
+	return t.answerEmit(c, t.emit(c))
+}
+
+// refuseEmitOrigin counts and sends an emit's refusal for a foreign
+// Origin (403, as refuseOrigin words it).
+func (t *SSE) refuseEmitOrigin(c *fiber.Ctx) error {
+	t.obs.EmitAnswered(http.StatusForbidden)
+	return refuseOrigin(c, c.Get(fiber.HeaderOrigin))
+}
+
+// answerEmit counts an emit's answer and sends it: 204, or the status's
+// error JSON (emitErrors, never internal text).
+func (t *SSE) answerEmit(c *fiber.Ctx, status int) error {
 	t.obs.EmitAnswered(status)
 	if status == http.StatusNoContent {
 		return c.SendStatus(status)
@@ -127,7 +138,8 @@ const emitBodySlack = 2
 // EmitBodyLimit wraps a fasthttp.Server.HeaderReceived hook: an emit may
 // carry as much as one socket message (WS_MAX_MESSAGE_BYTES), however
 // small the API's limit without its key; every other request is next's.
-// Only a POST's target is parsed, so an upgrade costs nothing more.
+// Only a POST's target is parsed, so an upgrade costs nothing more. The
+// hook keeps no state: fasthttp may call it from any goroutine at once.
 func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp.RequestConfig) func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 		if isEmitRequest(h) {
@@ -143,16 +155,15 @@ func EmitBodyLimit(maxMessage int64, next func(*fasthttp.RequestHeader) fasthttp
 // Origin, else the emit's own 413 with the CORS headers an allowed origin
 // needs to read it (the route's middlewares never ran: without them a
 // page of another allowed origin would see an opaque network error).
+// Safe for concurrent use, as next must be.
 func (t *SSE) EmitErrors(next fiber.ErrorHandler) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		if !errors.Is(err, fiber.ErrRequestEntityTooLarge) || c.Method() != fiber.MethodPost || !isEmitPath([]byte(c.Path())) {
 			return next(c, err)
 		}
 		if !allowCrossOrigin(c, t.origins) {
-			t.obs.EmitAnswered(http.StatusForbidden)
-			return refuseOrigin(c, c.Get(fiber.HeaderOrigin))
+			return t.refuseEmitOrigin(c)
 		}
-		t.obs.EmitAnswered(http.StatusRequestEntityTooLarge)
-		return c.Status(http.StatusRequestEntityTooLarge).JSON(fiber.Map{"error": emitErrors[http.StatusRequestEntityTooLarge]})
+		return t.answerEmit(c, http.StatusRequestEntityTooLarge)
 	}
 }
