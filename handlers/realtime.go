@@ -87,7 +87,9 @@ type realtimeHandler realtime.Client
 
 func (h *realtimeHandler) client() *realtime.Client { return (*realtime.Client)(h) }
 
-// session is the one the client was made over (Realtime's subscriber).
+// session is the one the client was made over: Realtime makes every
+// client over a subscriber, and must keep doing so (anything else would
+// panic here, on a close path, which dispatch answers with 1011).
 func (h *realtimeHandler) session() *wsconn.Session {
 	return h.client().Subscriber().(subscriber).s
 }

@@ -49,6 +49,10 @@ const (
 	// second, so the split costs little CPU, and the last viewer of a
 	// 5,000-viewer room waits for every write before it (measured: 100 ms
 	// on one core of the benchmark machine, which pushed p99 past 300 ms).
+	// It stays at what issue #11's live-room benchmark measured: the
+	// publications' fanoutChunk (256) was lowered later on plain
+	// channels' measurements only, and live rooms were not measured again
+	// with a lower value.
 	flowFanoutChunk = 1024
 )
 

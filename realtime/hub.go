@@ -339,8 +339,9 @@ func (h *Hub) fanoutTo(hc *hubChannel, offset uint64, encoded []byte) {
 }
 
 // fanoutChunk is the fewest subscribers worth a goroutine of their own in
-// a fan-out: from twice as many, a fan-out is split among the cores. A
-// channel of 1,000 is then split in two, and its last subscriber no longer
+// a fan-out: from twice as many, a fan-out is split among the cores, in
+// min(GOMAXPROCS, subscribers / fanoutChunk) parts. A channel of 1,000 is
+// then split in two on a 2-core machine, and its last subscriber no longer
 // waits for all of its ~7 ms of writes, nor for all of the previous
 // publication's before its own began. One goroutine woken per
 // publication is little beside hundreds of writes: interleaved at

@@ -30,10 +30,10 @@ const (
 //
 // Concurrency: opened and stop may be called from any goroutine.
 type burstRelease struct {
-	min     int           // sessions that make a burst (burstSessions)
-	quiet   time.Duration // burstQuiet
-	release func()        // debug.FreeOSMemory; a test counts instead
-	now     func() time.Time
+	min     int              // sessions that make a burst (burstSessions)
+	quiet   time.Duration    // burstQuiet
+	release func()           // debug.FreeOSMemory; a test counts instead
+	now     func() time.Time // time.Now; a test sets the clock
 
 	mu      sync.Mutex
 	count   int       // sessions opened since the last release or quiet gap
