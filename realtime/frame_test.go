@@ -20,7 +20,7 @@ type encodingSub struct {
 
 func (s *encodingSub) ID() uint64 { return s.id }
 func (s *encodingSub) Enqueue(f *SharedFrame, _ SlowPolicy) (int, bool) {
-	alt := f.Alternate(s.encode)
+	alt := f.Prepared(func(f *SharedFrame) any { return s.encode(f.Data) }).([]byte)
 	s.mu.Lock()
 	s.got = append(s.got, alt)
 	s.mu.Unlock()
@@ -62,5 +62,75 @@ func TestFanoutDerivesEachFrameOnce(t *testing.T) {
 		if len(s.got) != pubs || !bytes.Contains(s.got[pubs-1], []byte(`{"N":2}`)) {
 			t.Fatalf("subscriber %d got %q", s.id, s.got)
 		}
+	}
+}
+
+// frameRecorder keeps every frame it is handed.
+type frameRecorder struct {
+	id     uint64
+	mu     sync.Mutex
+	frames []*SharedFrame
+}
+
+func (s *frameRecorder) ID() uint64 { return s.id }
+func (s *frameRecorder) Enqueue(f *SharedFrame, _ SlowPolicy) (int, bool) {
+	s.mu.Lock()
+	s.frames = append(s.frames, f)
+	s.mu.Unlock()
+	return 0, true
+}
+
+// A channel's publication names the one fanned out before it, which a
+// transport may compress it against; a channel of a few subscribers keeps
+// nothing for that, and replies follow nothing.
+func TestPublicationsFollowTheChannelsPreviousOne(t *testing.T) {
+	h, err := NewHub(HubConfig{Namespaces: testNamespaces()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribe := func(channel string, n int) []*frameRecorder {
+		subs := make([]*frameRecorder, n)
+		for i := range subs {
+			subs[i] = &frameRecorder{id: uint64(len(channel)*1000 + i + 1)}
+			if _, _, err := h.Subscribe(context.Background(), subs[i], channel, SubscribeOptions{Info: ClientInfo{Client: fmt.Sprint(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return subs
+	}
+	large := subscribe("live:large", followMinSubscribers)
+	small := subscribe("live:small", followMinSubscribers-1)
+	for i := range 3 {
+		for _, ch := range []string{"live:large", "live:small"} {
+			if _, err := h.publish(context.Background(), ch, h.ns["live"], fmt.Appendf(nil, `{"n":%d}`, i), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := h.WaitFanouts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := large[len(large)-1].frames
+	if len(got) != 3 {
+		t.Fatalf("large channel: %d frames", len(got))
+	}
+	for i, f := range got {
+		after, prev := f.Follows()
+		switch {
+		case f.ID() == 0:
+			t.Fatalf("publication %d of a large channel has no id", i)
+		case i == 0 && (after != 0 || prev != nil):
+			t.Fatalf("the first publication follows %d", after)
+		case i > 0 && (after != got[i-1].ID() || !bytes.Equal(prev, got[i-1].Data)):
+			t.Fatalf("publication %d follows %d (%q), want %d", i, after, prev, got[i-1].ID())
+		}
+	}
+	for i, f := range small[0].frames {
+		if after, prev := f.Follows(); f.ID() != 0 || after != 0 || prev != nil {
+			t.Fatalf("small channel's publication %d: id %d, follows %d", i, f.ID(), after)
+		}
+	}
+	if len(small[0].frames) != 3 {
+		t.Fatalf("small channel: %d frames", len(small[0].frames))
 	}
 }
