@@ -3,89 +3,32 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/duplex/duplex/internal/testbin"
+	"github.com/duplex/duplex/internal/wstest"
 	"github.com/duplex/duplex/realtime"
 	"github.com/duplex/duplex/realtime/protocol"
 	"github.com/duplex/duplex/wsconn"
 )
 
-// socketProxy forwards TCP connections on a loopback port to target and
-// counts what target sends back on those that ask for path's WebSocket:
-// the socket's bytes on the wire as the browser receives them, compressed
-// or not, without the page and its scripts. It stops when t ends.
-func socketProxy(t *testing.T, target, path string) (addr string, fromServer *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// socketRelay forwards TCP connections to target and counts what target
+// sends back on those that ask for path's WebSocket: the socket's bytes
+// on the wire as the browser receives them, compressed or not, without
+// the page and its scripts.
+func socketRelay(t *testing.T, target, path string) (addr string, fromServer *atomic.Int64) {
 	fromServer = new(atomic.Int64)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn
-	track := func(c net.Conn) { mu.Lock(); open = append(open, c); mu.Unlock() }
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			track(in)
-			track(out)
-			// The request comes before any answer, so the socket is
-			// known as one before its first byte back is counted.
-			var socket atomic.Bool
-			wg.Go(func() {
-				buf := make([]byte, 32<<10)
-				for first := true; ; first = false {
-					n, err := in.Read(buf)
-					if first && (strings.HasPrefix(string(buf[:n]), "GET "+path+" ") || strings.HasPrefix(string(buf[:n]), "GET "+path+"?")) {
-						socket.Store(true)
-					}
-					if _, werr := out.Write(buf[:n]); werr != nil || err != nil {
-						out.Close()
-						return
-					}
-				}
-			})
-			wg.Go(func() {
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := out.Read(buf)
-					if socket.Load() {
-						fromServer.Add(int64(n))
-					}
-					if _, werr := in.Write(buf[:n]); werr != nil || err != nil {
-						in.Close()
-						return
-					}
-				}
-			})
+	addr, _ = wstest.Relay(t, target, func(first []byte) *atomic.Int64 {
+		if line := string(first); strings.HasPrefix(line, "GET "+path+" ") || strings.HasPrefix(line, "GET "+path+"?") {
+			return fromServer
 		}
+		return nil
 	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String(), fromServer
+	return addr, fromServer
 }
 
 // noteText is about 1 KB of an announcement's text, different for every
@@ -118,7 +61,7 @@ func TestBrowserInflatesPublicationsCompressedAgainstThePreviousOne(t *testing.T
 		t.Run(fmt.Sprint(tc.env), func(t *testing.T) {
 			s := testbin.Start(t, testbin.Options{Env: append([]string{"HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s", "LOG_FORMAT=text",
 				"API_KEY=" + testAPIKey, "TOKEN_SECRET=" + testTokenSecret}, tc.env...)})
-			proxy, fromServer := socketProxy(t, "127.0.0.1:"+strconv.Itoa(s.Port), "/realtime")
+			proxy, fromServer := socketRelay(t, "127.0.0.1:"+strconv.Itoa(s.Port), "/realtime")
 			// The page and seven others: a channel large enough to keep
 			// its last publication (realtime's followMinSubscribers).
 			for i := range 7 {

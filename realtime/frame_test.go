@@ -9,20 +9,28 @@ import (
 	"testing"
 )
 
-// encodingSub is a Subscriber whose transport derives a form of its own
-// from every frame, as wsconn's sessions that negotiated deflate do.
-type encodingSub struct {
+// recordingSub is a Subscriber that keeps every frame it is handed and,
+// with encode, derives a form of its own from each, as wsconn's sessions
+// that negotiated deflate do.
+type recordingSub struct {
 	id     uint64
 	encode func([]byte) []byte
 	mu     sync.Mutex
-	got    [][]byte
+	frames []*SharedFrame
+	got    [][]byte // encode's forms
 }
 
-func (s *encodingSub) ID() uint64 { return s.id }
-func (s *encodingSub) Enqueue(f *SharedFrame, _ SlowPolicy) (int, bool) {
-	alt := f.Prepared(func(f *SharedFrame) any { return s.encode(f.Data) }).([]byte)
+func (s *recordingSub) ID() uint64 { return s.id }
+func (s *recordingSub) Enqueue(f *SharedFrame, _ SlowPolicy) (int, bool) {
+	var alt []byte
+	if s.encode != nil {
+		alt = f.Prepared(func(f *SharedFrame) any { return s.encode(f.Data) }).([]byte)
+	}
 	s.mu.Lock()
-	s.got = append(s.got, alt)
+	s.frames = append(s.frames, f)
+	if alt != nil {
+		s.got = append(s.got, alt)
+	}
 	s.mu.Unlock()
 	return 0, true
 }
@@ -38,9 +46,9 @@ func TestFanoutDerivesEachFrameOnce(t *testing.T) {
 	var encodes atomic.Int64
 	encode := func(b []byte) []byte { encodes.Add(1); return bytes.ToUpper(b) }
 	const n = 2*fanoutChunk + 1
-	subs := make([]*encodingSub, n)
+	subs := make([]*recordingSub, n)
 	for i := range subs {
-		subs[i] = &encodingSub{id: uint64(i + 1), encode: encode}
+		subs[i] = &recordingSub{id: uint64(i + 1), encode: encode}
 		if _, _, err := h.Subscribe(context.Background(), subs[i], "live:once", SubscribeOptions{Info: ClientInfo{Client: fmt.Sprint(i)}}); err != nil {
 			t.Fatal(err)
 		}
@@ -65,21 +73,6 @@ func TestFanoutDerivesEachFrameOnce(t *testing.T) {
 	}
 }
 
-// frameRecorder keeps every frame it is handed.
-type frameRecorder struct {
-	id     uint64
-	mu     sync.Mutex
-	frames []*SharedFrame
-}
-
-func (s *frameRecorder) ID() uint64 { return s.id }
-func (s *frameRecorder) Enqueue(f *SharedFrame, _ SlowPolicy) (int, bool) {
-	s.mu.Lock()
-	s.frames = append(s.frames, f)
-	s.mu.Unlock()
-	return 0, true
-}
-
 // A channel's publication names the one fanned out before it, which a
 // transport may compress it against; a channel of a few subscribers keeps
 // nothing for that, and replies follow nothing.
@@ -88,10 +81,10 @@ func TestPublicationsFollowTheChannelsPreviousOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subscribe := func(channel string, n int) []*frameRecorder {
-		subs := make([]*frameRecorder, n)
+	subscribe := func(channel string, n int) []*recordingSub {
+		subs := make([]*recordingSub, n)
 		for i := range subs {
-			subs[i] = &frameRecorder{id: uint64(len(channel)*1000 + i + 1)}
+			subs[i] = &recordingSub{id: uint64(len(channel)*1000 + i + 1)}
 			if _, _, err := h.Subscribe(context.Background(), subs[i], channel, SubscribeOptions{Info: ClientInfo{Client: fmt.Sprint(i)}}); err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -33,33 +32,17 @@ type serverMessage struct {
 
 func (c *contextInflater) next(t *testing.T) serverMessage {
 	t.Helper()
-	var head [2]byte
-	if _, err := io.ReadFull(c.r, head[:]); err != nil {
-		t.Fatal(err)
+	b0, wire := wstest.ReadFrame(t, c.r)
+	if b0&0x80 == 0 || b0&0x0F != opText {
+		t.Fatalf("frame %#x, want a final text frame", b0)
 	}
-	if head[0]&0x80 == 0 || head[0]&0x0F != opText {
-		t.Fatalf("frame header % x, want a final text frame", head)
-	}
-	n := int(head[1] & 0x7F)
-	switch n {
-	case 126:
-		var ext [2]byte
-		_, _ = io.ReadFull(c.r, ext[:])
-		n = int(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		t.Fatal("a 64-bit length")
-	}
-	wire := make([]byte, n)
-	if _, err := io.ReadFull(c.r, wire); err != nil {
-		t.Fatal(err)
-	}
-	if head[0]&rsv1Bit == 0 {
+	if b0&rsv1Bit == 0 {
 		return serverMessage{wire: wire, data: wire}
 	}
 	f := flate.NewReaderDict(io.MultiReader(bytes.NewReader(wire), bytes.NewReader(inflateTail)), c.window)
 	data, err := io.ReadAll(f)
 	if err != nil {
-		t.Fatalf("inflating %d bytes against a %d-byte window: %v", n, len(c.window), err)
+		t.Fatalf("inflating %d bytes against a %d-byte window: %v", len(wire), len(c.window), err)
 	}
 	c.window = append(c.window, data...)
 	if over := len(c.window) - 32<<10; over > 0 {
