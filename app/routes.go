@@ -24,7 +24,12 @@ func (a *App) routes(version string) {
 	peerRate := handlers.NewPeerRate(a.cfg.ConnectRatePerIP)
 	guard := handlers.UpgradeGuard(a.registry, origins, peerRate, a.metrics)
 
-	rt := handlers.WebSocket(a.registry, handlers.RealtimeLimits(lim), handlers.Realtime(a.hub, a.clientLimits()), a.log)
+	// Only /realtime fans shared messages out, so only its sessions may
+	// keep the server's deflate context; the other sockets tell their
+	// clients they need keep no window (server_no_context_takeover).
+	rtLim := handlers.RealtimeLimits(lim)
+	rtLim.DeflateContext = a.cfg.WS.CompressionContext
+	rt := handlers.WebSocket(a.registry, rtLim, handlers.Realtime(a.hub, a.clientLimits()), a.log)
 	identity := handlers.RealtimeIdentity(a.verify)
 	if a.cfg.Hooks.ConnectURL != "" {
 		identity = handlers.RealtimeHandshake(a.cfg.Hooks.Headers, a.cfg.Hooks.Cookies)

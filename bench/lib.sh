@@ -248,10 +248,12 @@ EOF
 # uWS peer listen. target_protocol TARGET: the load tool's -target for it
 # (the uWS peer speaks duplex's protocol). duplex-deflate is duplex
 # measured with clients that negotiate permessage-deflate, as browsers do
-# (deflate_args).
+# (deflate_args); duplex-alone-deflate the same with the server started
+# with WS_COMPRESSION_CONTEXT=off, so every message is compressed on its
+# own (duplex_env).
 target_port() {
 	case $1 in
-	duplex | duplex-deflate) echo "$DUPLEX_PORT" ;;
+	duplex | duplex-deflate | duplex-alone-deflate) echo "$DUPLEX_PORT" ;;
 	centrifugo) echo "$CF_PORT" ;;
 	uws) echo "$UWS_PORT" ;;
 	floor) echo "$FLOOR_PORT" ;;
@@ -259,7 +261,7 @@ target_port() {
 }
 target_url() {
 	case $1 in
-	duplex | duplex-deflate) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
+	duplex | duplex-deflate | duplex-alone-deflate) echo "ws://127.0.0.1:$DUPLEX_PORT/realtime" ;;
 	centrifugo) echo "ws://127.0.0.1:$CF_PORT/connection/websocket" ;;
 	uws) echo "ws://127.0.0.1:$UWS_PORT/realtime" ;;
 	floor) echo "ws://127.0.0.1:$FLOOR_PORT/ws" ;;
@@ -267,7 +269,7 @@ target_url() {
 }
 target_protocol() {
 	case $1 in
-	uws | duplex-deflate | floor) echo duplex ;;
+	uws | duplex-deflate | duplex-alone-deflate | floor) echo duplex ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -299,6 +301,12 @@ print_ratios() {
 # deflate_args TARGET: the load tool's flag for a -deflate target, or nothing.
 deflate_args() {
 	[[ $1 == *-deflate ]] && echo -deflate || true
+}
+
+# duplex_env TARGET: the settings a duplex target adds to the server's
+# environment (env's NAME=VALUE words), or nothing.
+duplex_env() {
+	[[ $1 == duplex-alone-deflate ]] && echo WS_COMPRESSION_CONTEXT=off || true
 }
 
 # check_centrifugo [VERSION_FILE]: Centrifugo must start here (the script's

@@ -13,8 +13,10 @@
 #   duplexload broadcast -target T -subs SUBS -rate RATE -size SIZE -payload P
 #             -warmup WARMUP -duration DURATION -server-pid PID -json
 # (target duplex-deflate: duplex, with subscribers that negotiate
-# permessage-deflate, -deflate; -P chat pads the data with chat-like JSON,
-# which compresses as real chat does)
+# permessage-deflate as browsers do, -deflate; duplex-alone-deflate: the
+# same against a server with WS_COMPRESSION_CONTEXT=off, every message
+# compressed on its own; -P chat pads the data with chat-like JSON, which
+# compresses as real chat does)
 # and stopped. Then, per round and target, a fresh server is measured with
 #   duplexload idle -target T -conns IDLE_CONNS -settle SETTLE -server-pid PID -json
 # (-I 0 skips it). At the end it prints every run, the medians per target
@@ -94,7 +96,7 @@ echo "== open-file limit $(ulimit -n)"
 
 echo "== build (binaries in $BIN, results in $OUT)"
 build_go "$BIN/duplexload" ./cmd/duplexload
-if has_word "$TARGETS" duplex || has_word "$TARGETS" duplex-deflate; then
+if [[ " $TARGETS " == *" duplex"* ]]; then
 	build_go "$DUPLEX_BIN" .
 fi
 ensure_centrifugo
@@ -108,7 +110,9 @@ start_server() { # name log
 	port=$(target_port "$name")
 	port_unused "$name" "$port" || return 1
 	case $name in
-	duplex | duplex-deflate) HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 "$DUPLEX_BIN" >"$log" 2>&1 & ;;
+	# shellcheck disable=SC2046 # duplex_env: no word or NAME=VALUE words
+	duplex | duplex-deflate | duplex-alone-deflate) env HOST=127.0.0.1 PORT=$port API_KEY=$KEY MAX_CONNECTIONS=20000 \
+		MAX_CONNECTIONS_PER_IP=0 CONNECT_RATE_PER_IP=0 $(duplex_env "$name") "$DUPLEX_BIN" >"$log" 2>&1 & ;;
 	centrifugo) "$CF_BIN" --config "$CF_CONF" >"$log" 2>&1 & ;;
 	uws) start_uws server.js "$port" >"$log" 2>&1 & ;;
 	esac
@@ -186,7 +190,9 @@ for l in $LOADS; do
 	done
 	print_ratios "$BTSV" 2 3 "$(printf '%-10s ' "$l")" "\$1 == \"$l\"" "centrifugo uws" \
 		10:cpu_s_per_M 6:p99_us 5:p50_us 4:deliveries_per_s
-	RATIO_OF=duplex-deflate print_ratios "$BTSV" 2 3 "$(printf '%-10s ' "$l")" "\$1 == \"$l\"" duplex \
+	RATIO_OF=duplex-deflate print_ratios "$BTSV" 2 3 "$(printf '%-10s ' "$l")" "\$1 == \"$l\"" "duplex duplex-alone-deflate" \
+		10:cpu_s_per_M 16:wire_bytes_per_delivery 6:p99_us
+	RATIO_OF=duplex-alone-deflate print_ratios "$BTSV" 2 3 "$(printf '%-10s ' "$l")" "\$1 == \"$l\"" duplex \
 		10:cpu_s_per_M 16:wire_bytes_per_delivery 6:p99_us
 done
 if [[ $IDLE -gt 0 ]]; then

@@ -106,9 +106,14 @@ type WebSocket struct {
 	// goroutine per idle connection) or off (a goroutine per connection,
 	// as on every other system).
 	Poller wsconn.PollerMode
-	// Compression accepts browsers' permessage-deflate offers (RFC 7692,
-	// no context takeover either way).
+	// Compression accepts browsers' permessage-deflate offers (RFC 7692;
+	// the client never keeps its context).
 	Compression bool
+	// CompressionContext lets /realtime keep the server's context where a
+	// client allows it, as browsers do: a channel's publication is then
+	// compressed against the previous one, once for every subscriber that
+	// got that one last. Off, every message is compressed on its own.
+	CompressionContext bool
 	// CompressionMinBytes is the smallest message sent compressed on a
 	// connection that negotiated it; smaller ones go plain.
 	CompressionMinBytes int
@@ -172,6 +177,7 @@ func Default() Config {
 			WriteTimeout:        10 * time.Second,
 			SendQueueBytes:      1 << 20,
 			Compression:         true,
+			CompressionContext:  true,
 			CompressionMinBytes: DefaultCompressionMinBytes,
 		},
 		TokenTTL:         24 * time.Hour,
@@ -269,9 +275,12 @@ func settings() []setting {
 				c.WS.Poller, err = wsconn.ParsePollerMode(strings.ToLower(strings.TrimSpace(v)))
 				return err
 			}, false},
-		{"WS_COMPRESSION", "ws-compression", "on: accept permessage-deflate offers (no context takeover); off: decline them",
+		{"WS_COMPRESSION", "ws-compression", "on: accept permessage-deflate offers (the client keeps no context); off: decline them",
 			func(c *Config) string { return (*boolValue)(&c.WS.Compression).String() },
 			func(c *Config, v string) error { return (*boolValue)(&c.WS.Compression).Set(v) }, false},
+		{"WS_COMPRESSION_CONTEXT", "ws-compression-context", "on: where the client allows it, /realtime compresses a channel's publication against the previous one; off: every message on its own",
+			func(c *Config) string { return (*boolValue)(&c.WS.CompressionContext).String() },
+			func(c *Config, v string) error { return (*boolValue)(&c.WS.CompressionContext).Set(v) }, false},
 		{"WS_COMPRESSION_MIN_BYTES", "ws-compression-min-bytes", "smallest message sent compressed where permessage-deflate was negotiated",
 			func(c *Config) string { return strconv.Itoa(c.WS.CompressionMinBytes) },
 			func(c *Config, v string) error { return parseInt(v, &c.WS.CompressionMinBytes) }, false},

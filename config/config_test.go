@@ -50,12 +50,16 @@ func TestDefaults(t *testing.T) {
 	if err != nil || off.WS.Poller != wsconn.PollerOff {
 		t.Errorf("-ws-poller OFF: %v %v", off.WS.Poller, err)
 	}
-	if !cfg.WS.Compression || cfg.WS.CompressionMinBytes != 128 {
-		t.Errorf("compression defaults to %v from %d bytes, want on from 128", cfg.WS.Compression, cfg.WS.CompressionMinBytes)
+	if !cfg.WS.Compression || !cfg.WS.CompressionContext || cfg.WS.CompressionMinBytes != 128 {
+		t.Errorf("compression defaults to %v (context %v) from %d bytes, want on (on) from 128", cfg.WS.Compression, cfg.WS.CompressionContext, cfg.WS.CompressionMinBytes)
 	}
 	plain, err := loadTest([]string{"-ws-compression", "off", "-ws-compression-min-bytes", "0"}, env(nil), io.Discard)
 	if err != nil || plain.WS.Compression || plain.WS.CompressionMinBytes != 0 {
 		t.Errorf("-ws-compression off: %v %d %v", plain.WS.Compression, plain.WS.CompressionMinBytes, err)
+	}
+	alone, err := loadTest(nil, env(map[string]string{"WS_COMPRESSION_CONTEXT": "off"}), io.Discard)
+	if err != nil || !alone.WS.Compression || alone.WS.CompressionContext {
+		t.Errorf("WS_COMPRESSION_CONTEXT=off: compression %v, context %v, %v", alone.WS.Compression, alone.WS.CompressionContext, err)
 	}
 }
 

@@ -76,7 +76,9 @@ func TestBrowserEchoNegotiatesDeflate(t *testing.T) {
 }
 
 // The chat page's duplex.js socket to /realtime negotiates deflate too,
-// and two pages exchange long messages through it.
+// leaving the server its context (Chromium offers no
+// server_no_context_takeover), and two pages exchange long messages
+// through it.
 func TestBrowserChatNegotiatesDeflate(t *testing.T) {
 	s := realtimeServer(t, 0)
 	a := newBrowser(t, 1000, 760, false)
@@ -86,8 +88,8 @@ func TestBrowserChatNegotiatesDeflate(t *testing.T) {
 	enterChat(t, a, s, "李旺", "e2e-deflate")
 	enterChat(t, b, s, "张三", "e2e-deflate")
 	for _, tab := range []context.Context{a, b} {
-		if ext := openSocketExtensions(t, tab); len(ext) != 1 || !strings.HasPrefix(ext[0], "permessage-deflate") {
-			t.Fatalf("the chat page's sockets negotiated %q, want permessage-deflate", ext)
+		if ext := openSocketExtensions(t, tab); len(ext) != 1 || ext[0] != "permessage-deflate; client_no_context_takeover" {
+			t.Fatalf("the chat page's sockets negotiated %q, want permessage-deflate keeping the server's context", ext)
 		}
 	}
 	long := strings.Repeat("大家好，今天的比赛太精彩了！", 20)

@@ -134,12 +134,14 @@ func (a subscriber) ID() uint64 { return a.s.ID() }
 func (a subscriber) CloseConn(code int, reason string) { a.s.Close(wsconn.CloseCode(code), reason) }
 
 // Enqueue sends the frame plain, or, to a client that negotiated
-// permessage-deflate, compressed: once per frame, however many such
-// clients a publication is fanned out to (realtime.SharedFrame).
+// permessage-deflate, compressed: once per frame (or twice, alone and
+// against the frame it follows), however many such clients a publication
+// is fanned out to (realtime.SharedFrame, wsconn.SharedMessage).
 func (a subscriber) Enqueue(frame *realtime.SharedFrame, policy realtime.SlowPolicy) (dropped int, ok bool) {
 	dropOldest := policy == realtime.PolicyDropOldest
 	if a.s.Deflates(len(frame.Data)) {
-		n, err := a.s.SendDeflated(wsconn.TextMessage, frame.Alternate(wsconn.DeflateMessage), dropOldest)
+		m := frame.Prepared(sharedMessage).(*wsconn.SharedMessage)
+		n, err := a.s.SendShared(m, dropOldest)
 		return n, err == nil
 	}
 	if dropOldest {
@@ -147,4 +149,11 @@ func (a subscriber) Enqueue(frame *realtime.SharedFrame, policy realtime.SlowPol
 		return n, err == nil
 	}
 	return 0, a.s.Send(wsconn.TextMessage, frame.Data) == nil
+}
+
+// sharedMessage is a frame's form for the sessions: the same message
+// identities, which wsconn compares with what each client got last.
+func sharedMessage(f *realtime.SharedFrame) any {
+	after, prev := f.Follows()
+	return wsconn.NewSharedMessage(wsconn.TextMessage, f.Data, f.ID(), after, prev)
 }

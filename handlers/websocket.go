@@ -156,8 +156,7 @@ const (
 	// string of its own), which the registry counts against
 	// MAX_CONNECTIONS_PER_IP.
 	peerKey = "duplex.peer"
-	// deflateKey holds true when the upgrade accepted the client's
-	// permessage-deflate offer.
+	// deflateKey holds the deflateMode the upgrade negotiated.
 	deflateKey = "duplex.deflate"
 )
 
@@ -191,17 +190,21 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 // connections open (fasthttp Server.KeepHijackedConns). With lim.Deflate
 // set (WS_COMPRESSION), a client's permessage-deflate offer is accepted if
 // it can be honoured (negotiateDeflate), and only the sessions that
-// negotiated it get Limits.Deflate. Where the registry
+// negotiated it get Limits.Deflate; with lim.DeflateContext too, those
+// whose offer left the server its context get Limits.DeflateContext.
+// Where the registry
 // polls, the handler returns once the session is set up and has handled
 // the client's first input (or waited firstInputWait for it), and the
 // maps contrib copied for the connection (headers, query, cookies,
 // Locals) are dropped with its Conn; nothing of contrib's is kept per idle
 // connection.
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.Logger) fiber.Handler {
-	// The sessions share their limits (Serve keeps the pointer): one for
-	// the connections that negotiated permessage-deflate, one for the rest.
-	plainLim, deflateLim := lim, lim
-	plainLim.Deflate, deflateLim.Deflate = false, true
+	// The sessions share their limits (Serve keeps the pointer), one per
+	// deflateMode.
+	modeLim := [...]wsconn.Limits{noDeflate: lim, deflateAlone: lim, deflateFollowing: lim}
+	modeLim[noDeflate].Deflate, modeLim[noDeflate].DeflateContext = false, false
+	modeLim[deflateAlone].Deflate, modeLim[deflateAlone].DeflateContext = true, false
+	modeLim[deflateFollowing].Deflate, modeLim[deflateFollowing].DeflateContext = true, true
 	upgrade := websocket.New(func(conn *websocket.Conn) {
 		// Nothing has read the connection yet: the session must be first,
 		// since it owns every byte the client sends after the handshake.
@@ -211,11 +214,8 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			log.Debug("websocket upgraded", "request_id", id, "ip", conn.IP())
 		}
 		peer, _ := conn.Locals(peerKey).(string)
-		sessionLim := &plainLim
-		if deflate, _ := conn.Locals(deflateKey).(bool); deflate {
-			sessionLim = &deflateLim
-		}
-		reg.Serve(conn.NetConn(), sock.conn, peer, sessionLim, openSession)
+		mode, _ := conn.Locals(deflateKey).(deflateMode)
+		reg.Serve(conn.NetConn(), sock.conn, peer, &modeLim[mode], openSession)
 	}, websocket.Config{
 		ReadBufferSize:  readBufferSize,
 		WriteBufferPool: writeBufferPool,
@@ -226,11 +226,11 @@ func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.L
 			return c.Next()
 		}
 		c.Locals(socketKey, socketRef{c.Context().Conn()})
-		var answer string
+		answer, mode := "", noDeflate
 		if lim.Deflate {
-			answer = negotiateDeflate(c.Get(fiber.HeaderSecWebSocketExtensions))
+			answer, mode = negotiateDeflate(c.Get(fiber.HeaderSecWebSocketExtensions), lim.DeflateContext)
 		}
-		c.Locals(deflateKey, answer != "")
+		c.Locals(deflateKey, mode)
 		if err := upgrade(c); err != nil || answer == "" {
 			return err
 		}

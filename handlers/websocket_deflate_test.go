@@ -77,26 +77,7 @@ func (c *rawClient) send(fin, rsv1 bool, opcode byte, payload []byte) {
 // frame reads one server frame.
 func (c *rawClient) frame() (b0 byte, payload []byte) {
 	c.t.Helper()
-	var hdr [2]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-		c.t.Fatalf("reading a frame: %v", err)
-	}
-	n := uint64(hdr[1] & 0x7F)
-	switch n {
-	case 126:
-		var ext [2]byte
-		_, _ = io.ReadFull(c.r, ext[:])
-		n = uint64(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		var ext [8]byte
-		_, _ = io.ReadFull(c.r, ext[:])
-		n = binary.BigEndian.Uint64(ext[:])
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(c.r, payload); err != nil {
-		c.t.Fatalf("reading a payload of %d: %v", n, err)
-	}
-	return hdr[0], payload
+	return wstest.ReadFrame(c.t, c.r)
 }
 
 // closeCode reads frames until the server's close frame and returns its

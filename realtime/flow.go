@@ -186,7 +186,7 @@ func (h *Hub) flowTick(hc *hubChannel, pubs []Publication, total int) {
 	subs := q.lagging
 	if total > 0 {
 		shown = q.sampler.sample(pubs)
-		shared = NewSharedFrame(protocol.EncodeTick(hc.name, total, 0, shown))
+		shared = hc.nextFrame(protocol.EncodeTick(hc.name, total, 0, shown))
 		subs = hc.snapshot()
 	}
 	parts := min(runtime.GOMAXPROCS(0), len(subs)/flowFanoutChunk)

@@ -358,3 +358,31 @@ func TestFlowLargeRoomSplitFanout(t *testing.T) {
 		t.Fatalf("the stalled viewer got %+v, want one frame with missed 3", tk)
 	}
 }
+
+// A flow-controlled channel's tick frame names the channel's previous
+// one, as a publication does, so a transport can compress a flood's
+// ticks against each other.
+func TestFlowTicksFollowThePreviousTick(t *testing.T) {
+	h := newTestHub(t, HubConfig{Namespaces: flowNamespaces()})
+	ticks := useManualTicks(h)
+	subs := make([]*recordingSub, followMinSubscribers)
+	for i := range subs {
+		subs[i] = &recordingSub{id: uint64(i + 1)}
+		subscribeFlow(t, h, subs[i], "room:follow")
+	}
+	for range 3 {
+		publishN(t, h, "room:follow", 2, "s1", false)
+		if n := ticks.fire(); n != 1 {
+			t.Fatalf("%d ticks ran, want 1", n)
+		}
+	}
+	got := subs[0].frames
+	if len(got) != 3 {
+		t.Fatalf("%d frames, want 3 ticks", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if after, prev := got[i].Follows(); got[i].ID() == 0 || after != got[i-1].ID() || string(prev) != string(got[i-1].Data) {
+			t.Fatalf("tick %d (id %d) follows %d, want %d", i, got[i].ID(), after, got[i-1].ID())
+		}
+	}
+}

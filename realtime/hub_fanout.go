@@ -70,7 +70,7 @@ func (h *Hub) fanout(hc *hubChannel, offset uint64, frame []byte) {
 	q := hc.fan.Load()
 	if q == nil {
 		if hc.count.Load() < fanoutAsyncMin {
-			h.fanoutTo(hc, offset, frame)
+			h.fanoutPublication(hc, offset, frame)
 			return
 		}
 		// Only this call can make the queue (one publication at a
@@ -83,7 +83,7 @@ func (h *Hub) fanout(hc *hubChannel, offset uint64, frame []byte) {
 		// No drainer runs, and only this caller could start one: the
 		// inline fan-out overtakes nothing.
 		q.mu.Unlock()
-		h.fanoutTo(hc, offset, frame)
+		h.fanoutPublication(hc, offset, frame)
 		return
 	}
 	// The previous caller returned only once the drainer took its
@@ -120,7 +120,7 @@ func (h *Hub) drainFanout(hc *hubChannel, q *fanoutQueue) {
 		q.next, q.has = queuedFanout{}, false // let the frame be collected
 		q.changed.Broadcast()
 		q.mu.Unlock()
-		h.fanoutTo(hc, p.offset, p.frame)
+		h.fanoutPublication(hc, p.offset, p.frame)
 	}
 }
 

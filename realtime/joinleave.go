@@ -134,7 +134,7 @@ func (h *Hub) flushJoinLeave(hc *hubChannel, o NamespaceOptions) {
 	q.mu.Unlock()
 
 	for _, frame := range h.joinLeaveFrames(hc, o, events) {
-		h.fanoutTo(hc, 0, frame)
+		h.fanoutTo(hc, 0, NewSharedFrame(frame))
 	}
 
 	q.mu.Lock()

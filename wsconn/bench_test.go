@@ -134,28 +134,31 @@ func BenchmarkDeflateMessage(b *testing.B) {
 // wire-B/msg what it costs on the wire.
 func BenchmarkDeflateBatching(b *testing.B) {
 	const backlog, benchFanout = 16, 1000
+	lim := testLimits
+	lim.Deflate = true // every message compressed, the 64-byte ones too
 	for _, size := range []int{64, 1 << 10} {
 		msgs := make([][]byte, backlog)
 		for i := range msgs {
 			msgs[i] = chatJSON(size + i) // not alike, as publications are not
 		}
 		b.Run(fmt.Sprintf("bypass/%dB", size), func(b *testing.B) {
-			s, received := benchSession(b, testLimits)
-			var compressed [][]byte
+			s, received := benchSession(b, lim)
+			var shared []*SharedMessage
 			var sent int64
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				if i%benchFanout == 0 {
-					compressed = compressed[:0]
+					shared = shared[:0]
 					for _, m := range msgs {
-						compressed = append(compressed, DeflateMessage(m))
+						shared = append(shared, NewSharedMessage(TextMessage, m, 0, 0, nil))
 					}
 				}
 				s.writeMu.Lock() // as during a write: everything queues
-				for _, z := range compressed {
-					if _, err := s.SendDeflated(TextMessage, z, false); err != nil {
+				for _, m := range shared {
+					if _, err := s.SendShared(m, false); err != nil {
 						b.Fatal(err)
 					}
+					z := m.compressedAlone()
 					sent += int64(len(appendFrameHeader(nil, opText, len(z))) + len(z))
 				}
 				s.writeMu.Unlock()
@@ -164,14 +167,14 @@ func BenchmarkDeflateBatching(b *testing.B) {
 			b.ReportMetric(float64(sent)/float64(b.N*backlog), "wire-B/msg")
 		})
 		b.Run(fmt.Sprintf("batch/%dB", size), func(b *testing.B) {
-			s, received := benchSession(b, testLimits)
+			s, received := benchSession(b, lim)
 			var sent int64
 			b.ReportAllocs()
 			for b.Loop() {
 				joined := appendJoinedTextFrame(nil, outMessagesOf(msgs))
 				_, payload := splitFrame(joined)
 				z := DeflateMessage(payload)
-				if _, err := s.SendDeflated(TextMessage, z, false); err != nil {
+				if err := s.send(opText|rsv1Bit, z); err != nil {
 					b.Fatal(err)
 				}
 				sent += int64(len(appendFrameHeader(nil, opText, len(z))) + len(z))

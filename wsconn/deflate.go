@@ -10,15 +10,18 @@ import (
 	"github.com/klauspost/compress/flate"
 )
 
-// permessage-deflate (RFC 7692), as duplex negotiates it: no context
-// takeover either way (server_no_context_takeover and
-// client_no_context_takeover), so every message is compressed and
-// inflated on its own and no connection keeps compressor state between
-// messages. Compressors and decompressors are pooled, held only while one
-// message is compressed or inflated: an idle session with deflate
-// negotiated costs what one without does. klauspost/compress's flate is
-// used for its speed; it is already in the module graph through
-// fasthttp/websocket.
+// permessage-deflate (RFC 7692), as duplex negotiates it: the client
+// never keeps its context (client_no_context_takeover), so every message
+// it sends is inflated on its own; the server keeps no compressor per
+// connection either. Compressors and decompressors are pooled, held only
+// while one message is compressed or inflated: an idle session with
+// deflate negotiated costs what one without does, but for the id of the
+// last compressed message it wrote (SharedMessage). Where the client lets
+// the server take its context over (Limits.DeflateContext), a channel's
+// publication may be compressed against the previous one, once for all
+// the subscribers whose last compressed message that was. klauspost/
+// compress's flate is used for its speed; it is already in the module
+// graph through fasthttp/websocket.
 
 // rsv1Bit is the RSV1 bit of a frame's first byte, which marks the first
 // frame of a compressed message (RFC 7692 section 6). In an outMessage's
@@ -61,20 +64,30 @@ var compressorPool = sync.Pool{New: func() any {
 }}
 
 // DeflateMessage returns the payload of data as one permessage-deflate
-// message without context takeover: compressed on its own, the sync
-// flush's tail stripped, in a new slice the caller owns. It is a pure
-// function, safe from any goroutine; a fan-out calls it once per
-// publication and sends the result with Session.SendDeflated to every
-// session that negotiated deflate.
-func DeflateMessage(data []byte) []byte {
+// message compressed on its own, which any client that negotiated deflate
+// can inflate: the sync flush's tail stripped, in a new slice the caller
+// owns. It is a pure function, safe from any goroutine.
+func DeflateMessage(data []byte) []byte { return deflateAfter(data, nil) }
+
+// deflateAfter is DeflateMessage against a dictionary: the message is
+// compressed as if it followed dict in the same stream, so it may refer
+// to dict's last 32 KiB, and only a client whose inflater's window ends
+// with dict can inflate it (context takeover, RFC 7692 section 7.2.3.2).
+// nil dict compresses the message on its own.
+func deflateAfter(data, dict []byte) []byte {
 	c := compressorPool.Get().(*compressor)
 	c.out.b = make([]byte, 0, len(data)/2+16)
-	c.w.Reset(&c.out)
+	// ResetDict keeps dict for later Resets; the pooled writer is always
+	// reset this way, so none is ever compressed against an old one.
+	c.w.ResetDict(&c.out, dict)
 	// Writes to an appendBuffer never fail.
 	_, _ = c.w.Write(data)
 	_ = c.w.Flush()
 	out := bytes.TrimSuffix(c.out.b, deflateTail)
 	c.out.b = nil
+	if dict != nil {
+		c.w.ResetDict(nil, nil) // keep no reference to dict in the pool
+	}
 	compressorPool.Put(c)
 	return out
 }

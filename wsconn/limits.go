@@ -33,11 +33,17 @@ type Limits struct {
 	// messages never contain a raw newline (JSON lines) can batch.
 	MaxBatch int
 	// Deflate says the client negotiated permessage-deflate (RFC 7692)
-	// with no context takeover either way: RSV1 marks its compressed
+	// without context takeover of its own: RSV1 marks its compressed
 	// messages, which are inflated within MaxMessageBytes, and the
 	// session compresses data messages of DeflateMinBytes or more. The
 	// handler sets it per connection, from the upgrade's negotiation.
 	Deflate bool
+	// DeflateContext says the negotiation left the server its context
+	// (no server_no_context_takeover): the client inflates each message
+	// with the window of the compressed ones before it, so a
+	// SharedMessage may go out compressed against the one it follows.
+	// Only with Deflate.
+	DeflateContext bool
 	// DeflateMinBytes is the smallest data message sent compressed where
 	// Deflate is set; smaller ones go plain, since deflate barely shrinks
 	// them and costs the CPU all the same.

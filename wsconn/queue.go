@@ -10,6 +10,9 @@ type outMessage struct {
 	kind      int  // opText or opBinary, with rsv1Bit if data is compressed
 	droppable bool // SendDropOldest's: may be dropped to make room
 	data      []byte
+	// shared is the message data is the alone form of, whose writer may
+	// send its other form instead (SharedMessage); nil for the rest.
+	shared *SharedMessage
 }
 
 // sendQueue is what a session still has to write, and the life of its

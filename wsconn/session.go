@@ -66,6 +66,7 @@ type Session struct {
 	// Guarded by writeMu.
 	closeSent  bool        // the close frame has been written
 	finished   bool        // the session has ended: write nothing more
+	closeCode  uint16      // a CloseCode, written once before closingNow is set; 0: no close frame
 	closingNow atomic.Bool // set once the session is closing (after closeCode)
 	dead       atomic.Bool
 	endReq     atomic.Bool // end at the next read turn, without a handshake
@@ -100,8 +101,11 @@ type Session struct {
 
 	grace *time.Timer // after Close: the client's time to answer
 
-	closeCode   CloseCode // written once before closingNow is set; 0: no close frame
 	closeReason string
+
+	// lastDeflated is the id of the last compressed message written, that
+	// of a SharedMessage another may follow, or 0. Guarded by writeMu.
+	lastDeflated uint64
 }
 
 // newSession sets a session of reg up on hijacked; with direct, sock's
@@ -152,7 +156,7 @@ func (s *Session) send(op int, data []byte) error {
 	if s.closingOrDead() {
 		return ErrClosed
 	}
-	if done, err := s.writeNow(op, data); done {
+	if done, err := s.writeNow(op, data, nil); done {
 		return err
 	}
 	return s.enqueue(op, data)
@@ -163,25 +167,48 @@ func (s *Session) send(op int, data []byte) error {
 // Limits.DeflateMinBytes. Safe from any goroutine.
 func (s *Session) Deflates(n int) bool { return s.lim.Deflate && n >= s.lim.DeflateMinBytes }
 
-// SendDeflated sends one data message whose payload DeflateMessage has
-// compressed already, typically once for every session a publication is
-// fanned out to; compressed must not be modified afterwards. The caller
-// checks Deflates first. It queues like Send, or with dropOldest like
-// SendDropOldest; compressed messages are never joined into a batch.
-// Safe from any goroutine.
-func (s *Session) SendDeflated(kind MessageType, compressed []byte, dropOldest bool) (dropped int, err error) {
-	op := int(kind) | rsv1Bit
-	if dropOldest {
-		return s.sendDropOldest(op, compressed)
+// SendShared sends one message that other sessions are sent too: plain,
+// or, where Deflates says so, compressed in whichever of its shared
+// forms this session can take when it is written (SharedMessage), so that
+// a fan-out compresses each publication at most twice however many
+// subscribers it has. It queues like Send, or with dropOldest like
+// SendDropOldest; compressed messages are never joined into a batch. Safe
+// from any goroutine.
+func (s *Session) SendShared(m *SharedMessage, dropOldest bool) (dropped int, err error) {
+	if !s.Deflates(len(m.data)) {
+		if dropOldest {
+			return s.sendDropOldest(int(m.kind), m.data)
+		}
+		return 0, s.send(int(m.kind), m.data)
 	}
-	return 0, s.send(op, compressed)
+	op := int(m.kind) | rsv1Bit
+	if s.closingOrDead() {
+		return 0, ErrClosed
+	}
+	if done, err := s.writeNow(op, nil, m); done {
+		return 0, err
+	}
+	// Queued, it is counted at the size of its alone form, the larger:
+	// which form goes out is known only once it is written.
+	out := outMessage{kind: op, data: m.compressedAlone(), shared: m}
+	if dropOldest {
+		dropped, start := s.queue.pushDropOldest(out)
+		s.startWriter(start)
+		return dropped, nil
+	}
+	return 0, s.enqueueMessage(out)
 }
 
 // enqueue queues one data message (its opcode, with RSV1 if compressed)
 // for the writer, applying the disconnect slow-consumer policy when the
 // queue is full.
 func (s *Session) enqueue(op int, data []byte) error {
-	ok, start := s.queue.push(outMessage{kind: op, data: data})
+	return s.enqueueMessage(outMessage{kind: op, data: data})
+}
+
+// enqueueMessage is enqueue for a message made up.
+func (s *Session) enqueueMessage(m outMessage) error {
+	ok, start := s.queue.push(m)
 	s.startWriter(start)
 	if !ok {
 		s.Close(CloseTryAgainLater, "slow consumer: send queue full")
@@ -211,7 +238,7 @@ func (s *Session) sendDropOldest(op int, data []byte) (dropped int, err error) {
 	if s.closingOrDead() {
 		return 0, ErrClosed
 	}
-	if done, err := s.writeNow(op, data); done {
+	if done, err := s.writeNow(op, data, nil); done {
 		return 0, err
 	}
 	dropped, start := s.queue.pushDropOldest(outMessage{kind: op, data: data})
@@ -229,7 +256,7 @@ func (s *Session) Reply(kind MessageType, data []byte) error {
 	if s.closingOrDead() {
 		return ErrClosed
 	}
-	if done, err := s.writeNow(int(kind), data); done {
+	if done, err := s.writeNow(int(kind), data, nil); done {
 		return err
 	}
 	return s.enqueue(int(kind), bytes.Clone(data))
@@ -247,7 +274,7 @@ func (s *Session) Close(code CloseCode, reason string) {
 // code 0 sends no close frame at all.
 func (s *Session) closeWith(code CloseCode, reason string, echo bool) {
 	s.closeOnce.Do(func() {
-		s.closeCode, s.closeReason, s.closeEcho = code, reason, echo
+		s.closeCode, s.closeReason, s.closeEcho = uint16(code), reason, echo
 		s.closingNow.Store(true)
 		if code == 0 {
 			return

@@ -6,8 +6,11 @@ import "bytes"
 // overtake anything and need not wait: nothing is queued or being
 // written, and the socket takes the frame in one non-blocking write. If
 // the socket takes only part, the rest goes to the writer, ahead of
-// anything queued later. done is false when the caller must queue.
-func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
+// anything queued later. done is false when the caller must queue. A
+// compressed message's payload is chosen here, once it is sure to be
+// written (deflatedPayload); shared is the SharedMessage it is one of,
+// payload then nil.
+func (s *Session) writeNow(opcode int, payload []byte, shared *SharedMessage) (done bool, err error) {
 	if s.sock.raw == nil || !s.writeMu.TryLock() {
 		return false, nil
 	}
@@ -17,6 +20,9 @@ func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
 	}
 	if s.pending != nil || !s.queue.idle() {
 		return false, nil
+	}
+	if opcode&rsv1Bit != 0 {
+		payload = s.deflatedPayload(payload, shared)
 	}
 	buf := getFrameBuf()
 	defer putFrameBuf(buf)
@@ -39,7 +45,7 @@ func (s *Session) writeNow(opcode int, payload []byte) (done bool, err error) {
 // sendControl sends a ping or a pong: at once if the client is idle,
 // otherwise through the writer, ahead of queued data.
 func (s *Session) sendControl(opcode int, payload []byte) {
-	if done, _ := s.writeNow(opcode, payload); done {
+	if done, _ := s.writeNow(opcode, payload, nil); done {
 		return
 	}
 	if opcode == opPing {
@@ -133,14 +139,18 @@ func (s *Session) flush(spare work) (work, error) {
 			}
 		}
 		if n == 1 {
-			b = appendFrame(b, w.items[i].kind, w.items[i].data)
+			m := &w.items[i]
+			if m.kind&rsv1Bit != 0 {
+				m.data = s.deflatedPayload(m.data, m.shared)
+			}
+			b = appendFrame(b, m.kind, m.data)
 		} else {
 			b = appendJoinedTextFrame(b, w.items[i:i+n])
 		}
 		i += n
 	}
 	if closing {
-		b = appendFrame(b, opClose, AppendClosePayload(nil, s.closeCode, s.closeReason))
+		b = appendFrame(b, opClose, AppendClosePayload(nil, CloseCode(s.closeCode), s.closeReason))
 	}
 	*buf = b
 	if len(b) > 0 {
@@ -156,7 +166,7 @@ func (s *Session) flush(spare work) (work, error) {
 	if closing {
 		s.closeSent = true
 		if !s.closeEcho {
-			s.obs.CloseSent(s.closeCode)
+			s.obs.CloseSent(CloseCode(s.closeCode))
 		}
 	}
 	return w, nil

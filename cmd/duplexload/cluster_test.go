@@ -5,61 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/duplex/duplex/internal/wstest"
 )
 
 // relay is a second "node" in front of the same fake server: a TCP
 // forwarder on its own port, counting the connections it carried. Its
 // connections are closed at cleanup.
 func relay(t *testing.T, to string) (addr string, conns *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns = new(atomic.Int64)
-	var mu sync.Mutex
-	var open []net.Conn
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			u, err := net.DialTimeout("tcp", to, 2*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			open = append(open, c, u)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(u, c); u.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return ln.Addr().String(), conns
+	return wstest.Relay(t, to, nil)
 }
 
 func TestBroadcastSeveralNodes(t *testing.T) {

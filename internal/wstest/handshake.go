@@ -2,6 +2,7 @@ package wstest
 
 import (
 	"bufio"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -45,16 +46,38 @@ func UpgradeSendingFrame(t testing.TB, addr, path string, frame []byte, timeout 
 // Concurrency: call it from the test's goroutine (it may call t.Fatal).
 func ReadShortTextFrame(t testing.TB, r *bufio.Reader) string {
 	t.Helper()
-	var head [2]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		t.Fatal(err)
-	}
-	if head[0] != 0x81 || head[1] >= 126 {
-		t.Fatalf("frame header % x, want a short final text frame", head)
-	}
-	payload := make([]byte, head[1])
-	if _, err := io.ReadFull(r, payload); err != nil {
-		t.Fatal(err)
+	b0, payload := ReadFrame(t, r)
+	if b0 != 0x81 || len(payload) >= 126 {
+		t.Fatalf("frame %#x of %d bytes, want a short final text frame", b0, len(payload))
 	}
 	return string(payload)
+}
+
+// ReadFrame reads one unmasked frame, as a server sends it, and returns
+// its first byte (FIN, RSV bits, opcode) and payload; a read error fails
+// t.
+//
+// Concurrency: call it from the test's goroutine (it may call t.Fatal).
+func ReadFrame(t testing.TB, r *bufio.Reader) (b0 byte, payload []byte) {
+	t.Helper()
+	var head [2]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		t.Fatalf("reading a frame: %v", err)
+	}
+	n := uint64(head[1] & 0x7F)
+	switch n {
+	case 126:
+		var ext [2]byte
+		_, _ = io.ReadFull(r, ext[:])
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		_, _ = io.ReadFull(r, ext[:])
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		t.Fatalf("reading a payload of %d: %v", n, err)
+	}
+	return head[0], payload
 }
