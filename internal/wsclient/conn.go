@@ -40,6 +40,11 @@ const (
 	initialWindowBytes   = 4 << 10
 	minInflateGrowth     = 512
 	compressedSlackBytes = 1024
+	// controlAnswerTimeout bounds the writes the reader makes itself
+	// (pongs, close answers), as fasthttp/websocket's ping handler does,
+	// so that a server that stops reading cannot block the reader for
+	// good; an earlier write deadline of the caller's still applies.
+	controlAnswerTimeout = time.Second
 )
 
 var (
@@ -95,9 +100,10 @@ type Conn struct {
 	window []byte
 	ctrl   [maxControlPayload]byte
 
-	wmu       sync.Mutex
-	wbuf      []byte
-	closeSent bool
+	wmu           sync.Mutex
+	wbuf          []byte
+	closeSent     bool
+	writeDeadline time.Time // the caller's, restored after a control answer
 }
 
 func newConn(nc net.Conn, br *bufio.Reader, extensions string, d deflateParams, maxBytes int64) *Conn {
@@ -123,8 +129,15 @@ func (c *Conn) ContextTakeover() bool { return c.deflate.on && c.deflate.context
 // good, as any read error does).
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the deadline of writes.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+// SetWriteDeadline sets the deadline of writes. Set it here, not on
+// NetConn: the reader's pongs and close answers restore it after their
+// own, shorter one.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.writeDeadline = t
+	return c.nc.SetWriteDeadline(t)
+}
 
 // Close closes the socket without a close frame (send one first with
 // WriteClose for a clean end).
@@ -187,7 +200,11 @@ func (c *Conn) readMessage(dst []byte) (int, []byte, error) {
 			kind, compressed = h.opcode, h.rsv1
 		}
 		total += h.length
-		if total > c.wireLimit() {
+		limit := c.maxBytes
+		if compressed {
+			limit = c.compressedLimit()
+		}
+		if total > limit {
 			return 0, dst, c.tooBig()
 		}
 		if compressed {
@@ -214,13 +231,10 @@ func (c *Conn) readMessage(dst []byte) (int, []byte, error) {
 	return kind, dst, nil
 }
 
-// wireLimit bounds a message's payload on the wire: MaxMessageBytes, plus
-// what deflate may add to incompressible data (5 bytes per stored block
-// of up to 64 KiB, and a little more).
-func (c *Conn) wireLimit() int64 {
-	if !c.deflate.on {
-		return c.maxBytes
-	}
+// compressedLimit bounds a compressed message's payload on the wire:
+// MaxMessageBytes, plus what deflate may add to incompressible data (5
+// bytes per stored block of up to 64 KiB, and a little more).
+func (c *Conn) compressedLimit() int64 {
 	return c.maxBytes + c.maxBytes/1024 + compressedSlackBytes
 }
 
@@ -280,7 +294,7 @@ func (c *Conn) handleControl(h frameHeader) error {
 	}
 	switch h.opcode {
 	case PingMessage:
-		return c.writeFrame(PongMessage, p)
+		return c.answer(PongMessage, p)
 	case PongMessage:
 		return nil
 	}
@@ -301,9 +315,9 @@ func (c *Conn) handleControl(h frameHeader) error {
 	// Answer with the same code (RFC 6455 section 5.5.1); a failed answer
 	// changes nothing for the caller, the server has closed.
 	if ce.Code == CloseNoStatus {
-		_ = c.writeFrame(CloseMessage, nil)
+		_ = c.answer(CloseMessage, nil)
 	} else {
-		_ = c.writeFrame(CloseMessage, p[:2])
+		_ = c.answer(CloseMessage, p[:2])
 	}
 	return ce
 }
@@ -322,7 +336,7 @@ func validCloseCode(code int) bool {
 // fail sends a close frame with code (best effort) and returns the
 // protocol error the reader ends with.
 func (c *Conn) fail(code int, why string) error {
-	_ = c.WriteClose(code, "")
+	_ = c.answer(CloseMessage, binary.BigEndian.AppendUint16(nil, uint16(code)))
 	if code == CloseMessageTooBig {
 		return fmt.Errorf("%w: %s", ErrMessageTooBig, why)
 	}
@@ -355,6 +369,24 @@ func (c *Conn) WriteClose(code int, reason string) error {
 func (c *Conn) writeFrame(opcode int, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeFrameLocked(opcode, payload)
+}
+
+// answer is writeFrame for the reader's own writes, bounded by
+// controlAnswerTimeout.
+func (c *Conn) answer(opcode int, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	d := time.Now().Add(controlAnswerTimeout)
+	if !c.writeDeadline.IsZero() && c.writeDeadline.Before(d) {
+		d = c.writeDeadline
+	}
+	_ = c.nc.SetWriteDeadline(d)
+	defer func() { _ = c.nc.SetWriteDeadline(c.writeDeadline) }()
+	return c.writeFrameLocked(opcode, payload)
+}
+
+func (c *Conn) writeFrameLocked(opcode int, payload []byte) error {
 	if c.closeSent {
 		return ErrCloseSent
 	}

@@ -302,3 +302,28 @@ func TestWritesConcurrentWithPongs(t *testing.T) {
 		}
 	}
 }
+
+// A server that pings but never reads cannot block the reader for good:
+// once the pongs fill the socket, the blocked pong times out and
+// ReadMessage returns the timeout.
+func TestBlockedPongEndsTheRead(t *testing.T) {
+	url := serve(t, "", func(s *wstest.ServerConn, _ *http.Request) {
+		_ = s.Conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+		ping := bytes.Repeat([]byte("p"), 125)
+		for s.WriteFrame(true, false, wsclient.PingMessage, ping) == nil {
+		}
+	})
+	c := dial(t, url, wsclient.Options{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			_ = nc.(*net.TCPConn).SetWriteBuffer(4 << 10)
+		}
+		return nc, err
+	}})
+	_, _, err := c.ReadMessage()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("got %v, want the pong's write timeout", err)
+	}
+	c.Close() // ends the server's writes
+}
