@@ -751,13 +751,14 @@ type BroadcastResult struct {
 	Size      int       `json:"size"`
 	Payload   string    `json:"payload"`
 	Deflate   bool      `json:"deflate"`
+	WarmupS   float64   `json:"warmup_s"`
+	DurationS float64   `json:"duration_s"`
+	GraceS    float64   `json:"grace_s"`
+
 	// DeflateContext: every subscriber negotiated permessage-deflate with
 	// context takeover (the server compresses against its previous
 	// messages, as it may for browsers).
-	DeflateContext bool    `json:"deflate_context"`
-	WarmupS        float64 `json:"warmup_s"`
-	DurationS      float64 `json:"duration_s"`
-	GraceS         float64 `json:"grace_s"`
+	DeflateContext bool `json:"deflate_context"`
 
 	// Published counts the publications the API accepted (warmup
 	// included); PublishedWindow those sent in the measured window.

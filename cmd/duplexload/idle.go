@@ -87,17 +87,18 @@ type IdleResult struct {
 	Conns     int       `json:"conns"`      // requested
 	ConnsOpen int       `json:"conns_open"` // subscribed
 	// ConnsAlive: still open when measured (a server may drop idle ones).
-	ConnsAlive int  `json:"conns_alive"`
-	Deflate    bool `json:"deflate"`
-	// DeflateContext: every connection negotiated permessage-deflate
-	// with context takeover.
-	DeflateContext bool    `json:"deflate_context"`
-	SourceIPs      int     `json:"source_ips"`
-	SetupS         float64 `json:"setup_s"`
+	ConnsAlive int     `json:"conns_alive"`
+	SourceIPs  int     `json:"source_ips"`
+	SetupS     float64 `json:"setup_s"`
 	// ConnectRate is subscribed connections per second during set-up
 	// (dials in flight: -dial-parallel); informative only.
 	ConnectRate float64 `json:"connect_rate"`
 	SettleS     float64 `json:"settle_s"`
+
+	// DeflateContext: every connection negotiated permessage-deflate
+	// (Deflate, -deflate) with context takeover.
+	Deflate        bool `json:"deflate"`
+	DeflateContext bool `json:"deflate_context"`
 
 	// Server memory, from /proc/PID/status: the median of the samples taken
 	// over -baseline before connecting and after settling.

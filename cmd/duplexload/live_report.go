@@ -38,12 +38,13 @@ type RoomResult struct {
 	PrioRate    float64   `json:"prio_rate"`
 	Size        int       `json:"size"`
 	Deflate     bool      `json:"deflate"`
+	WarmupS     float64   `json:"warmup_s"`
+	DurationS   float64   `json:"duration_s"`
+	GraceS      float64   `json:"grace_s"`
+
 	// DeflateContext: every viewer negotiated permessage-deflate with
 	// context takeover (senders never do, see -deflate).
-	DeflateContext bool    `json:"deflate_context"`
-	WarmupS        float64 `json:"warmup_s"`
-	DurationS      float64 `json:"duration_s"`
-	GraceS         float64 `json:"grace_s"`
+	DeflateContext bool `json:"deflate_context"`
 
 	// Accepted: sender publishes answered with success; Rejected: with
 	// an error (e.g. rate_limited). PrioAccepted: priority comments the
