@@ -103,6 +103,11 @@ type targetConfig struct {
 	ServerPID    int
 	JSON         bool
 	Deflate      bool // offer permessage-deflate, as browsers do
+	// compressingSenders (live only): connections [0, n) publish over
+	// the WebSocket, so with -deflate they stay on fasthttp/websocket,
+	// which compresses what it sends as browsers do (internal/wsclient,
+	// which the other connections use, never compresses).
+	compressingSenders int
 	// nodeURLs (broadcast only): connection i goes to nodeURLs[i%len]
 	// when there are several (cluster.go); URL is the first.
 	nodeURLs []string
@@ -119,7 +124,9 @@ func (c *targetConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SetupTimeout, "setup-timeout", 2*time.Minute, "deadline for opening and subscribing every connection")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process to measure (CPU from /proc/PID/stat, RSS from /proc/PID/status); 0: none")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as one JSON object on stdout")
-	fs.BoolVar(&c.Deflate, "deflate", false, "offer permessage-deflate as browsers do (a server that declines it fails the dial)")
+	fs.BoolVar(&c.Deflate, "deflate", false, "offer permessage-deflate as Chrome does ("+chromeDeflateOffer+"), and inflate with context takeover\n"+
+		"when the server answers without server_no_context_takeover (the report says which it did); a server that declines\n"+
+		"deflate fails the dial. live: senders use fasthttp/websocket, which compresses what it sends but never gets context takeover")
 }
 
 // finish fills the per-target defaults and validates.
@@ -246,12 +253,11 @@ func newDialers(ips []net.IP, timeout time.Duration, deflate bool) []*websocket.
 // for the subscription's confirmation. The returned connection has no read
 // deadline; rest holds the messages that came after the confirmation in its
 // frame (for the caller to handle first).
-func handshake(ctx context.Context, d *websocket.Dialer, cfg *targetConfig) (c *websocket.Conn, rest []byte, err error) {
-	c, err = dial(ctx, d, cfg.URL, cfg.Timeout)
+func handshake(ctx context.Context, d subDialer, cfg *targetConfig) (c subConn, rest []byte, err error) {
+	c, err = d.dial(ctx, cfg.URL, cfg.Timeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.SetReadLimit(readLimitBytes)
 	var steps []string
 	switch cfg.Target {
 	case targetCentrifugo:
@@ -265,13 +271,13 @@ func handshake(ctx context.Context, d *websocket.Dialer, cfg *targetConfig) (c *
 	for i, cmd := range steps {
 		deadline := time.Now().Add(cfg.Timeout)
 		_ = c.SetWriteDeadline(deadline)
-		if err := c.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
-			c.Close()
+		if err := c.writeText([]byte(cmd)); err != nil {
+			c.closeNow()
 			return nil, nil, fmt.Errorf("write %s: %w", cmd, err)
 		}
 		_ = c.SetReadDeadline(deadline)
 		if rest, err = awaitReply(c, cfg.Target, i+1); err != nil {
-			c.Close()
+			c.closeNow()
 			return nil, nil, err
 		}
 	}
@@ -284,9 +290,9 @@ func handshake(ctx context.Context, d *websocket.Dialer, cfg *targetConfig) (c *
 // followed it in its frame. Both protocols answer {"id":N, ...}, with
 // "error" on failure. Centrifugo's pings before the reply are answered;
 // anything else before it is skipped.
-func awaitReply(c *websocket.Conn, t targetKind, id int) ([]byte, error) {
+func awaitReply(c subConn, t targetKind, id int) ([]byte, error) {
 	for range handshakeMaxMsgs {
-		frame, err := readFrame(c, nil)
+		frame, err := c.readFrame(nil)
 		if err != nil {
 			return nil, fmt.Errorf("waiting for the reply to command %d: %w", id, err)
 		}
@@ -298,7 +304,7 @@ func awaitReply(c *websocket.Conn, t targetKind, id int) ([]byte, error) {
 				frame = nil
 			}
 			if t == targetCentrifugo && isCentrifugoPing(line) {
-				if err := c.WriteMessage(websocket.TextMessage, centrifugoPong); err != nil {
+				if err := c.writeText(centrifugoPong); err != nil {
 					return nil, err
 				}
 				continue
@@ -319,7 +325,8 @@ func awaitReply(c *websocket.Conn, t targetKind, id int) ([]byte, error) {
 	return nil, fmt.Errorf("no reply to command %d in %d messages", id, handshakeMaxMsgs)
 }
 
-// readFrame reads the next data message into buf (reused).
+// readFrame reads the next data message of a fasthttp/websocket
+// connection into buf (reused).
 func readFrame(c *websocket.Conn, buf []byte) ([]byte, error) {
 	_, r, err := c.NextReader()
 	if err != nil {
@@ -376,8 +383,8 @@ func isCentrifugoPing(line []byte) bool {
 // it; ready must return promptly (start a goroutine for the connection).
 // It returns when every handshake has finished and its ready or failed
 // call has returned, or ctx ends; failed handshakes go to failed.
-func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c *websocket.Conn, rest []byte), failed func(i int, err error)) {
-	dialers := newDialers(sourceAddrs(cfg.URL, cfg.SourceIPs, n), cfg.Timeout, cfg.Deflate)
+func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c subConn, rest []byte), failed func(i int, err error)) {
+	dialers := newSubDialers(newDialers(sourceAddrs(cfg.URL, cfg.SourceIPs, n), cfg.Timeout, cfg.Deflate), cfg.Deflate)
 	nodeCfgs := []*targetConfig{cfg}
 	if len(cfg.nodeURLs) > 1 {
 		nodeCfgs = make([]*targetConfig, len(cfg.nodeURLs))
@@ -401,7 +408,11 @@ func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c 
 		}
 		handshakes.Add(1)
 		go func() {
-			c, rest, err := handshake(ctx, dialers[i%len(dialers)], nodeCfgs[i%len(nodeCfgs)])
+			d := dialers[i%len(dialers)]
+			if i < cfg.compressingSenders {
+				d.deflate = false // fasthttp/websocket, which compresses what it sends (and still offers deflate)
+			}
+			c, rest, err := handshake(ctx, d, nodeCfgs[i%len(nodeCfgs)])
 			<-sem
 			defer handshakes.Done() // after ready or failed: openAll's caller counts on both
 			if err != nil {
@@ -416,10 +427,9 @@ func openAll(ctx context.Context, cfg *targetConfig, n int, ready func(i int, c 
 
 // closeAll closes the connections (a close frame, then the socket), with
 // bounded parallelism, without waiting for the server's close frames.
-func closeAll(conns []*websocket.Conn) {
+func closeAll(conns []subConn) {
 	sem := make(chan struct{}, 256)
 	var wg sync.WaitGroup
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 	for _, c := range conns {
 		if c == nil {
 			continue
@@ -428,8 +438,7 @@ func closeAll(conns []*websocket.Conn) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			_ = c.Close()
+			c.closeNow()
 		}()
 	}
 	wg.Wait()
@@ -746,6 +755,11 @@ type BroadcastResult struct {
 	DurationS float64   `json:"duration_s"`
 	GraceS    float64   `json:"grace_s"`
 
+	// DeflateContext: every subscriber negotiated permessage-deflate with
+	// context takeover (the server compresses against its previous
+	// messages, as it may for browsers).
+	DeflateContext bool `json:"deflate_context"`
+
 	// Published counts the publications the API accepted (warmup
 	// included); PublishedWindow those sent in the measured window.
 	Published        uint64  `json:"published"`
@@ -868,7 +882,7 @@ func broadcastCmd(args []string, stdout, stderr io.Writer) int {
 // goroutine until the readers have stopped.
 type bsub struct {
 	id   int
-	conn *websocket.Conn
+	conn subConn
 	seen []uint64 // bitset by seq
 
 	uniq   atomic.Uint64 // distinct seqs received (read by the drain check)
@@ -904,7 +918,7 @@ func (r *broadcastRun) read(s *bsub, rest []byte) {
 	var buf []byte
 	var err error
 	for {
-		buf, err = readFrame(s.conn, buf[:0])
+		buf, err = s.conn.readFrame(buf[:0])
 		if err != nil {
 			if !r.stopping.Load() {
 				r.disconnects.Add(1)
@@ -925,7 +939,7 @@ func (r *broadcastRun) handleLine(s *bsub, line []byte, now int64) {
 		switch {
 		case r.cfg.Target == targetCentrifugo && isCentrifugoPing(line):
 			_ = s.conn.SetWriteDeadline(time.Now().Add(r.cfg.Timeout))
-			if err := s.conn.WriteMessage(websocket.TextMessage, centrifugoPong); err != nil {
+			if err := s.conn.writeText(centrifugoPong); err != nil {
 				r.errs.add("subscriber %d: pong: %v", s.id, err)
 			}
 		case bytes.HasPrefix(line, []byte(`{"missed":`)):
@@ -1114,7 +1128,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	setupStart := time.Now()
 	setupCtx, cancelSetup := context.WithTimeout(ctx, cfg.SetupTimeout)
 	openAll(setupCtx, &cfg.targetConfig, cfg.Subs,
-		func(i int, c *websocket.Conn, rest []byte) {
+		func(i int, c subConn, rest []byte) {
 			s := &bsub{id: i, conn: c, seen: seen[uint64(i)*words : uint64(i+1)*words : uint64(i+1)*words]}
 			subs[i] = s
 			opened.Add(1)
@@ -1128,6 +1142,12 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 	cancelSetup()
 	res.SetupS = time.Since(setupStart).Seconds()
 	res.SubsOpen = int(opened.Load())
+	res.DeflateContext = countContextTakeover(subs, func(s *bsub) subConn {
+		if s == nil {
+			return nil
+		}
+		return s.conn
+	}, errs)
 	stopReaders := func() {
 		run.stopping.Store(true)
 		for _, s := range subs {
@@ -1136,7 +1156,7 @@ func runBroadcast(ctx context.Context, cfg broadcastConfig) (BroadcastResult, er
 			}
 		}
 		readers.Wait()
-		conns := make([]*websocket.Conn, 0, len(subs))
+		conns := make([]subConn, 0, len(subs))
 		for _, s := range subs {
 			if s != nil {
 				conns = append(conns, s.conn)
@@ -1301,8 +1321,11 @@ func writeBroadcastReport(w io.Writer, r BroadcastResult, asJSON bool) error {
 	p("\ndeliveries %d in window (%.0f/s); %d total of %d expected\n", r.Deliveries, r.DeliveriesPerS, r.DeliveriesTotal, r.Expected)
 	p("latency us min %.0f  p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  max %.0f\n", l.Min, l.P50, l.P90, l.P99, l.P999, l.Max)
 	deflate := "plain"
-	if r.Deflate {
-		deflate = "permessage-deflate"
+	switch {
+	case r.DeflateContext:
+		deflate = "permessage-deflate with context takeover"
+	case r.Deflate:
+		deflate = "permessage-deflate, every message alone"
 	}
 	p("wire       %d bytes read by the subscribers = %.1f per delivery (%s, %s payload)\n", r.WireBytes, r.WireBytesPerDelivery, deflate, r.Payload)
 	p("loss       lost %d (%d subs)  duplicated %d  reordered %d  unexpected %d  missed-notices %d  disconnects %d\n",

@@ -16,6 +16,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
+
+	"github.com/duplex/duplex/internal/wstest"
 )
 
 // fakeServer speaks just enough of duplex's or Centrifugo's protocol for
@@ -32,6 +34,12 @@ type fakeServer struct {
 	delay time.Duration
 	// upgradeDelay slows every WebSocket handshake down.
 	upgradeDelay time.Duration
+	// takeover (set before the first dial, with deflate) answers an offer
+	// without server_no_context_takeover with context takeover, as duplex
+	// answers browsers, and compresses against the connection's previous
+	// messages (one flate writer per connection: wstest.ServerConn); any
+	// other offer gets no deflate.
+	takeover bool
 
 	mu    sync.Mutex
 	subs  []chan []byte
@@ -66,6 +74,10 @@ func startFakeWith(t *testing.T, target targetKind, key string, deflate bool) *f
 			fmt.Fprintf(ctx, "# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines_other 1\ngo_goroutines %d\n", 10+2*n)
 		default:
 			time.Sleep(f.upgradeDelay)
+			if f.takeover {
+				f.upgradeTakeover(ctx)
+				return
+			}
 			_ = up.Upgrade(ctx, func(c *websocket.Conn) {
 				defer c.Close()
 				f.serve(c)
@@ -79,9 +91,35 @@ func startFakeWith(t *testing.T, target targetKind, key string, deflate bool) *f
 	return f
 }
 
+// fakeConn is the server side of one connection: fasthttp/websocket's, or
+// wstest's with context takeover.
+type fakeConn interface {
+	ReadMessage() (kind int, msg []byte, err error)
+	WriteMessage(kind int, msg []byte) error
+}
+
+// upgradeTakeover answers the upgrade by hand: with context takeover when
+// the offer allows it, else without deflate.
+func (f *fakeServer) upgradeTakeover(ctx *fasthttp.RequestCtx) {
+	offer := string(ctx.Request.Header.Peek("Sec-WebSocket-Extensions"))
+	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols)
+	ctx.Response.Header.Set("Upgrade", "websocket")
+	ctx.Response.Header.Set("Connection", "Upgrade")
+	ctx.Response.Header.Set("Sec-WebSocket-Accept", wstest.AcceptKey(string(ctx.Request.Header.Peek("Sec-WebSocket-Key"))))
+	deflate := strings.HasPrefix(offer, "permessage-deflate") && !strings.Contains(offer, "server_no_context_takeover")
+	if deflate {
+		ctx.Response.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_no_context_takeover")
+	}
+	ctx.Hijack(func(nc net.Conn) {
+		s := wstest.NewServerConn(nc, nil)
+		s.Deflate = deflate
+		f.serve(s)
+	})
+}
+
 // serve runs one connection: a reader goroutine handles commands, this
 // goroutine is the only writer and batches what is queued.
-func (f *fakeServer) serve(c *websocket.Conn) {
+func (f *fakeServer) serve(c fakeConn) {
 	out := make(chan []byte, 1<<14)
 	done := make(chan struct{})
 	go func() {

@@ -124,6 +124,10 @@ type ConnectResult struct {
 	Conns     int       `json:"conns"` // requested
 	Inflight  int       `json:"inflight"`
 	SourceIPs int       `json:"source_ips"`
+	Deflate   bool      `json:"deflate"`
+	// DeflateContext: every completed connection negotiated
+	// permessage-deflate with context takeover.
+	DeflateContext bool `json:"deflate_context"`
 
 	// Completed: connections whose subscribe reply arrived. WallS: from the
 	// first dial to the last completion (or failure). ConnsPerS =
@@ -230,9 +234,9 @@ func timeTCP(ds []*websocket.Dialer, timeout time.Duration) {
 
 // connectOne opens one connection and subscribes it, recording its
 // milestones in t. On failure it returns the failing step.
-func connectOne(ctx context.Context, d *websocket.Dialer, cfg *targetConfig, t *connTimes) (c *websocket.Conn, rest []byte, step string, err error) {
+func connectOne(ctx context.Context, d subDialer, cfg *targetConfig, t *connTimes) (c subConn, rest []byte, step string, err error) {
 	t.start = time.Now()
-	c, err = dial(context.WithValue(ctx, tcpDoneKey{}, &t.tcp), d, cfg.URL, cfg.Timeout)
+	c, err = d.dial(context.WithValue(ctx, tcpDoneKey{}, &t.tcp), cfg.URL, cfg.Timeout)
 	if err != nil {
 		if t.tcp.IsZero() {
 			return nil, nil, stepTCP, err
@@ -240,7 +244,6 @@ func connectOne(ctx context.Context, d *websocket.Dialer, cfg *targetConfig, t *
 		return nil, nil, stepUpgrade, err
 	}
 	t.upgraded = time.Now()
-	c.SetReadLimit(readLimitBytes)
 	type command struct{ step, text string }
 	var cmds []command
 	if cfg.Target == targetCentrifugo {
@@ -254,13 +257,13 @@ func connectOne(ctx context.Context, d *websocket.Dialer, cfg *targetConfig, t *
 	for i, cmd := range cmds {
 		deadline := time.Now().Add(cfg.Timeout)
 		_ = c.SetWriteDeadline(deadline)
-		if err := c.WriteMessage(websocket.TextMessage, []byte(cmd.text)); err != nil {
-			c.Close()
+		if err := c.writeText([]byte(cmd.text)); err != nil {
+			c.closeNow()
 			return nil, nil, cmd.step, fmt.Errorf("write %s: %w", cmd.text, err)
 		}
 		_ = c.SetReadDeadline(deadline)
 		if rest, err = awaitReply(c, cfg.Target, i+1); err != nil {
-			c.Close()
+			c.closeNow()
 			return nil, nil, cmd.step, err
 		}
 	}
@@ -293,7 +296,7 @@ func (r *connectRun) failed(i int, step string, err error) {
 // read is a connection's loop after it subscribed: it answers Centrifugo's
 // pings, times the first publication (with -publish-rate) and counts a
 // drop, until the run stops it with a read deadline.
-func (r *connectRun) read(i int, c *websocket.Conn, rest []byte) {
+func (r *connectRun) read(i int, c subConn, rest []byte) {
 	defer r.alive.Add(-1)
 	gotPub := false
 	handle := func(buf []byte) {
@@ -301,7 +304,7 @@ func (r *connectRun) read(i int, c *websocket.Conn, rest []byte) {
 		for line := range splitLines(buf) {
 			if r.cfg.Target == targetCentrifugo && isCentrifugoPing(line) {
 				_ = c.SetWriteDeadline(time.Now().Add(r.cfg.Timeout))
-				_ = c.WriteMessage(websocket.TextMessage, centrifugoPong)
+				_ = c.writeText(centrifugoPong)
 				continue
 			}
 			if gotPub {
@@ -318,7 +321,7 @@ func (r *connectRun) read(i int, c *websocket.Conn, rest []byte) {
 	var buf []byte
 	for {
 		var err error
-		buf, err = readFrame(c, buf[:0])
+		buf, err = c.readFrame(buf[:0])
 		if err != nil {
 			if !r.stopping.Load() {
 				r.disconnects.Add(1)
@@ -338,7 +341,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 	res := ConnectResult{
 		Mode: "connect", Target: string(cfg.Target), URL: cfg.URL, Channel: cfg.Channel,
 		StartedAt: time.Now().UTC(), Conns: cfg.Conns, Inflight: cfg.DialParallel,
-		SourceIPs: max(len(ips), 1), PublishRate: cfg.PublishRate, GoMaxProcs: runtime.GOMAXPROCS(0),
+		SourceIPs: max(len(ips), 1), PublishRate: cfg.PublishRate, GoMaxProcs: runtime.GOMAXPROCS(0), Deflate: cfg.Deflate,
 	}
 	errs := &errSamples{}
 	run := &connectRun{
@@ -346,8 +349,9 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 		tcp: newShardedHistogram(64), upgraded: newShardedHistogram(64),
 		subscribed: newShardedHistogram(64), firstPub: newShardedHistogram(64),
 	}
-	dialers := newDialers(ips, cfg.Timeout, cfg.Deflate)
-	timeTCP(dialers, cfg.Timeout)
+	wsDialers := newDialers(ips, cfg.Timeout, cfg.Deflate)
+	timeTCP(wsDialers, cfg.Timeout)
+	dialers := newSubDialers(wsDialers, cfg.Deflate)
 
 	// The optional publisher (the broadcast mode's) and its probe.
 	var pub *publisher
@@ -372,7 +376,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 	}
 	self0 := selfcpu.Used()
 
-	conns := make([]*websocket.Conn, cfg.Conns)
+	conns := make([]subConn, cfg.Conns)
 	var readers sync.WaitGroup
 	var completed atomic.Int64
 	setupCtx, cancelSetup := context.WithTimeout(ctx, cfg.SetupTimeout)
@@ -460,6 +464,7 @@ func runConnect(ctx context.Context, cfg connectConfig) (ConnectResult, error) {
 	res.Interrupted = ctx.Err() != nil
 
 	res.Completed = int(completed.Load())
+	res.DeflateContext = countContextTakeover(conns, func(c subConn) subConn { return c }, errs)
 	res.WallS = wall.Seconds()
 	if wall > 0 {
 		res.ConnsPerS = float64(res.Completed) / wall.Seconds()
@@ -511,6 +516,9 @@ func writeConnectReport(w io.Writer, r ConnectResult, asJSON bool) error {
 		p(" (interrupted)")
 	}
 	p("\n")
+	if r.Deflate {
+		p("deflate    permessage-deflate, context takeover %v\n", r.DeflateContext)
+	}
 	for _, l := range []struct {
 		name string
 		l    Latency

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fasthttp/websocket"
 )
 
 func init() {
@@ -97,6 +95,11 @@ type IdleResult struct {
 	ConnectRate float64 `json:"connect_rate"`
 	SettleS     float64 `json:"settle_s"`
 
+	// DeflateContext: every connection negotiated permessage-deflate
+	// (Deflate, -deflate) with context takeover.
+	Deflate        bool `json:"deflate"`
+	DeflateContext bool `json:"deflate_context"`
+
 	// Server memory, from /proc/PID/status: the median of the samples taken
 	// over -baseline before connecting and after settling.
 	PID            int     `json:"pid,omitempty"`
@@ -163,7 +166,7 @@ func sampleStatus(ctx context.Context, pid int, d time.Duration) (procStatus, er
 // could not be read).
 func runIdle(ctx context.Context, cfg idleConfig) (IdleResult, error) {
 	res := IdleResult{
-		Mode: "idle", Target: string(cfg.Target), URL: cfg.URL, Channel: cfg.Channel,
+		Mode: "idle", Target: string(cfg.Target), URL: cfg.URL, Channel: cfg.Channel, Deflate: cfg.Deflate,
 		StartedAt: time.Now().UTC(), Conns: cfg.Conns, PID: cfg.ServerPID,
 		SourceIPs:  max(len(sourceAddrs(cfg.URL, cfg.SourceIPs, cfg.Conns)), 1),
 		GoMaxProcs: runtime.GOMAXPROCS(0),
@@ -198,14 +201,14 @@ func runIdle(ctx context.Context, cfg idleConfig) (IdleResult, error) {
 	// Connect. Each connection's reader answers Centrifugo's pings and
 	// notices a drop; the server's WebSocket pings are answered by the
 	// library's default ping handler while it reads.
-	conns := make([]*websocket.Conn, cfg.Conns)
+	conns := make([]subConn, cfg.Conns)
 	var readers sync.WaitGroup
 	var opened, alive, disconnects atomic.Int64
 	var stopping atomic.Bool
 	setupStart := time.Now()
 	setupCtx, cancelSetup := context.WithTimeout(ctx, cfg.SetupTimeout)
 	openAll(setupCtx, &cfg.targetConfig, cfg.Conns,
-		func(i int, c *websocket.Conn, rest []byte) {
+		func(i int, c subConn, rest []byte) {
 			conns[i] = c
 			opened.Add(1)
 			alive.Add(1)
@@ -217,7 +220,7 @@ func runIdle(ctx context.Context, cfg idleConfig) (IdleResult, error) {
 				var err error
 				for first := true; ; first = false {
 					if !first {
-						buf, err = readFrame(c, buf[:0])
+						buf, err = c.readFrame(buf[:0])
 					}
 					if err != nil {
 						if !stopping.Load() {
@@ -232,7 +235,7 @@ func runIdle(ctx context.Context, cfg idleConfig) (IdleResult, error) {
 					for line := range splitLines(buf) {
 						if isCentrifugoPing(line) {
 							_ = c.SetWriteDeadline(time.Now().Add(cfg.Timeout))
-							_ = c.WriteMessage(websocket.TextMessage, centrifugoPong)
+							_ = c.writeText(centrifugoPong)
 						}
 					}
 				}
@@ -243,6 +246,7 @@ func runIdle(ctx context.Context, cfg idleConfig) (IdleResult, error) {
 	setup := time.Since(setupStart)
 	res.SetupS = setup.Seconds()
 	res.ConnsOpen = int(opened.Load())
+	res.DeflateContext = countContextTakeover(conns, func(c subConn) subConn { return c }, errs)
 	if setup > 0 {
 		res.ConnectRate = float64(res.ConnsOpen) / setup.Seconds()
 	}
@@ -313,6 +317,9 @@ func writeIdleReport(w io.Writer, r IdleResult, asJSON bool) error {
 		p(" (interrupted)")
 	}
 	p("\n")
+	if r.Deflate {
+		p("deflate    permessage-deflate, context takeover %v\n", r.DeflateContext)
+	}
 	if r.PID > 0 {
 		p("server     pid %d: rss %d kB -> %d kB (peak %d kB) = %.0f bytes per connection; threads %d -> %d\n",
 			r.PID, r.RSSBaseKB, r.RSSKB, r.HWMKB, r.RSSPerConnB, r.ThreadsBase, r.Threads)

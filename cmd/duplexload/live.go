@@ -20,8 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fasthttp/websocket"
-
 	"github.com/duplex/duplex/internal/selfcpu"
 )
 
@@ -60,7 +58,7 @@ func liveCmd(args []string, stdout, stderr io.Writer) int {
 type liveConn struct {
 	idx    int
 	sender int // sender index, -1 for a viewer
-	conn   *websocket.Conn
+	conn   subConn
 	wmu    sync.Mutex
 	seen   []uint64 // bitset by seq
 	ok     []uint64 // a sender's accepted publishes, bitset by seq
@@ -105,7 +103,7 @@ func (r *liveRun) read(c *liveConn, rest []byte) {
 	var buf []byte
 	var err error
 	for {
-		buf, err = readFrame(c.conn, buf[:0])
+		buf, err = c.conn.readFrame(buf[:0])
 		if err != nil {
 			if !r.stopping.Load() {
 				r.disconnects.Add(1)
@@ -125,7 +123,7 @@ func (r *liveRun) handleLine(c *liveConn, line []byte, now int64) {
 	case r.cfg.Target == targetCentrifugo && isCentrifugoPing(line):
 		c.wmu.Lock()
 		_ = c.conn.SetWriteDeadline(time.Now().Add(r.cfg.Timeout))
-		err := c.conn.WriteMessage(websocket.TextMessage, centrifugoPong)
+		err := c.conn.writeText(centrifugoPong)
 		c.wmu.Unlock()
 		if err != nil {
 			r.errs.add("connection %d: pong: %v", c.idx, err)
@@ -231,7 +229,7 @@ func (r *liveRun) send(ctx context.Context, c *liveConn, start, end time.Time) {
 		msg = appendLivePublish(msg[:0], r.cfg.Target, r.cfg.Channel, livePublishID+n, seq, time.Now().UnixNano(), r.cfg.Size)
 		c.wmu.Lock()
 		_ = c.conn.SetWriteDeadline(time.Now().Add(r.cfg.Timeout))
-		err := c.conn.WriteMessage(websocket.TextMessage, msg)
+		err := c.conn.writeText(msg)
 		c.wmu.Unlock()
 		if err != nil && !r.stopping.Load() {
 			r.errs.add("sender %d: publish: %v", c.sender, err)
@@ -299,7 +297,7 @@ func runLive(ctx context.Context, cfg liveConfig) (RoomResult, error) {
 	res := RoomResult{
 		Mode: "live", Target: string(cfg.Target), URL: cfg.URL, Nodes: len(cfg.nodeURLs), Channel: cfg.Channel,
 		StartedAt: time.Now().UTC(), Viewers: cfg.Viewers, Senders: cfg.Senders, Rate: cfg.Rate,
-		PrioSenders: cfg.PrioSenders, PrioRate: cfg.PrioRate, Size: cfg.Size,
+		PrioSenders: cfg.PrioSenders, PrioRate: cfg.PrioRate, Size: cfg.Size, Deflate: cfg.Deflate,
 		WarmupS: cfg.Warmup.Seconds(), GraceS: cfg.Grace.Seconds(), GoMaxProcs: runtime.GOMAXPROCS(0),
 	}
 	res.Nodes = max(res.Nodes, 1)
@@ -314,8 +312,9 @@ func runLive(ctx context.Context, cfg liveConfig) (RoomResult, error) {
 	setupStart := time.Now()
 	setupCtx, cancelSetup := context.WithTimeout(ctx, cfg.SetupTimeout)
 	// Connection i: senders first (spread over the nodes like the rest).
+	cfg.compressingSenders = cfg.Senders
 	openAll(setupCtx, &cfg.targetConfig, n,
-		func(i int, wc *websocket.Conn, rest []byte) {
+		func(i int, wc subConn, rest []byte) {
 			c := &liveConn{idx: i, sender: -1, conn: wc, seen: seen[uint64(i)*words : uint64(i+1)*words : uint64(i+1)*words],
 				bySender: make([]uint32, cfg.Senders)}
 			if i < cfg.Senders {
@@ -336,9 +335,15 @@ func runLive(ctx context.Context, cfg liveConfig) (RoomResult, error) {
 	cancelSetup()
 	res.SetupS = time.Since(setupStart).Seconds()
 	res.ViewersOpen, res.SendersOpen = int(viewersOpen.Load()), int(sendersOpen.Load())
+	res.DeflateContext = countContextTakeover(conns[min(cfg.Senders, n):], func(c *liveConn) subConn {
+		if c == nil {
+			return nil
+		}
+		return c.conn
+	}, errs)
 	stopReaders := func() {
 		run.stopping.Store(true)
-		var open []*websocket.Conn
+		var open []subConn
 		for _, c := range conns {
 			if c != nil {
 				_ = c.conn.SetReadDeadline(time.Now())

@@ -37,9 +37,14 @@ type RoomResult struct {
 	PrioSenders int       `json:"prio_senders"`
 	PrioRate    float64   `json:"prio_rate"`
 	Size        int       `json:"size"`
+	Deflate     bool      `json:"deflate"`
 	WarmupS     float64   `json:"warmup_s"`
 	DurationS   float64   `json:"duration_s"`
 	GraceS      float64   `json:"grace_s"`
+
+	// DeflateContext: every viewer negotiated permessage-deflate with
+	// context takeover (senders never do, see -deflate).
+	DeflateContext bool `json:"deflate_context"`
 
 	// Accepted: sender publishes answered with success; Rejected: with
 	// an error (e.g. rate_limited). PrioAccepted: priority comments the
@@ -191,6 +196,9 @@ func writeLiveReport(w io.Writer, r RoomResult, asJSON bool) error {
 	p("mode       live  target %s  %s (%d node(s))  channel %s\n", r.Target, r.URL, r.Nodes, r.Channel)
 	p("room       %d of %d viewers, %d of %d senders x %.1f/s (WebSocket), %d priority publishers x %.1f/s (API); set up in %.1fs\n",
 		r.ViewersOpen, r.Viewers, r.SendersOpen, r.Senders, r.Rate, r.PrioSenders, r.PrioRate, r.SetupS)
+	if r.Deflate {
+		p("deflate    permessage-deflate; viewers with context takeover %v\n", r.DeflateContext)
+	}
 	p("comments   %d accepted, %d refused, %d priority accepted (%d errors): %.1f/s\n",
 		r.Accepted, r.Rejected, r.PrioAccepted, r.PrioErrors, r.CommentsPerS)
 	p("window     %.2fs after %.2fs warmup, grace %.1fs", r.DurationS, r.WarmupS, r.GraceS)

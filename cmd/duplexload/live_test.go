@@ -101,3 +101,20 @@ func TestAppendLivePublish(t *testing.T) {
 		t.Errorf("centrifugo: %s", c)
 	}
 }
+
+// -deflate against the real server: viewers read through internal/wsclient
+// (inflating what duplex compresses), senders publish compressed through
+// fasthttp/websocket; every comment still reaches every viewer.
+func TestLiveDeflateAgainstTheRealServer(t *testing.T) {
+	s := startLiveDuplex(t, `,"flow_tick":"0s"`)
+	cfg := liveTestConfig(s)
+	cfg.Deflate, cfg.Size = true, 512 // above WS_COMPRESSION_MIN_BYTES
+	res, err := runLive(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("deflate context takeover: %v", res.DeflateContext)
+	if !res.Deflate || res.Disconnects != 0 || res.OwnShareMin != 1 || res.PrioDeliveredMin != 1 || res.DeliveriesPerViewerPerS < 90 {
+		t.Fatalf("%+v", res)
+	}
+}

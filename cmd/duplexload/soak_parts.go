@@ -1089,7 +1089,7 @@ func (l *churnLoad) one(ctx context.Context, i int) {
 		err := c.WriteMessage(websocket.TextMessage, []byte(`{"id":1,"op":"subscribe","channel":"push:soak-churn"}`))
 		if err == nil {
 			_ = c.SetReadDeadline(time.Now().Add(l.cfg.Timeout))
-			_, err = awaitReply(c, targetDuplex, 1)
+			_, err = awaitReply(fastConn{c}, targetDuplex, 1)
 		}
 		if err != nil {
 			l.failed.Add(1)
