@@ -109,22 +109,7 @@ func (s *ServerConn) WriteFrame(fin, rsv1 bool, opcode byte, payload []byte) err
 }
 
 func (s *ServerConn) writeFrame(fin, rsv1 bool, opcode byte, payload []byte) error {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	if rsv1 {
-		b0 |= 0x40
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n <= 125:
-		out = append(out, byte(n))
-	case n <= 0xFFFF:
-		out = binary.BigEndian.AppendUint16(append(out, 126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, 127), uint64(n))
-	}
+	out := appendFrameHeader(nil, fin, rsv1, false, opcode, len(payload))
 	_, err := s.Conn.Write(append(out, payload...))
 	return err
 }

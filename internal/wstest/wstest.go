@@ -20,6 +20,17 @@ var maskKey = [4]byte{0x12, 0x34, 0x56, 0x78}
 //
 // Concurrency: a pure function.
 func ClientFrame(fin, rsv1 bool, opcode byte, payload []byte) []byte {
+	out := appendFrameHeader(nil, fin, rsv1, true, opcode, len(payload))
+	out = append(out, maskKey[:]...)
+	for i, b := range payload {
+		out = append(out, b^maskKey[i%4])
+	}
+	return out
+}
+
+// appendFrameHeader appends a frame's first byte and its length (RFC 6455
+// section 5.2), with the mask bit if masked (the key is the caller's).
+func appendFrameHeader(dst []byte, fin, rsv1, masked bool, opcode byte, n int) []byte {
 	b0 := opcode
 	if fin {
 		b0 |= 0x80
@@ -27,20 +38,18 @@ func ClientFrame(fin, rsv1 bool, opcode byte, payload []byte) []byte {
 	if rsv1 {
 		b0 |= 0x40
 	}
-	out := []byte{b0}
-	switch n := len(payload); {
+	var mask byte
+	if masked {
+		mask = 0x80
+	}
+	dst = append(dst, b0)
+	switch {
 	case n <= 125:
-		out = append(out, 0x80|byte(n))
+		return append(dst, mask|byte(n))
 	case n <= 0xFFFF:
-		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, 0x80|127), uint64(n))
+		return binary.BigEndian.AppendUint16(append(dst, mask|126), uint16(n))
 	}
-	out = append(out, maskKey[:]...)
-	for i, b := range payload {
-		out = append(out, b^maskKey[i%4])
-	}
-	return out
+	return binary.BigEndian.AppendUint64(append(dst, mask|127), uint64(n))
 }
 
 // CountingConn adds every byte read through it to N: what a client reads
