@@ -60,9 +60,7 @@ func mintJS(t *testing.T, user string, ttl time.Duration) string {
 // and a 4500 close is final.
 func TestDuplexJSTokenRefreshAndServerControl(t *testing.T) {
 	s := realtimeServer(t, 0)
-	ctx := newBrowser(t, 800, 600, false)
-	navigate(t, ctx, s, "/push") // a page that loads duplex.js
-	waitVisibleText(t, ctx, "status", rtConnected, 10*time.Second)
+	ctx := openDuplexJSPage(t, s)
 
 	// Tokens the server accepts within its 5 s leeway: 2 to 3 s left.
 	short := mintJS(t, "42", -2*time.Second)

@@ -45,6 +45,17 @@ func newTab(t *testing.T, ctx context.Context) (tab context.Context, closeTab fu
 	return tab, cancel
 }
 
+// openDuplexJSPage opens /push, a page that loads duplex.js, in a new
+// browser and waits until its own client is connected: the start of the
+// tests that drive duplex.js from the page.
+func openDuplexJSPage(t *testing.T, s *testbin.Server) context.Context {
+	t.Helper()
+	ctx := newBrowser(t, 1000, 760, false)
+	navigate(t, ctx, s, "/push")
+	waitVisibleText(t, ctx, "status", rtConnected, 10*time.Second)
+	return ctx
+}
+
 // navigate opens path on s in the tab.
 func navigate(t *testing.T, ctx context.Context, s *testbin.Server, path string) {
 	t.Helper()

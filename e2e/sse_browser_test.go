@@ -204,9 +204,7 @@ func transportClientWith(name, options, setup string) string {
 // works again right after the fallback is used instead of the stream.
 func TestDuplexJSTransports(t *testing.T) {
 	s := realtimeServer(t, 0)
-	open := newBrowser(t, 1000, 760, false)
-	navigate(t, open, s, "/push") // a page that loads duplex.js
-	waitVisibleText(t, open, "status", rtConnected, 10*time.Second)
+	open := openDuplexJSPage(t, s)
 
 	// Pinned to SSE where WebSocket works.
 	runJS(t, open, transportClient("pinned", `{name: '钉子', transports: ['sse']}`))

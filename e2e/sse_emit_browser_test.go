@@ -19,9 +19,7 @@ func TestSSEEmitsStayUnderTheServersLimit(t *testing.T) {
 		Env: []string{"HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s", "LOG_FORMAT=text",
 			"API_KEY=" + testAPIKey, "TOKEN_SECRET=" + testTokenSecret, "WS_MAX_MESSAGE_BYTES=1024"},
 	})
-	page := newBrowser(t, 1000, 760, false)
-	navigate(t, page, s, "/push") // a page that loads duplex.js
-	waitVisibleText(t, page, "status", rtConnected, 10*time.Second)
+	page := openDuplexJSPage(t, s)
 
 	runJS(t, page, transportClient("lim", `{name: '限', transports: ['sse']}`))
 	waitEvents(t, page, "lim", 10*time.Second, "connecting:sse", "transport:sse/null", "connected")

@@ -16,9 +16,7 @@ func TestDuplexJSSSEHeartbeatSilence(t *testing.T) {
 	s := testbin.Start(t, testbin.Options{
 		Env: []string{"HOST=127.0.0.1", "SHUTDOWN_TIMEOUT=5s", "LOG_FORMAT=text", "WS_PING_INTERVAL=1s"},
 	})
-	ctx := newBrowser(t, 800, 600, false)
-	navigate(t, ctx, s, "/push") // a page that loads duplex.js
-	waitVisibleText(t, ctx, "status", rtConnected, 10*time.Second)
+	ctx := openDuplexJSPage(t, s)
 	runJS(t, ctx, transportClient("quiet", `{name: '静', transports: ['sse'], backoffMin: 20, backoffMax: 200}`))
 	runJS(t, ctx, `window.quietReasons = []; window.quiet.on('disconnected', e => window.quietReasons.push(e.reason)); true`)
 	waitEvents(t, ctx, "quiet", 10*time.Second, "connecting:sse", "transport:sse/null", "connected")

@@ -140,7 +140,10 @@ func (a subscriber) CloseConn(code int, reason string) { a.s.Close(wsconn.CloseC
 func (a subscriber) Enqueue(frame *realtime.SharedFrame, policy realtime.SlowPolicy) (dropped int, ok bool) {
 	dropOldest := policy == realtime.PolicyDropOldest
 	if a.s.Deflates(len(frame.Data)) {
-		m := frame.Prepared(sharedMessage).(*wsconn.SharedMessage)
+		m, ok := frame.Prepared(sharedMessage).(*wsconn.SharedMessage)
+		if !ok { // prepared by another transport: its own, never shared
+			m = sharedMessage(frame).(*wsconn.SharedMessage)
+		}
 		n, err := a.s.SendShared(m, dropOldest)
 		return n, err == nil
 	}

@@ -1,9 +1,6 @@
 package realtime
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // SharedFrame is one encoded frame on its way to subscribers: a
 // publication's is made once per fan-out and handed to every subscriber
@@ -35,20 +32,6 @@ type SharedFrame struct {
 // frame follows nothing and nothing will follow it.
 func NewSharedFrame(data []byte) *SharedFrame { return &SharedFrame{Data: data} }
 
-// frameIDs numbers the frames that others may follow, process-wide, so
-// that an id names one frame whatever the channel or hub (tests run
-// several hubs). Zero is never used.
-var frameIDs atomic.Uint64
-
-// newFollowableFrame wraps data, which must not be modified afterwards,
-// as a channel's publication that the next may follow.
-func newFollowableFrame(data []byte) *SharedFrame {
-	return &SharedFrame{Data: data, id: frameIDs.Add(1)}
-}
-
-// follow records prev as the frame f follows; only before f is handed to
-// any subscriber.
-func (f *SharedFrame) follow(prev *SharedFrame) { f.after, f.prevData = prev.id, prev.Data }
 
 // ID identifies a channel's publication among every frame of the
 // process; it is 0 for a frame that nothing follows (a reply, a join).

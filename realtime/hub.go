@@ -133,9 +133,9 @@ type hubChannel struct {
 	fan atomic.Pointer[fanoutQueue] // made once the channel is large (hub_fanout.go)
 
 	// last is the channel's last publication fanned out, which the next
-	// one follows (SharedFrame.Follows); kept only while the channel has
+	// one follows (frame_follow.go); kept only while the channel has
 	// followMinSubscribers.
-	last atomic.Pointer[SharedFrame]
+	last atomic.Pointer[followed]
 }
 
 type hubStats struct {
@@ -321,33 +321,6 @@ func (h *Hub) send(sub Subscriber, frame *SharedFrame, policy SlowPolicy) bool {
 // publication.
 func (h *Hub) fanoutPublication(hc *hubChannel, offset uint64, encoded []byte) {
 	h.fanoutTo(hc, offset, hc.nextFrame(encoded))
-}
-
-// followMinSubscribers is the fewest subscribers for which a channel keeps
-// its last publication for the next one to follow. The kept frame costs
-// about its size per channel, which pays off when many subscribers share
-// the saving (a publication compressed against the previous one is about
-// half the bytes, docs/benchmarks.md); a channel of a few, such as one per
-// user, keeps nothing, so a hundred thousand of them hold no memory for it.
-const followMinSubscribers = 8
-
-// nextFrame wraps a publication's encoded frame (one for the whole
-// fan-out), as the one that follows the channel's last publication when
-// the channel is large enough to keep it. Publications of a channel come
-// one at a time; if two ever raced, each would still name the frame it
-// swapped out, and transports check what a client got before they use it.
-func (hc *hubChannel) nextFrame(encoded []byte) *SharedFrame {
-	if hc.count.Load() < followMinSubscribers {
-		if hc.last.Load() != nil {
-			hc.last.Store(nil)
-		}
-		return NewSharedFrame(encoded)
-	}
-	f := newFollowableFrame(encoded)
-	if prev := hc.last.Swap(f); prev != nil {
-		f.follow(prev)
-	}
-	return f
 }
 
 // fanoutTo delivers frame to hc's subscribers. Publications of a channel

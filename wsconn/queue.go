@@ -7,12 +7,21 @@ import (
 
 // outMessage is one data message waiting for the writer.
 type outMessage struct {
-	kind      int  // opText or opBinary, with rsv1Bit if data is compressed
-	droppable bool // SendDropOldest's: may be dropped to make room
+	kind      int32 // opText or opBinary, with rsv1Bit if data is compressed
+	droppable bool  // SendDropOldest's: may be dropped to make room
 	data      []byte
-	// shared is the message data is the alone form of, whose writer may
-	// send its other form instead (SharedMessage); nil for the rest.
-	shared *SharedMessage
+	// forms are the shared forms data is the alone one of, of which the
+	// writer may send the other instead (SharedMessage); nil for the rest.
+	forms *deflateForms
+}
+
+// size is what m counts against the queue's byte cap: what it holds.
+func (m *outMessage) size() int {
+	n := len(m.data)
+	if m.forms != nil {
+		n += len(m.forms.after.b) // made before m was queued (queuedForm)
+	}
+	return n
 }
 
 // sendQueue is what a session still has to write, and the life of its
@@ -68,10 +77,10 @@ func (q *sendQueue) push(m outMessage) (ok, start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	defer q.update()
-	if q.bytes-q.dropBytes+len(m.data) > q.maxBytes {
+	if q.bytes-q.dropBytes+m.size() > q.maxBytes {
 		return false, false
 	}
-	q.dropOldest(len(m.data))
+	q.dropOldest(m.size())
 	q.append(m)
 	return true, q.claimWriter()
 }
@@ -87,20 +96,20 @@ func (q *sendQueue) pushDropOldest(m outMessage) (dropped int, start bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	defer q.update()
-	if q.bytes-q.dropBytes+len(m.data) > q.maxBytes {
+	if q.bytes-q.dropBytes+m.size() > q.maxBytes {
 		q.missed++
 		return 1, q.claimWriter()
 	}
-	dropped = q.dropOldest(len(m.data))
+	dropped = q.dropOldest(m.size())
 	q.append(m)
 	return dropped, q.claimWriter()
 }
 
 func (q *sendQueue) append(m outMessage) {
 	q.items = append(q.items, m)
-	q.bytes += len(m.data)
+	q.bytes += m.size()
 	if m.droppable {
-		q.dropBytes += len(m.data)
+		q.dropBytes += m.size()
 	}
 }
 
@@ -114,8 +123,8 @@ func (q *sendQueue) dropOldest(n int) (dropped int) {
 	kept := q.items[:0]
 	for i, m := range q.items {
 		if m.droppable && q.bytes+n > q.maxBytes {
-			q.bytes -= len(m.data)
-			q.dropBytes -= len(m.data)
+			q.bytes -= m.size()
+			q.dropBytes -= m.size()
 			dropped++
 			continue
 		}

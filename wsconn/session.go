@@ -153,13 +153,8 @@ func (s *Session) Send(kind MessageType, data []byte) error {
 
 // send is Send for a payload ready to frame with op.
 func (s *Session) send(op int, data []byte) error {
-	if s.closingOrDead() {
-		return ErrClosed
-	}
-	if done, err := s.writeNow(op, data, nil); done {
-		return err
-	}
-	return s.enqueue(op, data)
+	_, err := s.sendOut(op, data, nil, false)
+	return err
 }
 
 // Deflates reports whether this session sends a data message of n bytes
@@ -176,34 +171,38 @@ func (s *Session) Deflates(n int) bool { return s.lim.Deflate && n >= s.lim.Defl
 // from any goroutine.
 func (s *Session) SendShared(m *SharedMessage, dropOldest bool) (dropped int, err error) {
 	if !s.Deflates(len(m.data)) {
-		if dropOldest {
-			return s.sendDropOldest(int(m.kind), m.data)
-		}
-		return 0, s.send(int(m.kind), m.data)
+		return s.sendOut(int(m.kind), m.data, nil, dropOldest)
 	}
-	op := int(m.kind) | rsv1Bit
+	return s.sendOut(int(m.kind)|rsv1Bit, nil, m, dropOldest)
+}
+
+// sendOut writes one data message at once if it can (writeNow), or
+// queues it: with dropOldest as SendDropOldest does, else as Send does.
+// A compressed message that is one of shared's forms has data nil.
+func (s *Session) sendOut(op int, data []byte, shared *SharedMessage, dropOldest bool) (dropped int, err error) {
 	if s.closingOrDead() {
 		return 0, ErrClosed
 	}
-	if done, err := s.writeNow(op, nil, m); done {
+	if done, err := s.writeNow(op, data, shared); done {
 		return 0, err
 	}
-	// Queued, it is counted at the size of its alone form, the larger:
-	// which form goes out is known only once it is written.
-	out := outMessage{kind: op, data: m.compressedAlone(), shared: m}
+	m := outMessage{kind: int32(op), data: data}
+	if shared != nil {
+		m = s.queuedForm(op, shared)
+	}
 	if dropOldest {
-		dropped, start := s.queue.pushDropOldest(out)
+		dropped, start := s.queue.pushDropOldest(m)
 		s.startWriter(start)
 		return dropped, nil
 	}
-	return 0, s.enqueueMessage(out)
+	return 0, s.enqueueMessage(m)
 }
 
 // enqueue queues one data message (its opcode, with RSV1 if compressed)
 // for the writer, applying the disconnect slow-consumer policy when the
 // queue is full.
 func (s *Session) enqueue(op int, data []byte) error {
-	return s.enqueueMessage(outMessage{kind: op, data: data})
+	return s.enqueueMessage(outMessage{kind: int32(op), data: data})
 }
 
 // enqueueMessage is enqueue for a message made up.
@@ -235,15 +234,7 @@ func (s *Session) SendDropOldest(kind MessageType, data []byte) (dropped int, er
 
 // sendDropOldest is SendDropOldest for a payload ready to frame with op.
 func (s *Session) sendDropOldest(op int, data []byte) (dropped int, err error) {
-	if s.closingOrDead() {
-		return 0, ErrClosed
-	}
-	if done, err := s.writeNow(op, data, nil); done {
-		return 0, err
-	}
-	dropped, start := s.queue.pushDropOldest(outMessage{kind: op, data: data})
-	s.startWriter(start)
-	return dropped, nil
+	return s.sendOut(op, data, nil, true)
 }
 
 // Reply sends one data message, typically the handler's answer to the

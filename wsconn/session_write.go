@@ -22,7 +22,11 @@ func (s *Session) writeNow(opcode int, payload []byte, shared *SharedMessage) (d
 		return false, nil
 	}
 	if opcode&rsv1Bit != 0 {
-		payload = s.deflatedPayload(payload, shared)
+		var forms *deflateForms
+		if shared != nil {
+			forms = shared.forms
+		}
+		payload = s.deflatedPayload(payload, forms, shared)
 	}
 	buf := getFrameBuf()
 	defer putFrameBuf(buf)
@@ -141,9 +145,9 @@ func (s *Session) flush(spare work) (work, error) {
 		if n == 1 {
 			m := &w.items[i]
 			if m.kind&rsv1Bit != 0 {
-				m.data = s.deflatedPayload(m.data, m.shared)
+				m.data = s.deflatedPayload(m.data, m.forms, nil)
 			}
-			b = appendFrame(b, m.kind, m.data)
+			b = appendFrame(b, int(m.kind), m.data)
 		} else {
 			b = appendJoinedTextFrame(b, w.items[i:i+n])
 		}

@@ -95,8 +95,8 @@ type IdleResult struct {
 	ConnectRate float64 `json:"connect_rate"`
 	SettleS     float64 `json:"settle_s"`
 
-	// DeflateContext: every connection negotiated permessage-deflate
-	// (Deflate, -deflate) with context takeover.
+	// Deflate: the connections offered permessage-deflate (-deflate);
+	// DeflateContext: every one negotiated it with context takeover.
 	Deflate        bool `json:"deflate"`
 	DeflateContext bool `json:"deflate_context"`
 

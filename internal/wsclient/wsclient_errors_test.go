@@ -262,12 +262,16 @@ func TestWritesConcurrentWithPongs(t *testing.T) {
 	done := make(chan struct{})
 	url := serve(t, takeoverAnswer, func(s *wstest.ServerConn, _ *http.Request) {
 		defer close(done)
-		go func() {
+		// The handler's return ends the connection: not before "last"
+		// is written.
+		var pinger sync.WaitGroup
+		defer pinger.Wait()
+		pinger.Go(func() {
 			for i := range n {
 				_ = s.WriteFrame(true, false, wsclient.PingMessage, fmt.Appendf(nil, "ping %d", i))
 			}
 			_ = s.WriteFrame(true, false, wsclient.TextMessage, []byte("last"))
-		}()
+		})
 		for len(msgs) < n || len(pongs) < n {
 			_, op, p, err := s.ReadFrame()
 			if err != nil {

@@ -3,6 +3,7 @@ package wstest
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,24 +61,58 @@ func ReadShortTextFrame(t testing.TB, r *bufio.Reader) string {
 // Concurrency: call it from the test's goroutine (it may call t.Fatal).
 func ReadFrame(t testing.TB, r *bufio.Reader) (b0 byte, payload []byte) {
 	t.Helper()
+	b0, payload, err := readFrame(r, false)
+	if err != nil {
+		t.Fatalf("reading a frame: %v", err)
+	}
+	return b0, payload
+}
+
+// maxTestFrame bounds the payload a test reads, so that a broken length
+// fails the test instead of exhausting its memory.
+const maxTestFrame = 16 << 20
+
+// readFrame reads one frame, which must be masked as a client's or not as
+// a server's, and returns its first byte and its payload, unmasked.
+func readFrame(r *bufio.Reader, masked bool) (b0 byte, payload []byte, err error) {
 	var head [2]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
-		t.Fatalf("reading a frame: %v", err)
+		return 0, nil, err
+	}
+	if (head[1]&0x80 != 0) != masked {
+		return 0, nil, fmt.Errorf("wstest: frame %#x %#x: masked %v, want %v", head[0], head[1], head[1]&0x80 != 0, masked)
 	}
 	n := uint64(head[1] & 0x7F)
 	switch n {
 	case 126:
 		var ext [2]byte
-		_, _ = io.ReadFull(r, ext[:])
+		_, err = io.ReadFull(r, ext[:])
 		n = uint64(binary.BigEndian.Uint16(ext[:]))
 	case 127:
 		var ext [8]byte
-		_, _ = io.ReadFull(r, ext[:])
+		_, err = io.ReadFull(r, ext[:])
 		n = binary.BigEndian.Uint64(ext[:])
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if n > maxTestFrame {
+		return 0, nil, fmt.Errorf("wstest: a %d-byte frame", n)
+	}
+	var key [4]byte
+	if masked {
+		if _, err := io.ReadFull(r, key[:]); err != nil {
+			return 0, nil, err
+		}
 	}
 	payload = make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {
-		t.Fatalf("reading a payload of %d: %v", n, err)
+		return 0, nil, err
 	}
-	return head[0], payload
+	if masked {
+		for i := range payload {
+			payload[i] ^= key[i%4]
+		}
+	}
+	return head[0], payload, nil
 }

@@ -33,9 +33,11 @@ func Relay(t testing.TB, target string, count func(first []byte) *atomic.Int64) 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var open []net.Conn
+	closed := false // under mu: connections accepted from now on are closed at once
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
+		closed = true
 		for _, c := range open {
 			c.Close()
 		}
@@ -55,6 +57,12 @@ func Relay(t testing.TB, target string, count func(first []byte) *atomic.Int64) 
 				continue
 			}
 			mu.Lock()
+			if closed {
+				mu.Unlock()
+				in.Close()
+				out.Close()
+				return
+			}
 			open = append(open, in, out)
 			mu.Unlock()
 			// The client speaks first, so its connection's counter is

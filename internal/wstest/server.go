@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -128,42 +126,11 @@ func (s *ServerConn) WriteMessage(kind int, msg []byte) error {
 // ReadFrame reads and unmasks one client frame; an unmasked one is an
 // error.
 func (s *ServerConn) ReadFrame() (fin bool, opcode byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(s.R, h[:]); err != nil {
-		return false, 0, nil, err
-	}
-	if h[1]&0x80 == 0 {
-		return false, 0, nil, errors.New("wstest: an unmasked client frame")
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		_, err = io.ReadFull(s.R, b[:])
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		_, err = io.ReadFull(s.R, b[:])
-		n = binary.BigEndian.Uint64(b[:])
-	}
+	b0, payload, err := readFrame(s.R, true)
 	if err != nil {
 		return false, 0, nil, err
 	}
-	if n > 16<<20 {
-		return false, 0, nil, fmt.Errorf("wstest: a %d-byte client frame", n)
-	}
-	var key [4]byte
-	if _, err := io.ReadFull(s.R, key[:]); err != nil {
-		return false, 0, nil, err
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(s.R, payload); err != nil {
-		return false, 0, nil, err
-	}
-	for i := range payload {
-		payload[i] ^= key[i%4]
-	}
-	return h[0]&0x80 != 0, h[0] & 0x0f, payload, nil
+	return b0&0x80 != 0, b0 & 0x0f, payload, nil
 }
 
 // ErrClientClosed: ReadMessage met the client's close frame.
