@@ -170,3 +170,26 @@ func TestFollowingFormIsSmaller(t *testing.T) {
 		t.Fatal("kept the previous message once no longer needed")
 	}
 }
+
+// What a queue holds of a shared message is its compressed bytes, charged
+// at what they are: nothing of the plain data, and no forms at all for a
+// session that cannot follow messages.
+func TestQueuedSharedMessageHoldsOnlyCompressedBytes(t *testing.T) {
+	m := NewSharedMessage(TextMessage, chatJSON(2000), 2, 1, chatJSON(1999))
+	plainOnly := &Session{lim: &Limits{Deflate: true}}
+	if out := plainOnly.queuedForm(opText|rsv1Bit, m); out.forms != nil || !bytes.Equal(out.data, m.compressedAlone()) || out.size() != len(out.data) {
+		t.Fatalf("without context: forms %v, %d bytes charged", out.forms != nil, out.size())
+	}
+	following := &Session{lim: &Limits{Deflate: true, DeflateContext: true}}
+	out := following.queuedForm(opText|rsv1Bit, m)
+	if out.forms != m.forms || out.size() != len(m.compressedAlone())+len(m.compressedAfter()) {
+		t.Fatalf("with context: %d bytes charged, forms %d + %d", out.size(), len(m.compressedAlone()), len(m.compressedAfter()))
+	}
+	if m.prev != nil {
+		t.Fatal("the previous message is kept once both forms are made")
+	}
+	alone := NewSharedMessage(TextMessage, chatJSON(2000), 0, 0, nil)
+	if out := following.queuedForm(opText|rsv1Bit, alone); out.forms != nil {
+		t.Fatal("a message nothing follows and that follows nothing kept its forms")
+	}
+}
