@@ -32,7 +32,6 @@ type SharedFrame struct {
 // frame follows nothing and nothing will follow it.
 func NewSharedFrame(data []byte) *SharedFrame { return &SharedFrame{Data: data} }
 
-
 // ID identifies a channel's publication among every frame of the
 // process; it is 0 for a frame that nothing follows (a reply, a join).
 func (f *SharedFrame) ID() uint64 { return f.id }
