@@ -7,6 +7,8 @@
 #   bench/run-live.sh [-r ROUNDS] [-d DURATION] [-w WARMUP] [-s SIZE]
 #                     [-L "VIEWERSxSENDERSxRATE ..."] [-p PRIO_SENDERS]
 #                     [-P PRIO_RATE] [-T "duplex duplex-off centrifugo nats2"]
+#                     (also duplex-deflate: duplex with -deflate, viewers
+#                     negotiating permessage-deflate as browsers do)
 #                     [-o OUTDIR]
 #
 # For every load VIEWERSxSENDERSxRATE (default "5000x100x5 1000x20x2") and
@@ -65,7 +67,7 @@ for l in $LOADS; do
 	[[ $l =~ ^[0-9]+x[0-9]+x[0-9.]+$ ]] || { echo "bad load $l (want VIEWERSxSENDERSxRATE)" >&2; exit 2; }
 done
 for t in $TARGETS; do
-	[[ $t =~ ^(duplex|duplex-off|centrifugo|nats2)$ ]] || { echo "bad target $t" >&2; exit 2; }
+	[[ $t =~ ^(duplex|duplex-deflate|duplex-off|centrifugo|nats2)$ ]] || { echo "bad target $t" >&2; exit 2; }
 done
 
 DUPLEX_PORT=${DUPLEX_PORT:-9031}
@@ -124,7 +126,7 @@ start() {
 	local name=$1 base=$2
 	PIDS_ARG=""
 	case $name in
-	duplex) start_duplex "$DUPLEX_PORT" "$base.server.log" "$LIVE_NS"; URLS=ws://127.0.0.1:$DUPLEX_PORT/realtime ;;
+	duplex | duplex-deflate) start_duplex "$DUPLEX_PORT" "$base.server.log" "$LIVE_NS"; URLS=ws://127.0.0.1:$DUPLEX_PORT/realtime ;;
 	duplex-off) start_duplex "$DUPLEX_PORT" "$base.server.log" "$LIVE_NS,\"flow_tick\":\"0s\""; URLS=ws://127.0.0.1:$DUPLEX_PORT/realtime ;;
 	nats2)
 		start_nats "$base.nats.log"
@@ -147,7 +149,7 @@ start() {
 }
 
 TSV=$OUT/live.tsv
-printf 'load\tround\ttarget\tcores\tcores_all\trss_kb\tdeliv_per_viewer_s\tp50_ms\tp99_ms\town_min\tprio_min\tfair_min\tfair_max\troom_s\tshown_s\tmissed\tdisconnects\taccepted\trejected\n' >"$TSV"
+printf 'load\tround\ttarget\tcores\tcores_all\trss_kb\tdeliv_per_viewer_s\tp50_ms\tp99_ms\town_min\tprio_min\tfair_min\tfair_max\troom_s\tshown_s\tmissed\tdisconnects\taccepted\trejected\twire_b_per_conn_s\n' >"$TSV"
 echo "== live: loads [$LOADS] x $ROUNDS rounds x [$TARGETS], $SIZE-byte comments, $PRIO priority publishers x $PRIORATE/s, warmup $WARMUP, duration $DURATION"
 for l in $LOADS; do
 	IFS=x read -r viewers senders rate <<<"$l"
@@ -159,9 +161,10 @@ for l in $LOADS; do
 			[[ $name == centrifugo ]] && target=centrifugo
 			extra=()
 			[[ -n $PIDS_ARG ]] && extra=(-pids "$PIDS_ARG")
+			# shellcheck disable=SC2046 # deflate_args: no flag or one word
 			LOAD_AGAINST=$name run_load "$base.json" "$base.load.log" live -target "$target" -url "$URLS" \
 				-api-key "$KEY" -viewers "$viewers" -senders "$senders" -rate "$rate" -prio-senders "$PRIO" -prio-rate "$PRIORATE" \
-				-size "$SIZE" -warmup "$WARMUP" -duration "$DURATION" -server-pid "$PID1" "${extra[@]}"
+				-size "$SIZE" -warmup "$WARMUP" -duration "$DURATION" -server-pid "$PID1" "${extra[@]}" $(deflate_args "$name")
 			stop_all
 			jq -r --arg l "$l" --arg r "$round" --arg n "$name" \
 				'[$l, $r, $n, (.server.cores // 0 | . * 100 | round / 100),
@@ -170,7 +173,8 @@ for l in $LOADS; do
 				  (.latency_us.p50 / 1000 | round), (.latency_us.p99 / 1000 | round),
 				  (.own_share_min * 1000 | round / 10), (.prio_delivered_min * 1000 | round / 10),
 				  (.fair_share_min * 100 | round / 100), (.fair_share_max * 100 | round / 100),
-				  (.room_per_s | round), (.shown_per_s | round), .missed, .disconnects, .accepted, .rejected] | @tsv' "$base.json" |
+				  (.room_per_s | round), (.shown_per_s | round), .missed, .disconnects, .accepted, .rejected,
+				  (.wire_bytes_per_conn_per_s // 0 | round)] | @tsv' "$base.json" |
 				tee -a "$TSV"
 			sleep 1
 		done
@@ -179,14 +183,14 @@ done
 
 echo
 echo "== medians over $ROUNDS round(s) (cores: server, or node 1; cores_all adds node 2 and NATS)"
-printf '%-14s %-11s %6s %9s %9s %10s %7s %7s %7s %7s %9s %6s\n' load target cores cores_all rss_kB deliv/v/s p50_ms p99_ms own_% prio_% fair disc
+printf '%-14s %-14s %6s %9s %9s %10s %7s %7s %7s %7s %9s %6s %9s\n' load target cores cores_all rss_kB deliv/v/s p50_ms p99_ms own_% prio_% fair disc wire_B/c/s
 for l in $LOADS; do
 	for name in $TARGETS; do
 		cond="\$1 == \"$l\" && \$3 == \"$name\""
-		printf '%-14s %-11s %6s %9s %9s %10s %7s %7s %7s %7s %4s-%-4s %6s\n' "$l" "$name" \
+		printf '%-14s %-14s %6s %9s %9s %10s %7s %7s %7s %7s %4s-%-4s %6s %9s\n' "$l" "$name" \
 			"$(median "$TSV" 4 "$cond")" "$(median "$TSV" 5 "$cond")" "$(median "$TSV" 6 "$cond")" "$(median "$TSV" 7 "$cond")" \
 			"$(median "$TSV" 8 "$cond")" "$(median "$TSV" 9 "$cond")" "$(median "$TSV" 10 "$cond")" "$(median "$TSV" 11 "$cond")" \
-			"$(median "$TSV" 12 "$cond")" "$(median "$TSV" 13 "$cond")" "$(sum_col "$TSV" 17 "$cond")"
+			"$(median "$TSV" 12 "$cond")" "$(median "$TSV" 13 "$cond")" "$(sum_col "$TSV" 17 "$cond")" "$(median "$TSV" 20 "$cond")"
 	done
 done
 echo

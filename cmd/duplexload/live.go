@@ -387,8 +387,12 @@ func runLive(ctx context.Context, cfg liveConfig) (RoomResult, error) {
 		cpu0[i], _ = readProcCPU(p.PID)
 	}
 	self0 := selfcpu.Used()
+	wire0 := wireBytesRead.Load()
 	sleepUntil(ctx, end)
 	window := time.Since(measureStart)
+	if open := res.ViewersOpen + res.SendersOpen; open > 0 {
+		res.WireBytesPerConnPerS = float64(wireBytesRead.Load()-wire0) / float64(open) / window.Seconds()
+	}
 	for i, p := range procs {
 		cpu1, err := readProcCPU(p.PID)
 		if err != nil {

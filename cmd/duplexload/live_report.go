@@ -45,6 +45,10 @@ type RoomResult struct {
 	// DeflateContext: every viewer negotiated permessage-deflate with
 	// context takeover (senders never do, see -deflate).
 	DeflateContext bool `json:"deflate_context"`
+	// WireBytesPerConnPerS: what the connections read off their sockets
+	// in the window (frame headers and compressed payloads as they are),
+	// per open connection per second: a viewer's bandwidth.
+	WireBytesPerConnPerS float64 `json:"wire_bytes_per_conn_per_s"`
 
 	// Accepted: sender publishes answered with success; Rejected: with
 	// an error (e.g. rate_limited). PrioAccepted: priority comments the
@@ -199,6 +203,7 @@ func writeLiveReport(w io.Writer, r RoomResult, asJSON bool) error {
 	if r.Deflate {
 		p("deflate    permessage-deflate; viewers with context takeover %v\n", r.DeflateContext)
 	}
+	p("wire       %.0f bytes read per connection per second\n", r.WireBytesPerConnPerS)
 	p("comments   %d accepted, %d refused, %d priority accepted (%d errors): %.1f/s\n",
 		r.Accepted, r.Rejected, r.PrioAccepted, r.PrioErrors, r.CommentsPerS)
 	p("window     %.2fs after %.2fs warmup, grace %.1fs", r.DurationS, r.WarmupS, r.GraceS)

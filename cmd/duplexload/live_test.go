@@ -115,7 +115,7 @@ func TestLiveDeflateAgainstTheRealServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Deflate || !res.DeflateContext || res.Disconnects != 0 || res.OwnShareMin != 1 || res.PrioDeliveredMin != 1 || res.DeliveriesPerViewerPerS < 90 {
+	if !res.Deflate || !res.DeflateContext || res.WireBytesPerConnPerS <= 0 || res.Disconnects != 0 || res.OwnShareMin != 1 || res.PrioDeliveredMin != 1 || res.DeliveriesPerViewerPerS < 90 {
 		t.Fatalf("%+v", res)
 	}
 }
