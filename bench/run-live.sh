@@ -58,7 +58,7 @@ while getopts "r:d:w:s:L:p:P:T:o:h" opt; do
 	P) PRIORATE=$OPTARG ;;
 	T) TARGETS=$OPTARG ;;
 	o) OUT=$OPTARG ;;
-	h) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	h) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) exit 2 ;;
 	esac
 done
