@@ -28,6 +28,8 @@ const (
 	noDeflate        deflateMode = iota // declined, or not offered
 	deflateAlone                        // every message compressed on its own
 	deflateFollowing                    // the server kept its context
+
+	deflateModes = iota // how many there are
 )
 
 // deflateExtension is the extension's name in Sec-WebSocket-Extensions.

@@ -201,10 +201,12 @@ func IsUpgrade(c *fiber.Ctx) bool { return websocket.IsWebSocketUpgrade(c) }
 func WebSocket(reg *wsconn.Registry, lim wsconn.Limits, open Opener, log *slog.Logger) fiber.Handler {
 	// The sessions share their limits (Serve keeps the pointer), one per
 	// deflateMode.
-	modeLim := [...]wsconn.Limits{noDeflate: lim, deflateAlone: lim, deflateFollowing: lim}
-	modeLim[noDeflate].Deflate, modeLim[noDeflate].DeflateContext = false, false
-	modeLim[deflateAlone].Deflate, modeLim[deflateAlone].DeflateContext = true, false
-	modeLim[deflateFollowing].Deflate, modeLim[deflateFollowing].DeflateContext = true, true
+	var modeLim [deflateModes]wsconn.Limits
+	for mode := range modeLim {
+		modeLim[mode] = lim
+		modeLim[mode].Deflate = deflateMode(mode) != noDeflate
+		modeLim[mode].DeflateContext = deflateMode(mode) == deflateFollowing
+	}
 	upgrade := websocket.New(func(conn *websocket.Conn) {
 		// Nothing has read the connection yet: the session must be first,
 		// since it owns every byte the client sends after the handshake.
